@@ -1,0 +1,24 @@
+//! The vocabulary of Tijori: money, ids, time, roles, rejections and the
+//! records with their state machines. Pure values and rules: no I/O, no tokio,
+//! no storage, no HTTP, so that every rule here can be tested exhaustively.
+
+pub mod ids;
+pub mod ledger;
+pub mod money;
+pub mod records;
+pub mod rejection;
+pub mod role;
+pub mod secret;
+pub mod time;
+
+pub use ids::{EventId, PaymentId, PayoutId, UserId};
+pub use ledger::{EntryKind, LedgerEntry, Wallet};
+pub use money::{Currency, Money};
+pub use records::{
+    Beneficiary, EventType, OutboxEvent, Payment, PaymentStatus, Payout, PayoutMode,
+    PayoutStatus, User, UserStatus,
+};
+pub use rejection::Rejection;
+pub use role::Role;
+pub use secret::Secret;
+pub use time::Timestamp;

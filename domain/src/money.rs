@@ -1,0 +1,259 @@
+//! Exact money. An amount is a whole number of paise in a `u64`, so it can
+//! never be negative and never passes through a float. Parsing and rendering
+//! go through `rust_decimal` so that `12.34`, `"12.34"` and `1.2e1` are read
+//! exactly and written back as the shortest exact JSON number.
+
+use crate::Rejection;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// Paise in one rupee.
+const SCALE: u64 = 100;
+
+/// A non-negative amount of money in paise. Arithmetic is checked only:
+/// there is deliberately no `impl Add`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(u64);
+
+impl Money {
+    pub const ZERO: Money = Money(0);
+
+    pub const fn from_paise(paise: u64) -> Money {
+        Money(paise)
+    }
+
+    /// Whole rupees; `None` if it would overflow.
+    pub const fn from_rupees(rupees: u64) -> Option<Money> {
+        match rupees.checked_mul(SCALE) {
+            Some(p) => Some(Money(p)),
+            None => None,
+        }
+    }
+
+    pub const fn paise(self) -> u64 {
+        self.0
+    }
+
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0.checked_add(other.0).map(Money)
+    }
+
+    /// `None` when the result would be negative.
+    pub fn checked_sub(self, other: Money) -> Option<Money> {
+        self.0.checked_sub(other.0).map(Money)
+    }
+
+    /// Basis points of this amount, rounded half-up to the paisa.
+    pub fn bps_half_up(self, bps: u32) -> Money {
+        let scaled = u128::from(self.0) * u128::from(bps) + 5_000;
+        // bps ≤ u32::MAX and the amount ≤ u64::MAX, so the quotient fits
+        // unless bps > 10_000 on an amount near u64::MAX; saturate then.
+        Money(u64::try_from(scaled / 10_000).unwrap_or(u64::MAX))
+    }
+
+    pub fn to_decimal(self) -> Decimal {
+        // u64 paise always fit in a Decimal's 96-bit mantissa.
+        Decimal::from_i128_with_scale(i128::from(self.0), 2).normalize()
+    }
+
+    /// Parses a decimal string such as `"5000"`, `"12.34"` or `"1.5e3"`.
+    /// Rejects negatives, zero, more than two fraction digits and overflow.
+    pub fn parse_amount(text: &str) -> Result<Money, Rejection> {
+        let bad = |why: &str| Rejection::InvalidAmount(why.to_owned());
+        let text = text.trim();
+        if text.is_empty() || text.len() > 40 {
+            return Err(bad("amount must be a decimal number"));
+        }
+        let parsed = if text.contains(['e', 'E']) {
+            Decimal::from_scientific(text)
+        } else {
+            Decimal::from_str_exact(text)
+        };
+        let value = parsed.map_err(|_| bad("amount must be a decimal number"))?;
+        let value = value.normalize();
+        if value.is_sign_negative() || value.is_zero() {
+            return Err(bad("amount must be greater than zero"));
+        }
+        if value.scale() > 2 {
+            return Err(bad("amount may have at most 2 decimal places"));
+        }
+        let paise = value
+            .checked_mul(Decimal::from(SCALE))
+            .and_then(|p| u64::try_from(p.normalize().mantissa()).ok())
+            .ok_or_else(|| bad("amount is too large"))?;
+        Ok(Money(paise))
+    }
+
+    /// Reads an amount from a JSON value: a number (read from its exact text,
+    /// which needs serde_json's `arbitrary_precision`) or a string.
+    pub fn from_json(value: &serde_json::Value) -> Result<Money, Rejection> {
+        match value {
+            serde_json::Value::Number(n) => Money::parse_amount(n.as_str()),
+            serde_json::Value::String(s) => Money::parse_amount(s),
+            _ => Err(Rejection::InvalidAmount(
+                "amount must be a number or a decimal string".to_owned(),
+            )),
+        }
+    }
+
+    /// The exact JSON number for this amount: `5000`, `5000.5`, `12.34`.
+    pub fn to_json_number(self) -> serde_json::Number {
+        let text = self.to_string();
+        // A normalised Decimal always renders as a valid JSON number.
+        serde_json::Number::from_str(&text).unwrap_or_else(|_| serde_json::Number::from(0u8))
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.to_decimal(), f)
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json_number().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        match &value {
+            // Stored balances may be zero, which `parse_amount` refuses.
+            serde_json::Value::Number(n) if n.as_str() == "0" => Ok(Money::ZERO),
+            _ => Money::from_json(&value).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Currencies Tijori settles in. Only INR is enabled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Currency {
+    #[default]
+    #[serde(rename = "INR")]
+    Inr,
+}
+
+impl Currency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Currency::Inr => "INR",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Currency, Rejection> {
+        match text {
+            "INR" => Ok(Currency::Inr),
+            _ => Err(Rejection::UnsupportedCurrency),
+        }
+    }
+}
+
+/// Inclusive per-transaction bounds on an amount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmountLimits {
+    pub min: Money,
+    pub max: Money,
+}
+
+impl Default for AmountLimits {
+    fn default() -> Self {
+        AmountLimits {
+            min: Money::from_paise(100),
+            max: Money::from_paise(100_000_000),
+        }
+    }
+}
+
+impl AmountLimits {
+    pub fn check(&self, amount: Money) -> Result<(), Rejection> {
+        if amount < self.min || amount > self.max {
+            return Err(Rejection::InvalidAmount(format!(
+                "amount must be between {} and {}",
+                self.min, self.max
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> u64 {
+        match Money::parse_amount(text) {
+            Ok(m) => m.paise(),
+            Err(e) => panic!("{text}: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_exactly() {
+        assert_eq!(ok("5000"), 500_000);
+        assert_eq!(ok("12.34"), 1_234);
+        assert_eq!(ok("0.01"), 1);
+        assert_eq!(ok("5000.50"), 500_050);
+        assert_eq!(ok("1.5e3"), 150_000);
+        assert_eq!(ok("1E2"), 10_000);
+        assert_eq!(ok("10.100"), 1_010);
+    }
+
+    #[test]
+    fn refuses_bad_amounts() {
+        for text in ["0", "-1", "0.001", "1.234", "abc", "", "1e-3", "NaN", "1e40", "0.00"] {
+            assert!(Money::parse_amount(text).is_err(), "{text} accepted");
+        }
+    }
+
+    #[test]
+    fn renders_shortest_exact_number() {
+        assert_eq!(Money::from_paise(500_000).to_string(), "5000");
+        assert_eq!(Money::from_paise(500_050).to_string(), "5000.5");
+        assert_eq!(Money::from_paise(1_234).to_string(), "12.34");
+        assert_eq!(Money::ZERO.to_string(), "0");
+        let json = serde_json::to_string(&Money::from_paise(1)).unwrap_or_default();
+        assert_eq!(json, "0.01");
+    }
+
+    #[test]
+    fn json_round_trip_number_and_string() {
+        for (text, paise) in [("12.34", 1_234), ("\"12.34\"", 1_234), ("7", 700)] {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+            assert_eq!(Money::from_json(&value).map(Money::paise), Ok(paise));
+        }
+        let back: Money = serde_json::from_str("0").unwrap_or(Money::from_paise(9));
+        assert_eq!(back, Money::ZERO);
+    }
+
+    #[test]
+    fn bps_rounds_half_up_to_the_paisa() {
+        // 2.5% of 0.10 is 0.0025 -> 0.00; 2.5% of 0.20 is 0.005 -> 0.01.
+        assert_eq!(Money::from_paise(10).bps_half_up(250), Money::ZERO);
+        assert_eq!(Money::from_paise(20).bps_half_up(250), Money::from_paise(1));
+        assert_eq!(Money::from_paise(500_000).bps_half_up(199), Money::from_paise(9_950));
+        assert_eq!(Money::from_paise(u64::MAX).bps_half_up(0), Money::ZERO);
+    }
+
+    #[test]
+    fn checked_arithmetic_never_goes_negative() {
+        assert_eq!(Money::from_paise(1).checked_sub(Money::from_paise(2)), None);
+        assert_eq!(Money::from_paise(u64::MAX).checked_add(Money::from_paise(1)), None);
+    }
+
+    #[test]
+    fn limits_are_inclusive() {
+        let limits = AmountLimits::default();
+        assert!(limits.check(Money::from_paise(100)).is_ok());
+        assert!(limits.check(Money::from_paise(99)).is_err());
+        assert!(limits.check(Money::from_paise(100_000_000)).is_ok());
+        assert!(limits.check(Money::from_paise(100_000_001)).is_err());
+    }
+}

@@ -1,0 +1,352 @@
+//! The records Tijori stores and their state machines. A payment or payout is
+//! created `pending` and makes exactly one terminal transition; the
+//! transition functions are the only way to change a status.
+
+use crate::{Currency, EventId, Money, PaymentId, PayoutId, Rejection, Role, Secret, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Pending,
+    Completed,
+    Failed,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Completed => "completed",
+            PaymentStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PaymentStatus> {
+        [PaymentStatus::Pending, PaymentStatus::Completed, PaymentStatus::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutStatus {
+    Pending,
+    Processed,
+    Rejected,
+}
+
+impl PayoutStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayoutStatus::Pending => "pending",
+            PayoutStatus::Processed => "processed",
+            PayoutStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PayoutStatus> {
+        [PayoutStatus::Pending, PayoutStatus::Processed, PayoutStatus::Rejected]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PayoutMode {
+    #[default]
+    #[serde(rename = "IMPS")]
+    Imps,
+    #[serde(rename = "NEFT")]
+    Neft,
+    #[serde(rename = "RTGS")]
+    Rtgs,
+    #[serde(rename = "UPI")]
+    Upi,
+}
+
+impl PayoutMode {
+    pub fn parse(text: &str) -> Option<PayoutMode> {
+        match text {
+            "IMPS" => Some(PayoutMode::Imps),
+            "NEFT" => Some(PayoutMode::Neft),
+            "RTGS" => Some(PayoutMode::Rtgs),
+            "UPI" => Some(PayoutMode::Upi),
+            _ => None,
+        }
+    }
+}
+
+/// A pay-in order. `fee` and `net_amount` are fixed when it is created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub id: PaymentId,
+    pub order_id: String,
+    pub merchant_id: UserId,
+    pub created_by: UserId,
+    pub amount: Money,
+    pub fee: Money,
+    pub net_amount: Money,
+    pub currency: Currency,
+    pub status: PaymentStatus,
+    pub payer: String,
+    pub payer_email: Option<String>,
+    pub payer_phone: Option<String>,
+    pub payer_vpa: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Option<Value>,
+    pub failure_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+}
+
+impl Payment {
+    /// The one terminal transition. `to` must be `Completed` or `Failed`.
+    pub fn settle(
+        &mut self,
+        to: PaymentStatus,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        if self.status != PaymentStatus::Pending || to == PaymentStatus::Pending {
+            return Err(Rejection::InvalidStatusTransition {
+                from: self.status.as_str(),
+                to: to.as_str().to_owned(),
+            });
+        }
+        self.status = to;
+        self.updated_at = now;
+        match to {
+            PaymentStatus::Completed => self.completed_at = Some(now),
+            _ => self.failure_reason = reason.or_else(|| Some("declined".to_owned())),
+        }
+        Ok(())
+    }
+
+    /// The webhook payload of SPEC §7 for this payment's current status.
+    pub fn event_payload(&self, id: EventId, event: EventType, now: Timestamp) -> Value {
+        json!({
+            "id": id, "event": event.as_str(), "transaction_id": self.id,
+            "order_id": self.order_id, "amount": self.amount, "currency": self.currency,
+            "status": self.status.as_str(), "payer": self.payer,
+            "fee": self.fee, "net_amount": self.net_amount,
+            "failure_reason": self.failure_reason, "timestamp": now,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Beneficiary {
+    pub name: String,
+    pub account_number: String,
+    pub ifsc: String,
+}
+
+impl Beneficiary {
+    /// The account number as shown to API callers: all but the last 4 masked.
+    pub fn masked_account(&self) -> String {
+        let chars: Vec<char> = self.account_number.chars().collect();
+        let keep = chars.len().saturating_sub(4);
+        chars
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i < keep { 'X' } else { *c })
+            .collect()
+    }
+}
+
+/// A payout. While `pending`, `amount + fee` is held in the wallet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payout {
+    pub id: PayoutId,
+    pub reference_id: Option<String>,
+    pub merchant_id: UserId,
+    pub created_by: UserId,
+    pub amount: Money,
+    pub fee: Money,
+    pub currency: Currency,
+    pub status: PayoutStatus,
+    pub beneficiary: Beneficiary,
+    pub mode: PayoutMode,
+    pub purpose: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub processed_at: Option<Timestamp>,
+}
+
+impl Payout {
+    /// What is held for this payout: amount + fee.
+    pub fn hold(&self) -> Option<Money> {
+        self.amount.checked_add(self.fee)
+    }
+
+    /// The one terminal transition. `to` must be `Processed` or `Rejected`.
+    pub fn settle(
+        &mut self,
+        to: PayoutStatus,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        if self.status != PayoutStatus::Pending || to == PayoutStatus::Pending {
+            return Err(Rejection::InvalidStatusTransition {
+                from: self.status.as_str(),
+                to: to.as_str().to_owned(),
+            });
+        }
+        self.status = to;
+        self.updated_at = now;
+        self.reason = reason;
+        if to == PayoutStatus::Processed {
+            self.processed_at = Some(now);
+        }
+        Ok(())
+    }
+
+    pub fn event_payload(&self, id: EventId, event: EventType, now: Timestamp) -> Value {
+        json!({
+            "id": id, "event": event.as_str(), "payout_id": self.id,
+            "reference_id": self.reference_id, "amount": self.amount, "fee": self.fee,
+            "currency": self.currency, "status": self.status.as_str(),
+            "beneficiary_name": self.beneficiary.name, "reason": self.reason,
+            "timestamp": now,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    Active,
+    Suspended,
+}
+
+/// A user of any role. A merchant's `merchant_id` is its own id; an
+/// api_user's is its merchant's. Fees and limits matter on merchants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    pub email: Option<String>,
+    pub role: Role,
+    pub status: UserStatus,
+    pub parent_id: Option<UserId>,
+    pub merchant_id: Option<UserId>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Secret,
+    pub rate_limit_per_min: u32,
+    pub payin_fee_bps: u32,
+    pub payout_fee: Money,
+    /// SHA-256 of the current API key, hex; the key itself is never stored.
+    pub key_hash: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "payment.completed")]
+    PaymentCompleted,
+    #[serde(rename = "payment.failed")]
+    PaymentFailed,
+    #[serde(rename = "payout.processed")]
+    PayoutProcessed,
+    #[serde(rename = "payout.rejected")]
+    PayoutRejected,
+    #[serde(rename = "user.created")]
+    UserCreated,
+    #[serde(rename = "user.suspended")]
+    UserSuspended,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::PaymentCompleted => "payment.completed",
+            EventType::PaymentFailed => "payment.failed",
+            EventType::PayoutProcessed => "payout.processed",
+            EventType::PayoutRejected => "payout.rejected",
+            EventType::UserCreated => "user.created",
+            EventType::UserSuspended => "user.suspended",
+        }
+    }
+}
+
+/// A webhook event, written to the outbox in the same batch as the change
+/// that caused it. `recipients` are the users whose webhook URLs receive it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEvent {
+    pub id: EventId,
+    pub event: EventType,
+    pub recipients: Vec<UserId>,
+    pub payload: Value,
+    pub created_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment() -> Payment {
+        let now = Timestamp::from_unix_ms(1);
+        Payment {
+            id: PaymentId::new(),
+            order_id: "o-1".into(),
+            merchant_id: UserId::new(),
+            created_by: UserId::new(),
+            amount: Money::from_paise(500_000),
+            fee: Money::ZERO,
+            net_amount: Money::from_paise(500_000),
+            currency: Currency::Inr,
+            status: PaymentStatus::Pending,
+            payer: "Jane Smith".into(),
+            payer_email: None,
+            payer_phone: None,
+            payer_vpa: None,
+            description: None,
+            metadata: None,
+            failure_reason: None,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+        }
+    }
+
+    #[test]
+    fn payment_has_exactly_one_terminal_transition() {
+        for first in [PaymentStatus::Completed, PaymentStatus::Failed] {
+            let mut p = payment();
+            assert!(p.settle(PaymentStatus::Pending, None, Timestamp::now()).is_err());
+            p.settle(first, None, Timestamp::now()).unwrap();
+            for again in [PaymentStatus::Pending, PaymentStatus::Completed, PaymentStatus::Failed] {
+                let before = p.clone();
+                assert!(p.settle(again, None, Timestamp::now()).is_err());
+                assert_eq!(p, before);
+            }
+        }
+    }
+
+    #[test]
+    fn payload_matches_the_seed() {
+        let mut p = payment();
+        p.settle(PaymentStatus::Completed, None, Timestamp::from_unix_ms(2)).unwrap();
+        let v = p.event_payload(EventId::new(), EventType::PaymentCompleted, Timestamp::from_unix_ms(2));
+        assert_eq!(v["event"], "payment.completed");
+        assert_eq!(v["amount"].to_string(), "5000");
+        assert_eq!(v["currency"], "INR");
+        assert_eq!(v["status"], "completed");
+        assert_eq!(v["payer"], "Jane Smith");
+        assert_eq!(v["timestamp"], "1970-01-01T00:00:00.002Z");
+    }
+
+    #[test]
+    fn account_numbers_are_masked_but_the_last_four() {
+        let b = Beneficiary { name: "A".into(), account_number: "123456789012".into(), ifsc: "X".into() };
+        assert_eq!(b.masked_account(), "XXXXXXXX9012");
+        let short = Beneficiary { account_number: "12".into(), ..b };
+        assert_eq!(short.masked_account(), "12");
+    }
+}
