@@ -1,1 +1,17 @@
-//! actors
+//! The money core's concurrency: one supervised ractor actor per merchant
+//! wallet serialises that wallet's balance changes; a sharded registry finds
+//! (or spawns) it; the sandbox connector settles pending transactions.
+//!
+//! The only way in is `WalletHandle` (and `Core`, which owns it): the HTTP
+//! layer calls its methods and never builds an actor message itself.
+
+mod config;
+mod connector;
+mod core;
+mod registry;
+pub mod wallet;
+
+pub use crate::core::Core;
+pub use config::CoreConfig;
+pub use wallet::handle::{Created, WalletHandle};
+pub use wallet::messages::{Idempotency, NewPayin, NewPayout};

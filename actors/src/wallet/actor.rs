@@ -1,0 +1,488 @@
+//! The wallet actor: owns one merchant's `Wallet` in memory and is the only
+//! writer of its balance, ledger, payments and payouts. Each command is
+//! validated against in-memory state, becomes ONE write set (record + ledger
+//! entries + indexes + idempotency row + outbox row), and is handed to the
+//! group committer. The actor replies with the write's ticket and moves on
+//! to its next message without waiting for the fsync (pipelining); the
+//! caller waits for the ticket. Its own in-flight writes are visible to it
+//! through an `Overlay`.
+
+use super::messages::{NewPayin, NewPayout, Reply, WalletMsg};
+use crate::registry::SupervisorMsg;
+use crate::CoreConfig;
+use domain::ledger::Movement;
+use domain::money::AmountLimits;
+use domain::{
+    Currency, EntryKind, EventId, EventType, LedgerEntry, Money, OutboxEvent, Payment, PaymentId,
+    PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, Role, Timestamp, User, UserId, Wallet,
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use storage::keys::{self, IndexTag, UniqueKind};
+use storage::{IdempotencyRecord, Overlay, PendingKind, Space, Store, StorageError, WriteSet};
+
+pub(crate) struct WalletActor;
+
+pub(crate) struct WalletArgs {
+    pub merchant: UserId,
+    pub store: Store,
+    pub config: Arc<CoreConfig>,
+    pub supervisor: ActorRef<SupervisorMsg>,
+}
+
+/// The fee schedule and limits of the merchant, from its user record.
+#[derive(Clone, Debug)]
+struct Settings {
+    payin_fee_bps: u32,
+    payout_fee: Money,
+    limits: AmountLimits,
+}
+
+pub(crate) struct WalletState {
+    merchant: UserId,
+    wallet: Wallet,
+    settings: Settings,
+    overlay: Overlay,
+    store: Store,
+    config: Arc<CoreConfig>,
+    supervisor: ActorRef<SupervisorMsg>,
+    last_active: Instant,
+    idle_timer: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn settings_of(user: &User, config: &CoreConfig) -> Result<Settings, Rejection> {
+    if user.role != Role::Merchant {
+        return Err(Rejection::NotFound);
+    }
+    Ok(Settings {
+        payin_fee_bps: user.payin_fee_bps.min(10_000),
+        payout_fee: user.payout_fee,
+        limits: config.amount_limits,
+    })
+}
+
+fn db(e: StorageError) -> Rejection {
+    tracing::error!(error = %e, "storage error in wallet");
+    Rejection::DatabaseError
+}
+
+impl Actor for WalletActor {
+    type Msg = WalletMsg;
+    type State = WalletState;
+    type Arguments = WalletArgs;
+
+    async fn pre_start(&self, _me: ActorRef<WalletMsg>, args: WalletArgs) -> Result<WalletState, ActorProcessingErr> {
+        // An earlier incarnation may still have writes queued: load only
+        // after they are applied, or we would build on stale balances.
+        args.store.applied_barrier().await?;
+        let user = args.store.user(&args.merchant)?.ok_or("merchant does not exist")?;
+        let settings = settings_of(&user, &args.config).map_err(|r| r.to_string())?;
+        let now = Timestamp::now();
+        let wallet = args
+            .store
+            .wallet(&args.merchant, Currency::Inr)?
+            .unwrap_or_else(|| Wallet::new(args.merchant, Currency::Inr, now));
+        // Paired assertion: the wallet read back agrees with its last entry.
+        if let Some(last) = args.store.last_ledger_entry(&args.merchant)? {
+            assert_eq!(
+                (last.seq, last.available_after, last.held_after),
+                (wallet.last_seq, wallet.available, wallet.held),
+                "wallet {} disagrees with its last ledger entry",
+                args.merchant
+            );
+        } else {
+            assert_eq!(wallet.total(), 0, "wallet {} has money but no ledger", args.merchant);
+        }
+        Ok(WalletState {
+            merchant: args.merchant,
+            wallet,
+            settings,
+            overlay: Overlay::default(),
+            store: args.store,
+            config: args.config,
+            supervisor: args.supervisor,
+            last_active: Instant::now(),
+            idle_timer: None,
+        })
+    }
+
+    async fn post_start(&self, me: ActorRef<WalletMsg>, state: &mut WalletState) -> Result<(), ActorProcessingErr> {
+        if state.config.wallet_idle_max_ms > 0 {
+            let period = Duration::from_millis((state.config.wallet_idle_max_ms / 2).max(1));
+            state.idle_timer = Some(me.send_interval(period, || WalletMsg::IdleCheck));
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _me: ActorRef<WalletMsg>, state: &mut WalletState) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = state.idle_timer.take() {
+            timer.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, me: ActorRef<WalletMsg>, msg: WalletMsg, state: &mut WalletState) -> Result<(), ActorProcessingErr> {
+        state.overlay.prune(state.store.applied_seq());
+        if !matches!(msg, WalletMsg::IdleCheck) {
+            state.last_active = Instant::now();
+        }
+        match msg {
+            WalletMsg::CreatePayin(new, reply) => {
+                let _ = reply.send(state.create_payin(*new).await);
+            }
+            WalletMsg::SettlePayin { id, to, reason, reply } => {
+                let _ = reply.send(state.settle_payin(id, to, reason).await);
+            }
+            WalletMsg::CreatePayout(new, reply) => {
+                let _ = reply.send(state.create_payout(*new).await);
+            }
+            WalletMsg::SettlePayout { id, to, reason, reply } => {
+                let _ = reply.send(state.settle_payout(id, to, reason).await);
+            }
+            WalletMsg::Balance(reply) => {
+                let _ = reply.send(state.wallet.clone());
+            }
+            WalletMsg::ReloadSettings(reply) => {
+                let _ = reply.send(state.reload_settings());
+            }
+            WalletMsg::IdleCheck => {
+                let idle = state.last_active.elapsed() >= Duration::from_millis(state.config.wallet_idle_max_ms);
+                if idle && state.overlay.is_empty() {
+                    let _ = state.supervisor.cast(SupervisorMsg::Passivate(state.merchant, me.get_id()));
+                }
+            }
+            WalletMsg::Crash => panic!("fault injection: wallet {} told to crash", state.merchant),
+        }
+        Ok(())
+    }
+}
+
+/// What a create command found for its Idempotency-Key.
+enum Prior<T> {
+    None,
+    Replay(T, bool),
+}
+
+impl WalletState {
+    fn read<T: DeserializeOwned>(&self, space: Space, key: &[u8]) -> Result<Option<T>, Rejection> {
+        match self.overlay.get(&self.store, space, key).map_err(db)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| db(e.into())),
+            None => Ok(None),
+        }
+    }
+
+    fn reload_settings(&mut self) -> Result<(), Rejection> {
+        let user = self.store.user(&self.merchant).map_err(db)?.ok_or(Rejection::NotFound)?;
+        self.settings = settings_of(&user, &self.config)?;
+        Ok(())
+    }
+
+    /// Looks up an Idempotency-Key: a replay of the first response, a
+    /// conflict, or nothing (also when the record has expired).
+    fn check_idempotency<T: DeserializeOwned>(
+        &self,
+        created_by: &UserId,
+        idem: Option<&super::messages::Idempotency>,
+        now: Timestamp,
+    ) -> Result<Prior<T>, Rejection> {
+        let Some(idem) = idem else { return Ok(Prior::None) };
+        let key = keys::idempotency(&self.merchant, created_by, &idem.key);
+        let in_flight = self.overlay.get(&self.store, Space::Idempotency, &key).map_err(db)?;
+        let Some(bytes) = in_flight else { return Ok(Prior::None) };
+        let record: IdempotencyRecord = serde_json::from_slice(&bytes).map_err(|e| db(e.into()))?;
+        if now.unix_ms() - record.created_at.unix_ms() > self.config.idempotency_ttl_ms {
+            return Ok(Prior::None);
+        }
+        if record.fingerprint != idem.fingerprint {
+            return Err(Rejection::IdempotencyConflict);
+        }
+        let first = serde_json::from_value(record.response).map_err(|e| db(e.into()))?;
+        let still_in_flight = self.store.get_raw(Space::Idempotency, &key).map_err(db)?.is_none();
+        Ok(Prior::Replay(first, still_in_flight))
+    }
+
+    /// Replies with an earlier response. If the first request's write is
+    /// still in flight, the replay waits for a later commit round, which
+    /// cannot be durable before the first write is.
+    async fn replay<T>(&mut self, record: T, in_flight: bool) -> Reply<T> {
+        let ticket = if in_flight {
+            match self.store.submit(WriteSet::new()).await {
+                Ok(ticket) => Some(ticket),
+                Err(e) => return Reply::rejected(db(e)),
+            }
+        } else {
+            None
+        };
+        Reply { result: Ok(record), ticket, replayed: true }
+    }
+
+    fn unique_taken(&self, kind: UniqueKind, reference: &str) -> Result<bool, Rejection> {
+        let key = keys::unique(&self.merchant, kind, reference);
+        Ok(self.overlay.get(&self.store, Space::Unique, &key).map_err(db)?.is_some())
+    }
+
+    /// Hands the write set to the committer, remembering it in the overlay,
+    /// and adopts `next` as the wallet only once the write is queued.
+    async fn write<T>(&mut self, writes: WriteSet, next: Wallet, record: T) -> Reply<T> {
+        match self.store.submit_tracked(writes, &mut self.overlay).await {
+            Ok(ticket) => {
+                self.wallet = next;
+                Reply { result: Ok(record), ticket: Some(ticket), replayed: false }
+            }
+            Err(e) => Reply::rejected(db(e)),
+        }
+    }
+
+    fn put<T: Serialize>(writes: &mut WriteSet, space: Space, key: Vec<u8>, value: &T) -> Result<(), Rejection> {
+        writes.put(space, key, value).map_err(db)
+    }
+
+    fn put_common(
+        &self,
+        writes: &mut WriteSet,
+        wallet: &Wallet,
+        entry: Option<&LedgerEntry>,
+        event: Option<&OutboxEvent>,
+    ) -> Result<(), Rejection> {
+        Self::put(writes, Space::Wallets, keys::wallet(&self.merchant, wallet.currency), wallet)?;
+        if let Some(entry) = entry {
+            Self::put(writes, Space::Ledger, keys::ledger(&self.merchant, entry.seq), entry)?;
+        }
+        if let Some(event) = event {
+            Self::put(writes, Space::Outbox, event.id.as_bytes().to_vec(), event)?;
+        }
+        Ok(())
+    }
+
+    fn put_idempotency<T: Serialize>(
+        writes: &mut WriteSet,
+        merchant: &UserId,
+        created_by: &UserId,
+        idem: Option<&super::messages::Idempotency>,
+        record: &T,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        if let Some(idem) = idem {
+            let response = serde_json::to_value(record).map_err(|e| db(e.into()))?;
+            let row = IdempotencyRecord { fingerprint: idem.fingerprint.clone(), response, created_at: now };
+            Self::put(writes, Space::Idempotency, keys::idempotency(merchant, created_by, &idem.key), &row)?;
+        }
+        Ok(())
+    }
+
+    fn recipients(&self, created_by: UserId) -> Vec<UserId> {
+        if created_by == self.merchant {
+            vec![self.merchant]
+        } else {
+            vec![self.merchant, created_by]
+        }
+    }
+
+    fn pending_row(&self, writes: &mut WriteSet, kind: PendingKind, id: &[u8; 16], now: Timestamp) {
+        let delay = i64::try_from(self.config.settle_delay_ms).unwrap_or(i64::MAX);
+        let key = keys::pending(now.plus_ms(delay).unix_ms(), kind.tag(), id);
+        writes.put_raw(Space::Pending, key, self.merchant.as_bytes().to_vec());
+    }
+
+    async fn create_payin(&mut self, new: NewPayin) -> Reply<Payment> {
+        match self.prepare_payin(new) {
+            Ok(Prepared::Write(writes, next, payment)) => self.write(writes, next, payment).await,
+            Ok(Prepared::Replay(payment, in_flight)) => self.replay(payment, in_flight).await,
+            Err(rejection) => Reply::rejected(rejection),
+        }
+    }
+
+    fn prepare_payin(&self, new: NewPayin) -> Result<Prepared<Payment>, Rejection> {
+        let now = Timestamp::now();
+        if let Prior::Replay(first, in_flight) = self.check_idempotency(&new.created_by, new.idempotency.as_ref(), now)? {
+            return Ok(Prepared::Replay(first, in_flight));
+        }
+        self.settings.limits.check(new.amount)?;
+        if self.unique_taken(UniqueKind::OrderId, &new.order_id)? {
+            return Err(Rejection::DuplicateOrderId);
+        }
+        let fee = new.amount.bps_half_up(self.settings.payin_fee_bps);
+        let net_amount = new.amount.checked_sub(fee).ok_or(Rejection::InvalidAmount("fee exceeds amount".into()))?;
+        let payment = Payment {
+            id: PaymentId::new(),
+            order_id: new.order_id,
+            merchant_id: self.merchant,
+            created_by: new.created_by,
+            amount: new.amount,
+            fee,
+            net_amount,
+            currency: new.currency,
+            status: PaymentStatus::Pending,
+            payer: new.payer,
+            payer_email: new.payer_email,
+            payer_phone: new.payer_phone,
+            payer_vpa: new.payer_vpa,
+            description: new.description,
+            metadata: new.metadata,
+            failure_reason: None,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+        };
+        let mut next = self.wallet.clone();
+        next.pending_payins = next.pending_payins.checked_add(payment.amount).ok_or(Rejection::InvalidAmount("amount overflows the wallet".into()))?;
+        next.updated_at = now;
+
+        let id = payment.id.as_bytes();
+        let mut writes = WriteSet::new();
+        Self::put(&mut writes, Space::Payments, keys::payment(&payment.id), &payment)?;
+        writes.put_raw(Space::Index, keys::index(IndexTag::PaymentsByMerchant, &self.merchant, id), Vec::new());
+        writes.put_raw(Space::Index, keys::index(IndexTag::PaymentsByCreator, &payment.created_by, id), Vec::new());
+        writes.put_raw(Space::Unique, keys::unique(&self.merchant, UniqueKind::OrderId, &payment.order_id), id.to_vec());
+        self.pending_row(&mut writes, PendingKind::Payin, id, now);
+        Self::put_idempotency(&mut writes, &self.merchant, &payment.created_by, new.idempotency.as_ref(), &payment, now)?;
+        self.put_common(&mut writes, &next, None, None)?;
+        Ok(Prepared::Write(writes, next, payment))
+    }
+
+    async fn settle_payin(&mut self, id: PaymentId, to: PaymentStatus, reason: Option<String>) -> Reply<Payment> {
+        match self.prepare_settle_payin(id, to, reason) {
+            Ok(Prepared::Write(writes, next, payment)) => self.write(writes, next, payment).await,
+            Ok(Prepared::Replay(..)) => Reply::rejected(Rejection::DatabaseError),
+            Err(rejection) => Reply::rejected(rejection),
+        }
+    }
+
+    fn prepare_settle_payin(&self, id: PaymentId, to: PaymentStatus, reason: Option<String>) -> Result<Prepared<Payment>, Rejection> {
+        let now = Timestamp::now();
+        let mut payment: Payment = self.read(Space::Payments, &keys::payment(&id))?.ok_or(Rejection::NotFound)?;
+        if payment.merchant_id != self.merchant {
+            return Err(Rejection::NotFound);
+        }
+        payment.settle(to, reason, now)?;
+        let mut next = self.wallet.clone();
+        next.pending_payins = next.pending_payins.checked_sub(payment.amount).ok_or(Rejection::DatabaseError)?;
+        next.updated_at = now;
+        let (entry, event_type) = if to == PaymentStatus::Completed {
+            let movement = Movement { kind: EntryKind::PayinCredit, amount: payment.net_amount, gross: payment.amount, fee: payment.fee };
+            let entry = next.apply(movement, payment.id.to_string(), now)?;
+            next.total_payins = next.total_payins.checked_add(payment.amount).ok_or(Rejection::DatabaseError)?;
+            next.total_fees = next.total_fees.checked_add(payment.fee).ok_or(Rejection::DatabaseError)?;
+            (Some(entry), EventType::PaymentCompleted)
+        } else {
+            (None, EventType::PaymentFailed)
+        };
+        let event_id = EventId::new();
+        let event = OutboxEvent {
+            id: event_id,
+            event: event_type,
+            recipients: self.recipients(payment.created_by),
+            payload: payment.event_payload(event_id, event_type, now),
+            created_at: now,
+        };
+        let mut writes = WriteSet::new();
+        Self::put(&mut writes, Space::Payments, keys::payment(&payment.id), &payment)?;
+        self.put_common(&mut writes, &next, entry.as_ref(), Some(&event))?;
+        Ok(Prepared::Write(writes, next, payment))
+    }
+
+    async fn create_payout(&mut self, new: NewPayout) -> Reply<Payout> {
+        match self.prepare_payout(new) {
+            Ok(Prepared::Write(writes, next, payout)) => self.write(writes, next, payout).await,
+            Ok(Prepared::Replay(payout, in_flight)) => self.replay(payout, in_flight).await,
+            Err(rejection) => Reply::rejected(rejection),
+        }
+    }
+
+    fn prepare_payout(&self, new: NewPayout) -> Result<Prepared<Payout>, Rejection> {
+        let now = Timestamp::now();
+        if let Prior::Replay(first, in_flight) = self.check_idempotency(&new.created_by, new.idempotency.as_ref(), now)? {
+            return Ok(Prepared::Replay(first, in_flight));
+        }
+        self.settings.limits.check(new.amount)?;
+        if let Some(reference) = &new.reference_id {
+            if self.unique_taken(UniqueKind::ReferenceId, reference)? {
+                return Err(Rejection::DuplicateOrderId);
+            }
+        }
+        let payout = Payout {
+            id: PayoutId::new(),
+            reference_id: new.reference_id,
+            merchant_id: self.merchant,
+            created_by: new.created_by,
+            amount: new.amount,
+            fee: self.settings.payout_fee,
+            currency: new.currency,
+            status: PayoutStatus::Pending,
+            beneficiary: new.beneficiary,
+            mode: new.mode,
+            purpose: new.purpose,
+            reason: None,
+            created_at: now,
+            updated_at: now,
+            processed_at: None,
+        };
+        let hold = payout.hold().ok_or(Rejection::InvalidAmount("amount overflows".into()))?;
+        let mut next = self.wallet.clone();
+        let movement = Movement { kind: EntryKind::PayoutHold, amount: hold, gross: payout.amount, fee: payout.fee };
+        let entry = next.apply(movement, payout.id.to_string(), now)?;
+
+        let id = payout.id.as_bytes();
+        let mut writes = WriteSet::new();
+        Self::put(&mut writes, Space::Payouts, keys::payout(&payout.id), &payout)?;
+        writes.put_raw(Space::Index, keys::index(IndexTag::PayoutsByMerchant, &self.merchant, id), Vec::new());
+        writes.put_raw(Space::Index, keys::index(IndexTag::PayoutsByCreator, &payout.created_by, id), Vec::new());
+        if let Some(reference) = &payout.reference_id {
+            writes.put_raw(Space::Unique, keys::unique(&self.merchant, UniqueKind::ReferenceId, reference), id.to_vec());
+        }
+        self.pending_row(&mut writes, PendingKind::Payout, id, now);
+        Self::put_idempotency(&mut writes, &self.merchant, &payout.created_by, new.idempotency.as_ref(), &payout, now)?;
+        self.put_common(&mut writes, &next, Some(&entry), None)?;
+        Ok(Prepared::Write(writes, next, payout))
+    }
+
+    async fn settle_payout(&mut self, id: PayoutId, to: PayoutStatus, reason: Option<String>) -> Reply<Payout> {
+        match self.prepare_settle_payout(id, to, reason) {
+            Ok(Prepared::Write(writes, next, payout)) => self.write(writes, next, payout).await,
+            Ok(Prepared::Replay(..)) => Reply::rejected(Rejection::DatabaseError),
+            Err(rejection) => Reply::rejected(rejection),
+        }
+    }
+
+    fn prepare_settle_payout(&self, id: PayoutId, to: PayoutStatus, reason: Option<String>) -> Result<Prepared<Payout>, Rejection> {
+        let now = Timestamp::now();
+        let mut payout: Payout = self.read(Space::Payouts, &keys::payout(&id))?.ok_or(Rejection::NotFound)?;
+        if payout.merchant_id != self.merchant {
+            return Err(Rejection::NotFound);
+        }
+        payout.settle(to, reason, now)?;
+        let hold = payout.hold().ok_or(Rejection::DatabaseError)?;
+        let mut next = self.wallet.clone();
+        let (kind, event_type) = match to {
+            PayoutStatus::Processed => (EntryKind::PayoutSettle, EventType::PayoutProcessed),
+            _ => (EntryKind::PayoutRelease, EventType::PayoutRejected),
+        };
+        let movement = Movement { kind, amount: hold, gross: payout.amount, fee: payout.fee };
+        let entry = next.apply(movement, payout.id.to_string(), now)?;
+        if to == PayoutStatus::Processed {
+            next.total_payouts = next.total_payouts.checked_add(payout.amount).ok_or(Rejection::DatabaseError)?;
+            next.total_fees = next.total_fees.checked_add(payout.fee).ok_or(Rejection::DatabaseError)?;
+        }
+        let event_id = EventId::new();
+        let event = OutboxEvent {
+            id: event_id,
+            event: event_type,
+            recipients: self.recipients(payout.created_by),
+            payload: payout.event_payload(event_id, event_type, now),
+            created_at: now,
+        };
+        let mut writes = WriteSet::new();
+        Self::put(&mut writes, Space::Payouts, keys::payout(&payout.id), &payout)?;
+        self.put_common(&mut writes, &next, Some(&entry), Some(&event))?;
+        Ok(Prepared::Write(writes, next, payout))
+    }
+}
+
+/// A command, ready to write or answered from an earlier response.
+enum Prepared<T> {
+    Write(WriteSet, Wallet, T),
+    Replay(T, bool),
+}

@@ -1,0 +1,149 @@
+//! `WalletHandle`: the public API of the wallets, and the only one the HTTP
+//! layer uses. Each call finds (or spawns) the merchant's actor, takes one of
+//! the wallet's in-flight permits, calls it with a timeout and then waits for
+//! the write to be durable before answering. A crashed or stopped actor
+//! yields an error, never a hang.
+
+use super::messages::{NewPayin, NewPayout, Reply, WalletMsg};
+use crate::registry::Registry;
+use domain::{Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, UserId, Wallet};
+use ractor::RpcReplyPort;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A created record, and whether an Idempotency-Key replayed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created<T> {
+    pub record: T,
+    pub replayed: bool,
+}
+
+#[derive(Clone)]
+pub struct WalletHandle {
+    registry: Arc<Registry>,
+}
+
+impl WalletHandle {
+    pub(crate) fn new(registry: Arc<Registry>) -> WalletHandle {
+        WalletHandle { registry }
+    }
+
+    /// Creates a pending pay-in on `merchant`'s wallet. Answers once the
+    /// payment is durable.
+    pub async fn create_payin(&self, merchant: UserId, new: NewPayin) -> Result<Created<Payment>, Rejection> {
+        self.command(merchant, |reply| WalletMsg::CreatePayin(Box::new(new), reply)).await
+    }
+
+    /// Settles a pending pay-in: `Completed` credits the net amount, `Failed`
+    /// moves no money. A second settlement is `invalid_status_transition`.
+    pub async fn settle_payin(
+        &self,
+        merchant: UserId,
+        id: PaymentId,
+        to: PaymentStatus,
+        reason: Option<String>,
+    ) -> Result<Payment, Rejection> {
+        self.command(merchant, |reply| WalletMsg::SettlePayin { id, to, reason, reply })
+            .await
+            .map(|c| c.record)
+    }
+
+    /// Creates a payout, holding amount + fee from `available` at once, or
+    /// fails with `insufficient_balance`. Answers once durable.
+    pub async fn create_payout(&self, merchant: UserId, new: NewPayout) -> Result<Created<Payout>, Rejection> {
+        self.command(merchant, |reply| WalletMsg::CreatePayout(Box::new(new), reply)).await
+    }
+
+    /// Settles a pending payout: `Processed` releases the hold out of the
+    /// wallet, `Rejected` returns it to `available`.
+    pub async fn settle_payout(
+        &self,
+        merchant: UserId,
+        id: PayoutId,
+        to: PayoutStatus,
+        reason: Option<String>,
+    ) -> Result<Payout, Rejection> {
+        self.command(merchant, |reply| WalletMsg::SettlePayout { id, to, reason, reply })
+            .await
+            .map(|c| c.record)
+    }
+
+    /// The wallet as its actor holds it (it may include writes a few
+    /// milliseconds from durable).
+    pub async fn balance(&self, merchant: UserId) -> Result<Wallet, Rejection> {
+        self.call(merchant, WalletMsg::Balance).await
+    }
+
+    /// Makes the wallet re-read its merchant's fee schedule.
+    pub async fn reload_settings(&self, merchant: UserId) -> Result<(), Rejection> {
+        if !self.registry.is_running(&merchant) {
+            return Ok(()); // it will read the new settings when it starts
+        }
+        self.call(merchant, WalletMsg::ReloadSettings).await?
+    }
+
+    /// Number of wallet actors alive now.
+    pub fn active_wallets(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Fault injection for supervision tests: makes the wallet panic.
+    #[doc(hidden)]
+    pub async fn crash_for_test(&self, merchant: UserId) -> Result<(), Rejection> {
+        let slot = self.registry.slot(merchant).await?;
+        slot.actor.cast(WalletMsg::Crash).map_err(|_| Rejection::ServiceUnavailable)
+    }
+
+    async fn command<T: Send + 'static>(
+        &self,
+        merchant: UserId,
+        build: impl FnOnce(RpcReplyPort<Reply<T>>) -> WalletMsg,
+    ) -> Result<Created<T>, Rejection> {
+        let reply = self.call(merchant, build).await?;
+        let record = reply.result?;
+        if let Some(ticket) = reply.ticket {
+            if let Err(e) = ticket.durable().await {
+                tracing::error!(error = %e, %merchant, "write failed to become durable");
+                // The actor already adopted the change in memory: make it
+                // reload from storage before it serves anyone else.
+                self.registry.restart(merchant).await;
+                return Err(Rejection::DatabaseError);
+            }
+        }
+        Ok(Created { record, replayed: reply.replayed })
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        merchant: UserId,
+        build: impl FnOnce(RpcReplyPort<T>) -> WalletMsg,
+    ) -> Result<T, Rejection> {
+        let timeout = Duration::from_millis(self.registry.config().wallet_call_timeout_ms);
+        let (tx, rx) = ractor::concurrency::oneshot();
+        let mut msg = build(tx.into());
+        // A wallet passivated between lookup and send hands the message back
+        // unseen: look it up again (a fresh incarnation) and resend, once.
+        for _attempt in 0..2 {
+            let slot = self.registry.slot(merchant).await?;
+            let _permit = tokio::time::timeout(timeout, slot.inflight.clone().acquire_owned())
+                .await
+                .map_err(|_| Rejection::ServiceUnavailable)?
+                .map_err(|_| Rejection::ServiceUnavailable)?;
+            match slot.actor.cast(msg) {
+                Ok(()) => {
+                    return match tokio::time::timeout(timeout, rx).await {
+                        Ok(Ok(value)) => Ok(value),
+                        // The actor died with our message: an error, not a hang.
+                        Ok(Err(_)) | Err(_) => Err(Rejection::ServiceUnavailable),
+                    };
+                }
+                Err(ractor::MessagingErr::SendErr(back)) => {
+                    self.registry.forget(merchant, slot.actor.get_id());
+                    msg = back;
+                }
+                Err(_) => return Err(Rejection::ServiceUnavailable),
+            }
+        }
+        Err(Rejection::ServiceUnavailable)
+    }
+}

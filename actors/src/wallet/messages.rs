@@ -1,0 +1,85 @@
+//! Messages of the wallet actor. Every command answers through an
+//! `RpcReplyPort` with the business result and, when it wrote anything, the
+//! ticket of its write: the handle waits for durability, the actor does not.
+
+use domain::{
+    Beneficiary, Currency, Money, Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutMode,
+    PayoutStatus, Rejection, UserId, Wallet,
+};
+use ractor::RpcReplyPort;
+use storage::Ticket;
+
+/// An `Idempotency-Key` and a digest of the request body it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// A validated pay-in request (amount and currency already parsed).
+#[derive(Clone, Debug)]
+pub struct NewPayin {
+    pub order_id: String,
+    pub amount: Money,
+    pub currency: Currency,
+    pub payer: String,
+    pub payer_email: Option<String>,
+    pub payer_phone: Option<String>,
+    pub payer_vpa: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub created_by: UserId,
+    pub idempotency: Option<Idempotency>,
+}
+
+/// A validated payout request.
+#[derive(Clone, Debug)]
+pub struct NewPayout {
+    pub amount: Money,
+    pub currency: Currency,
+    pub beneficiary: Beneficiary,
+    pub mode: PayoutMode,
+    pub reference_id: Option<String>,
+    pub purpose: Option<String>,
+    pub created_by: UserId,
+    pub idempotency: Option<Idempotency>,
+}
+
+/// A result plus, when something was written, the write's ticket.
+pub struct Reply<T> {
+    pub result: Result<T, Rejection>,
+    pub ticket: Option<Ticket>,
+    /// True when an Idempotency-Key replayed an earlier response.
+    pub replayed: bool,
+}
+
+impl<T> Reply<T> {
+    pub(crate) fn rejected(rejection: Rejection) -> Reply<T> {
+        Reply { result: Err(rejection), ticket: None, replayed: false }
+    }
+}
+
+pub enum WalletMsg {
+    CreatePayin(Box<NewPayin>, RpcReplyPort<Reply<Payment>>),
+    SettlePayin {
+        id: PaymentId,
+        to: PaymentStatus,
+        reason: Option<String>,
+        reply: RpcReplyPort<Reply<Payment>>,
+    },
+    CreatePayout(Box<NewPayout>, RpcReplyPort<Reply<Payout>>),
+    SettlePayout {
+        id: PayoutId,
+        to: PayoutStatus,
+        reason: Option<String>,
+        reply: RpcReplyPort<Reply<Payout>>,
+    },
+    Balance(RpcReplyPort<Wallet>),
+    /// Re-read the merchant's fee schedule after it changed in storage.
+    ReloadSettings(RpcReplyPort<Result<(), Rejection>>),
+    /// Periodic: passivate when idle for long enough.
+    IdleCheck,
+    /// Fault injection for supervision tests: the handler panics.
+    #[doc(hidden)]
+    Crash,
+}

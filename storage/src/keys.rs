@@ -1,0 +1,110 @@
+//! Key layouts. Ids are 16 UUIDv7 bytes, so keys that end in an id sort by
+//! creation time and a reverse prefix scan lists newest first. Integers are
+//! big-endian so that byte order is numeric order.
+
+use domain::{Currency, PaymentId, PayoutId, UserId};
+
+/// Tags of the `Index` space: which listing a key belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum IndexTag {
+    PaymentsByMerchant = b'P',
+    PaymentsByCreator = b'p',
+    PayoutsByMerchant = b'O',
+    PayoutsByCreator = b'o',
+    UsersByParent = b'U',
+}
+
+/// Kinds of merchant-scoped unique references in the `Unique` space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum UniqueKind {
+    OrderId = b'o',
+    ReferenceId = b'r',
+}
+
+fn concat(parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        key.extend_from_slice(part);
+    }
+    key
+}
+
+pub fn user(id: &UserId) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+pub fn payment(id: &PaymentId) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+pub fn payout(id: &PayoutId) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+pub fn index(tag: IndexTag, owner: &UserId, record: &[u8; 16]) -> Vec<u8> {
+    concat(&[&[tag as u8], owner.as_bytes(), record])
+}
+
+pub fn index_prefix(tag: IndexTag, owner: &UserId) -> Vec<u8> {
+    concat(&[&[tag as u8], owner.as_bytes()])
+}
+
+pub fn unique(merchant: &UserId, kind: UniqueKind, reference: &str) -> Vec<u8> {
+    concat(&[merchant.as_bytes(), &[kind as u8], reference.as_bytes()])
+}
+
+pub fn wallet(merchant: &UserId, currency: Currency) -> Vec<u8> {
+    let code: u8 = match currency {
+        Currency::Inr => 1,
+    };
+    concat(&[merchant.as_bytes(), &[code]])
+}
+
+pub fn ledger(merchant: &UserId, seq: u64) -> Vec<u8> {
+    concat(&[merchant.as_bytes(), &seq.to_be_bytes()])
+}
+
+pub fn ledger_prefix(merchant: &UserId) -> Vec<u8> {
+    merchant.as_bytes().to_vec()
+}
+
+pub fn idempotency(merchant: &UserId, user: &UserId, key: &str) -> Vec<u8> {
+    concat(&[merchant.as_bytes(), user.as_bytes(), key.as_bytes()])
+}
+
+/// `Pending` keys sort by due time, so the connector reads only what is due.
+pub fn pending(due_unix_ms: i64, kind: u8, record: &[u8; 16]) -> Vec<u8> {
+    let due = u64::try_from(due_unix_ms).unwrap_or(0);
+    concat(&[&due.to_be_bytes(), &[kind], record])
+}
+
+/// The smallest 16-byte id made at or after `unix_ms` (UUIDv7 keeps the
+/// millisecond timestamp in its first 48 bits), for time-bounded scans.
+pub fn id_floor_at(unix_ms: i64) -> [u8; 16] {
+    let ms = u64::try_from(unix_ms.max(0)).unwrap_or(0).min((1 << 48) - 1);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_floor_orders_with_real_ids() {
+        let id = PaymentId::new();
+        let ms = i64::try_from(id.unix_ms()).unwrap();
+        assert!(id_floor_at(ms).as_slice() <= id.as_bytes().as_slice());
+        assert!(id_floor_at(ms + 1).as_slice() > id.as_bytes().as_slice());
+    }
+
+    #[test]
+    fn ledger_keys_sort_numerically() {
+        let m = UserId::new();
+        assert!(ledger(&m, 255) < ledger(&m, 256));
+        assert!(ledger(&m, 1) < ledger(&m, u64::MAX));
+    }
+}

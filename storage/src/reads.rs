@@ -1,0 +1,235 @@
+//! Reads. They go straight to fjall (never through the committer) and see
+//! everything applied so far.
+
+use crate::keys::{self, IndexTag, UniqueKind};
+use crate::{Space, Store, StorageError};
+use domain::{Currency, LedgerEntry, Payment, PaymentId, Payout, PayoutId, Timestamp, User, UserId, Wallet};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::ops::Bound;
+
+/// A stored `Idempotency-Key`: which request it was first used with, and
+/// the response that request got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// Hex SHA-256 (or any stable digest) of the first request's body.
+    pub fingerprint: String,
+    /// The first response's record, as it was then.
+    pub response: serde_json::Value,
+    pub created_at: Timestamp,
+}
+
+/// Which kind of record a `Pending` row is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PendingKind {
+    Payin,
+    Payout,
+}
+
+impl PendingKind {
+    pub fn tag(self) -> u8 {
+        match self {
+            PendingKind::Payin => b'i',
+            PendingKind::Payout => b'o',
+        }
+    }
+}
+
+/// A transaction waiting for the connector, and the key to delete when done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingItem {
+    pub key: Vec<u8>,
+    pub due_unix_ms: i64,
+    pub kind: PendingKind,
+    pub record: [u8; 16],
+    pub merchant_id: UserId,
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError> {
+    serde_json::from_slice(bytes).map_err(StorageError::from)
+}
+
+fn engine(e: fjall::Error) -> StorageError {
+    StorageError::from(e)
+}
+
+impl Store {
+    pub fn get_raw(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.space(space).get(key).map_err(engine)?.map(|v| v.to_vec()))
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, space: Space, key: &[u8]) -> Result<Option<T>, StorageError> {
+        match self.space(space).get(key).map_err(engine)? {
+            Some(bytes) => decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn user(&self, id: &UserId) -> Result<Option<User>, StorageError> {
+        self.get(Space::Users, &keys::user(id))
+    }
+
+    pub fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StorageError> {
+        self.get(Space::Payments, &keys::payment(id))
+    }
+
+    pub fn payout(&self, id: &PayoutId) -> Result<Option<Payout>, StorageError> {
+        self.get(Space::Payouts, &keys::payout(id))
+    }
+
+    pub fn wallet(&self, merchant: &UserId, currency: Currency) -> Result<Option<Wallet>, StorageError> {
+        self.get(Space::Wallets, &keys::wallet(merchant, currency))
+    }
+
+    /// The record id a merchant's `order_id` / `reference_id` points to.
+    pub fn unique(&self, merchant: &UserId, kind: UniqueKind, reference: &str) -> Result<Option<[u8; 16]>, StorageError> {
+        let value = self.get_raw(Space::Unique, &keys::unique(merchant, kind, reference))?;
+        Ok(value.and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok()))
+    }
+
+    /// The user an API key hash belongs to.
+    pub fn user_by_key_hash(&self, hash: &[u8; 32]) -> Result<Option<UserId>, StorageError> {
+        let value = self.get_raw(Space::ApiKeys, hash)?;
+        Ok(value.and_then(|v| UserId::from_slice(&v)))
+    }
+
+    /// Every user. Users are few next to payments; the auth index is built
+    /// from this at start-up.
+    pub fn all_users(&self) -> Result<Vec<User>, StorageError> {
+        self.space(Space::Users)
+            .iter()
+            .map(|guard| decode(&guard.value().map_err(engine)?))
+            .collect()
+    }
+
+    /// Ledger entries of a merchant with `from_seq <= seq`, oldest first, at
+    /// most `limit`.
+    pub fn ledger(&self, merchant: &UserId, from_seq: u64, limit: usize) -> Result<Vec<LedgerEntry>, StorageError> {
+        let start = keys::ledger(merchant, from_seq);
+        let end = keys::ledger(merchant, u64::MAX);
+        self.space(Space::Ledger)
+            .range(start..=end)
+            .take(limit)
+            .map(|guard| decode(&guard.value().map_err(engine)?))
+            .collect()
+    }
+
+    /// The newest ledger entry of a merchant, if any.
+    pub fn last_ledger_entry(&self, merchant: &UserId) -> Result<Option<LedgerEntry>, StorageError> {
+        match self.space(Space::Ledger).prefix(keys::ledger_prefix(merchant)).next_back() {
+            Some(guard) => decode(&guard.value().map_err(engine)?).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Record ids of one listing, newest first, created in
+    /// `[from_ms, to_ms)` and strictly older than `before` (the cursor).
+    /// `keep` sees each id and decides whether it counts; scanning stops at
+    /// `limit` kept ids or after `scan_max` ids looked at, whichever is first.
+    /// Returns the kept ids and whether the scan stopped early (more may exist).
+    #[allow(clippy::too_many_arguments)]
+    pub fn list_index(
+        &self,
+        tag: IndexTag,
+        owner: &UserId,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        before: Option<[u8; 16]>,
+        limit: usize,
+        scan_max: usize,
+        mut keep: impl FnMut(&[u8; 16]) -> Result<bool, StorageError>,
+    ) -> Result<(Vec<[u8; 16]>, bool), StorageError> {
+        let prefix = keys::index_prefix(tag, owner);
+        let lower = keys::index(tag, owner, &keys::id_floor_at(from_ms.unwrap_or(0)));
+        let mut upper_id = to_ms.map_or([0xff; 16], keys::id_floor_at);
+        if let Some(cursor) = before {
+            upper_id = upper_id.min(cursor);
+        }
+        let upper = keys::index(tag, owner, &upper_id);
+        let range = (Bound::Included(lower), Bound::Excluded(upper));
+        scan_ids(self.space(Space::Index).range(range).rev(), prefix.len(), limit, scan_max, &mut keep)
+    }
+
+    /// Like `list_index` over every record of a space whose keys are ids
+    /// (payments, payouts): the admin's view.
+    #[allow(clippy::too_many_arguments)]
+    pub fn list_all(
+        &self,
+        space: Space,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        before: Option<[u8; 16]>,
+        limit: usize,
+        scan_max: usize,
+        mut keep: impl FnMut(&[u8; 16]) -> Result<bool, StorageError>,
+    ) -> Result<(Vec<[u8; 16]>, bool), StorageError> {
+        let lower = keys::id_floor_at(from_ms.unwrap_or(0)).to_vec();
+        let mut upper = to_ms.map_or([0xff; 16], keys::id_floor_at);
+        if let Some(cursor) = before {
+            upper = upper.min(cursor);
+        }
+        let range = (Bound::Included(lower), Bound::Excluded(upper.to_vec()));
+        scan_ids(self.space(space).range(range).rev(), 0, limit, scan_max, &mut keep)
+    }
+
+    /// Pending transactions due at or before `now_ms`, oldest first.
+    pub fn due_pending(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingItem>, StorageError> {
+        let end = keys::pending(now_ms.saturating_add(1), 0, &[0; 16]);
+        let mut items = Vec::new();
+        for guard in self.space(Space::Pending).range(..end).take(limit) {
+            let (key, value) = guard.into_inner().map_err(engine)?;
+            if key.len() != 25 {
+                return Err(StorageError::Codec("pending key of wrong length".into()));
+            }
+            let mut due = [0u8; 8];
+            due.copy_from_slice(&key[..8]);
+            let kind = if key[8] == PendingKind::Payout.tag() { PendingKind::Payout } else { PendingKind::Payin };
+            let mut record = [0u8; 16];
+            record.copy_from_slice(&key[9..]);
+            let merchant_id = UserId::from_slice(&value)
+                .ok_or_else(|| StorageError::Codec("pending value is not a user id".into()))?;
+            items.push(PendingItem {
+                key: key.to_vec(),
+                due_unix_ms: i64::try_from(u64::from_be_bytes(due)).unwrap_or(i64::MAX),
+                kind,
+                record,
+                merchant_id,
+            });
+        }
+        Ok(items)
+    }
+
+    /// Number of pending rows (for tests and gauges; a full scan).
+    pub fn pending_count(&self) -> Result<usize, StorageError> {
+        self.space(Space::Pending).len().map_err(engine)
+    }
+
+    /// The count of records in a space (a full scan: tests and tools only).
+    pub fn count(&self, space: Space) -> Result<usize, StorageError> {
+        self.space(space).len().map_err(engine)
+    }
+}
+
+fn scan_ids(
+    iter: impl Iterator<Item = fjall::Guard>,
+    skip: usize,
+    limit: usize,
+    scan_max: usize,
+    keep: &mut impl FnMut(&[u8; 16]) -> Result<bool, StorageError>,
+) -> Result<(Vec<[u8; 16]>, bool), StorageError> {
+    let mut kept = Vec::new();
+    for (scanned, guard) in iter.enumerate() {
+        if kept.len() >= limit || scanned >= scan_max {
+            return Ok((kept, true));
+        }
+        let key = guard.key().map_err(engine)?;
+        let id = key
+            .get(skip..)
+            .and_then(|k| <[u8; 16]>::try_from(k).ok())
+            .ok_or_else(|| StorageError::Codec("index key of wrong length".into()))?;
+        if keep(&id)? {
+            kept.push(id);
+        }
+    }
+    Ok((kept, false))
+}
