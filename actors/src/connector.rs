@@ -40,13 +40,22 @@ pub(crate) struct ConnectorState {
 
 /// FNV-1a: a fixed, seedless hash, so the same id always gets the same fate.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The sandbox's verdict on a pay-in.
-pub fn payin_outcome(id: &PaymentId, payer_vpa: Option<&str>, failure_ppm: u32) -> (PaymentStatus, Option<String>) {
+pub fn payin_outcome(
+    id: &PaymentId,
+    payer_vpa: Option<&str>,
+    failure_ppm: u32,
+) -> (PaymentStatus, Option<String>) {
     if payer_vpa == Some(FAIL_VPA) {
-        return (PaymentStatus::Failed, Some("payer declined the collect request".into()));
+        return (
+            PaymentStatus::Failed,
+            Some("payer declined the collect request".into()),
+        );
     }
     if fnv1a(id.as_bytes()) % 1_000_000 < u64::from(failure_ppm) {
         return (PaymentStatus::Failed, Some("sandbox bank declined".into()));
@@ -57,7 +66,10 @@ pub fn payin_outcome(id: &PaymentId, payer_vpa: Option<&str>, failure_ppm: u32) 
 /// The sandbox's verdict on a payout.
 pub fn payout_outcome(account_number: &str) -> (PayoutStatus, Option<String>) {
     if account_number == REJECT_ACCOUNT {
-        return (PayoutStatus::Rejected, Some("beneficiary account is invalid".into()));
+        return (
+            PayoutStatus::Rejected,
+            Some("beneficiary account is invalid".into()),
+        );
     }
     (PayoutStatus::Processed, None)
 }
@@ -67,42 +79,74 @@ impl Actor for Connector {
     type State = ConnectorState;
     type Arguments = ConnectorArgs;
 
-    async fn pre_start(&self, me: ActorRef<ConnectorMsg>, args: ConnectorArgs) -> Result<ConnectorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        me: ActorRef<ConnectorMsg>,
+        args: ConnectorArgs,
+    ) -> Result<ConnectorState, ActorProcessingErr> {
         let period = Duration::from_millis(args.config.connector_poll_ms.max(1));
         let timer = Some(me.send_interval(period, || ConnectorMsg::Poll));
-        Ok(ConnectorState { args, in_flight: HashSet::new(), timer })
+        Ok(ConnectorState {
+            args,
+            in_flight: HashSet::new(),
+            timer,
+        })
     }
 
-    async fn post_stop(&self, _me: ActorRef<ConnectorMsg>, state: &mut ConnectorState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _me: ActorRef<ConnectorMsg>,
+        state: &mut ConnectorState,
+    ) -> Result<(), ActorProcessingErr> {
         if let Some(timer) = state.timer.take() {
             timer.abort();
         }
         Ok(())
     }
 
-    async fn handle(&self, me: ActorRef<ConnectorMsg>, msg: ConnectorMsg, state: &mut ConnectorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<ConnectorMsg>,
+        msg: ConnectorMsg,
+        state: &mut ConnectorState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             ConnectorMsg::Done(key) => {
                 state.in_flight.remove(&key);
             }
             ConnectorMsg::Poll => {
-                let room = state.args.config.connector_inflight_max.saturating_sub(state.in_flight.len());
+                let room = state
+                    .args
+                    .config
+                    .connector_inflight_max
+                    .saturating_sub(state.in_flight.len());
                 if room == 0 {
                     return Ok(());
                 }
-                let due = match state.args.store.due_pending(Timestamp::now().unix_ms(), room + state.in_flight.len()) {
+                let due = match state
+                    .args
+                    .store
+                    .due_pending(Timestamp::now().unix_ms(), room + state.in_flight.len())
+                {
                     Ok(due) => due,
                     Err(e) => {
                         tracing::error!(error = %e, "connector could not read pending transactions");
                         return Ok(());
                     }
                 };
-                let fresh: Vec<PendingItem> =
-                    due.into_iter().filter(|i| !state.in_flight.contains(&i.key)).take(room).collect();
+                let fresh: Vec<PendingItem> = due
+                    .into_iter()
+                    .filter(|i| !state.in_flight.contains(&i.key))
+                    .take(room)
+                    .collect();
                 for item in fresh {
                     state.in_flight.insert(item.key.clone());
-                    let (store, wallets, config, me) =
-                        (state.args.store.clone(), state.args.wallets.clone(), state.args.config.clone(), me.clone());
+                    let (store, wallets, config, me) = (
+                        state.args.store.clone(),
+                        state.args.wallets.clone(),
+                        state.args.config.clone(),
+                        me.clone(),
+                    );
                     tokio::spawn(async move {
                         let key = item.key.clone();
                         settle(&store, &wallets, &config, item).await;
@@ -122,8 +166,12 @@ async fn settle(store: &Store, wallets: &WalletHandle, config: &CoreConfig, item
             let id = PaymentId::from_bytes(item.record);
             match store.payment(&id) {
                 Ok(Some(p)) => {
-                    let (to, reason) = payin_outcome(&id, p.payer_vpa.as_deref(), config.payin_failure_ppm);
-                    wallets.settle_payin(item.merchant_id, id, to, reason).await.map(|_| ())
+                    let (to, reason) =
+                        payin_outcome(&id, p.payer_vpa.as_deref(), config.payin_failure_ppm);
+                    wallets
+                        .settle_payin(item.merchant_id, id, to, reason)
+                        .await
+                        .map(|_| ())
                 }
                 Ok(None) => Err(Rejection::NotFound),
                 Err(_) => Err(Rejection::DatabaseError),
@@ -134,7 +182,10 @@ async fn settle(store: &Store, wallets: &WalletHandle, config: &CoreConfig, item
             match store.payout(&id) {
                 Ok(Some(p)) => {
                     let (to, reason) = payout_outcome(&p.beneficiary.account_number);
-                    wallets.settle_payout(item.merchant_id, id, to, reason).await.map(|_| ())
+                    wallets
+                        .settle_payout(item.merchant_id, id, to, reason)
+                        .await
+                        .map(|_| ())
                 }
                 Ok(None) => Err(Rejection::NotFound),
                 Err(_) => Err(Rejection::DatabaseError),
@@ -162,8 +213,14 @@ mod tests {
     #[test]
     fn magic_values_decide() {
         let id = PaymentId::new();
-        assert_eq!(payin_outcome(&id, Some(FAIL_VPA), 0).0, PaymentStatus::Failed);
-        assert_eq!(payin_outcome(&id, Some("jane@upi"), 0).0, PaymentStatus::Completed);
+        assert_eq!(
+            payin_outcome(&id, Some(FAIL_VPA), 0).0,
+            PaymentStatus::Failed
+        );
+        assert_eq!(
+            payin_outcome(&id, Some("jane@upi"), 0).0,
+            PaymentStatus::Completed
+        );
         assert_eq!(payin_outcome(&id, None, 1_000_000).0, PaymentStatus::Failed);
         assert_eq!(payout_outcome(REJECT_ACCOUNT).0, PayoutStatus::Rejected);
         assert_eq!(payout_outcome("123456789012").0, PayoutStatus::Processed);
@@ -173,10 +230,15 @@ mod tests {
     fn failure_rate_is_deterministic_and_close_to_the_setting() {
         let ids: Vec<PaymentId> = (0..20_000).map(|_| PaymentId::new()).collect();
         let failed = |ids: &[PaymentId]| {
-            ids.iter().filter(|id| payin_outcome(id, None, 100_000).0 == PaymentStatus::Failed).count()
+            ids.iter()
+                .filter(|id| payin_outcome(id, None, 100_000).0 == PaymentStatus::Failed)
+                .count()
         };
         let first = failed(&ids);
         assert_eq!(first, failed(&ids));
-        assert!((1_500..2_500).contains(&first), "{first} of 20000 failed at 10%");
+        assert!(
+            (1_500..2_500).contains(&first),
+            "{first} of 20000 failed at 10%"
+        );
     }
 }

@@ -23,9 +23,18 @@ impl Core {
         let registry = Arc::new(Registry::new(store.clone(), config.clone()));
         let supervisor = Supervisor::start(registry.clone()).await?;
         let wallets = WalletHandle::new(registry);
-        let args = ConnectorArgs { store: store.clone(), wallets: wallets.clone(), config };
+        let args = ConnectorArgs {
+            store: store.clone(),
+            wallets: wallets.clone(),
+            config,
+        };
         let (connector, _join) = Actor::spawn(None, Connector, args).await?;
-        Ok(Core { wallets, store, supervisor, connector })
+        Ok(Core {
+            wallets,
+            store,
+            supervisor,
+            connector,
+        })
     }
 
     pub fn wallets(&self) -> &WalletHandle {

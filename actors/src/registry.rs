@@ -34,7 +34,12 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn new(store: Store, config: Arc<CoreConfig>) -> Registry {
-        Registry { slots: DashMap::new(), supervisor: OnceLock::new(), store, config }
+        Registry {
+            slots: DashMap::new(),
+            supervisor: OnceLock::new(),
+            store,
+            config,
+        }
     }
 
     pub(crate) fn config(&self) -> &CoreConfig {
@@ -56,7 +61,10 @@ impl Registry {
         }
         let supervisor = self.supervisor.get().ok_or(Rejection::ServiceUnavailable)?;
         let timeout = Duration::from_millis(self.config.wallet_call_timeout_ms);
-        match supervisor.call(|reply| SupervisorMsg::Spawn(merchant, reply), Some(timeout)).await {
+        match supervisor
+            .call(|reply| SupervisorMsg::Spawn(merchant, reply), Some(timeout))
+            .await
+        {
             Ok(ractor::rpc::CallResult::Success(result)) => result,
             _ => Err(Rejection::ServiceUnavailable),
         }
@@ -64,13 +72,17 @@ impl Registry {
 
     /// Drops the slot if it still names actor `id` (which is gone).
     pub(crate) fn forget(&self, merchant: UserId, id: ActorId) {
-        self.slots.remove_if(&merchant, |_, slot| slot.actor.get_id() == id);
+        self.slots
+            .remove_if(&merchant, |_, slot| slot.actor.get_id() == id);
     }
 
     /// Stops the merchant's actor so that the next call reloads it from storage.
     pub(crate) async fn restart(&self, merchant: UserId) {
         if let Some((_, slot)) = self.slots.remove(&merchant) {
-            let _ = slot.actor.stop_and_wait(None, Some(Duration::from_secs(5))).await;
+            let _ = slot
+                .actor
+                .stop_and_wait(None, Some(Duration::from_secs(5)))
+                .await;
         }
     }
 }
@@ -92,7 +104,9 @@ pub(crate) struct SupervisorState {
 
 impl Supervisor {
     /// Starts the supervisor and connects it to `registry`.
-    pub(crate) async fn start(registry: Arc<Registry>) -> Result<ActorRef<SupervisorMsg>, ractor::SpawnErr> {
+    pub(crate) async fn start(
+        registry: Arc<Registry>,
+    ) -> Result<ActorRef<SupervisorMsg>, ractor::SpawnErr> {
         let (actor, _join) = Actor::spawn(None, Supervisor, registry.clone()).await?;
         let _ = registry.supervisor.set(actor.clone());
         Ok(actor)
@@ -100,7 +114,11 @@ impl Supervisor {
 }
 
 impl SupervisorState {
-    async fn spawn(&mut self, me: &ActorRef<SupervisorMsg>, merchant: UserId) -> Result<Slot, Rejection> {
+    async fn spawn(
+        &mut self,
+        me: &ActorRef<SupervisorMsg>,
+        merchant: UserId,
+    ) -> Result<Slot, Rejection> {
         if let Some(slot) = self.registry.slots.get(&merchant) {
             return Ok(slot.clone());
         }
@@ -116,11 +134,18 @@ impl SupervisorState {
             config: self.registry.config.clone(),
             supervisor: me.clone(),
         };
-        let (actor, _join) = Actor::spawn_linked(None, WalletActor, args, me.get_cell()).await.map_err(|e| {
-            tracing::error!(%merchant, error = %e, "wallet failed to start");
-            Rejection::DatabaseError
-        })?;
-        let slot = Slot { actor, inflight: Arc::new(Semaphore::new(self.registry.config.wallet_inflight_max.max(1))) };
+        let (actor, _join) = Actor::spawn_linked(None, WalletActor, args, me.get_cell())
+            .await
+            .map_err(|e| {
+                tracing::error!(%merchant, error = %e, "wallet failed to start");
+                Rejection::DatabaseError
+            })?;
+        let slot = Slot {
+            actor,
+            inflight: Arc::new(Semaphore::new(
+                self.registry.config.wallet_inflight_max.max(1),
+            )),
+        };
         self.merchants.insert(slot.actor.get_id(), merchant);
         self.registry.slots.insert(merchant, slot.clone());
         Ok(slot)
@@ -132,7 +157,10 @@ impl SupervisorState {
         let window = Duration::from_millis(config.restart_window_ms);
         let history = self.restarts.entry(merchant).or_default();
         let now = Instant::now();
-        while history.front().is_some_and(|t| now.duration_since(*t) > window) {
+        while history
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
             history.pop_front();
         }
         if history.len() >= config.wallet_restarts_max as usize {
@@ -148,29 +176,56 @@ impl Actor for Supervisor {
     type State = SupervisorState;
     type Arguments = Arc<Registry>;
 
-    async fn pre_start(&self, _me: ActorRef<SupervisorMsg>, registry: Arc<Registry>) -> Result<SupervisorState, ActorProcessingErr> {
-        Ok(SupervisorState { registry, merchants: HashMap::new(), restarts: HashMap::new() })
+    async fn pre_start(
+        &self,
+        _me: ActorRef<SupervisorMsg>,
+        registry: Arc<Registry>,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        Ok(SupervisorState {
+            registry,
+            merchants: HashMap::new(),
+            restarts: HashMap::new(),
+        })
     }
 
-    async fn handle(&self, me: ActorRef<SupervisorMsg>, msg: SupervisorMsg, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Spawn(merchant, reply) => {
                 let _ = reply.send(state.spawn(&me, merchant).await);
             }
             SupervisorMsg::Passivate(merchant, id) => {
-                let removed = state.registry.slots.remove_if(&merchant, |_, s| s.actor.get_id() == id);
+                let removed = state
+                    .registry
+                    .slots
+                    .remove_if(&merchant, |_, s| s.actor.get_id() == id);
                 if let Some((_, slot)) = removed {
                     // Drain, so nothing already queued is refused; spawns for
                     // this merchant wait behind us until it has stopped.
-                    let _ = slot.actor.drain_and_wait(Some(Duration::from_secs(5))).await;
+                    let _ = slot
+                        .actor
+                        .drain_and_wait(Some(Duration::from_secs(5)))
+                        .await;
                     tracing::debug!(%merchant, "wallet passivated");
                 }
             }
             SupervisorMsg::DrainAll(reply) => {
-                let slots: Vec<Slot> = state.registry.slots.iter().map(|e| e.value().clone()).collect();
+                let slots: Vec<Slot> = state
+                    .registry
+                    .slots
+                    .iter()
+                    .map(|e| e.value().clone())
+                    .collect();
                 state.registry.slots.clear();
                 for slot in slots {
-                    let _ = slot.actor.drain_and_wait(Some(Duration::from_secs(5))).await;
+                    let _ = slot
+                        .actor
+                        .drain_and_wait(Some(Duration::from_secs(5)))
+                        .await;
                 }
                 let _ = reply.send(());
             }
@@ -186,7 +241,9 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, error) => {
-                let Some(merchant) = state.merchants.remove(&cell.get_id()) else { return Ok(()) };
+                let Some(merchant) = state.merchants.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
                 state.registry.forget(merchant, cell.get_id());
                 tracing::error!(%merchant, %error, "wallet actor failed");
                 if state.may_restart(merchant) {

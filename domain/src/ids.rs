@@ -131,7 +131,13 @@ mod tests {
     fn refuses_wrong_prefix_and_garbage() {
         let id = PayoutId::new().to_string();
         assert!(id.parse::<PaymentId>().is_err());
-        for bad in ["", "txn_", "txn_xyz", "txn_0123", "usr_0192f0c0-0000-7000-8000-000000000000"] {
+        for bad in [
+            "",
+            "txn_",
+            "txn_xyz",
+            "txn_0123",
+            "usr_0192f0c0-0000-7000-8000-000000000000",
+        ] {
             assert!(bad.parse::<PaymentId>().is_err(), "{bad}");
             assert!(bad.parse::<UserId>().is_err(), "{bad}");
         }

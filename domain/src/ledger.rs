@@ -128,9 +128,10 @@ impl Wallet {
                 None => return Err(Rejection::InsufficientBalance),
                 Some(a) => (Some(a), self.held.checked_add(amount)),
             },
-            EntryKind::PayoutRelease => {
-                (self.available.checked_add(amount), self.held.checked_sub(amount))
-            }
+            EntryKind::PayoutRelease => (
+                self.available.checked_add(amount),
+                self.held.checked_sub(amount),
+            ),
             EntryKind::PayoutSettle => (Some(self.available), self.held.checked_sub(amount)),
         };
         let (Some(available), Some(held)) = (available, held) else {
@@ -173,21 +174,34 @@ pub fn audit<'a>(
     for (i, entry) in entries.into_iter().enumerate() {
         let expected_seq = i as u64 + 1;
         if entry.seq != expected_seq {
-            return Err(format!("entry {i} has seq {} (want {expected_seq})", entry.seq));
+            return Err(format!(
+                "entry {i} has seq {} (want {expected_seq})",
+                entry.seq
+            ));
         }
         sum += entry.kind.total_effect(entry.amount);
-        let after = i128::from(entry.available_after.paise()) + i128::from(entry.held_after.paise());
+        let after =
+            i128::from(entry.available_after.paise()) + i128::from(entry.held_after.paise());
         if after != sum {
-            return Err(format!("entry {} after-balances {after} != running sum {sum}", entry.seq));
+            return Err(format!(
+                "entry {} after-balances {after} != running sum {sum}",
+                entry.seq
+            ));
         }
         last = Some(entry);
     }
     if sum != wallet.total() {
-        return Err(format!("wallet total {} != ledger sum {sum}", wallet.total()));
+        return Err(format!(
+            "wallet total {} != ledger sum {sum}",
+            wallet.total()
+        ));
     }
     let last_seq = last.map_or(0, |e| e.seq);
     if last_seq != wallet.last_seq {
-        return Err(format!("wallet last_seq {} != ledger {last_seq}", wallet.last_seq));
+        return Err(format!(
+            "wallet last_seq {} != ledger {last_seq}",
+            wallet.last_seq
+        ));
     }
     if let Some(e) = last {
         if (e.available_after, e.held_after) != (wallet.available, wallet.held) {
@@ -203,7 +217,12 @@ mod tests {
 
     fn mv(kind: EntryKind, paise: u64) -> Movement {
         let amount = Money::from_paise(paise);
-        Movement { kind, amount, gross: amount, fee: Money::ZERO }
+        Movement {
+            kind,
+            amount,
+            gross: amount,
+            fee: Money::ZERO,
+        }
     }
 
     #[test]
@@ -211,12 +230,27 @@ mod tests {
         let now = Timestamp::from_unix_ms(0);
         let mut w = Wallet::new(UserId::new(), Currency::Inr, now);
         let mut entries = Vec::new();
-        entries.push(w.apply(mv(EntryKind::PayinCredit, 10_000), "txn_a".into(), now).unwrap());
-        entries.push(w.apply(mv(EntryKind::PayoutHold, 4_000), "po_a".into(), now).unwrap());
+        entries.push(
+            w.apply(mv(EntryKind::PayinCredit, 10_000), "txn_a".into(), now)
+                .unwrap(),
+        );
+        entries.push(
+            w.apply(mv(EntryKind::PayoutHold, 4_000), "po_a".into(), now)
+                .unwrap(),
+        );
         assert_eq!((w.available.paise(), w.held.paise()), (6_000, 4_000));
-        entries.push(w.apply(mv(EntryKind::PayoutRelease, 4_000), "po_a".into(), now).unwrap());
-        entries.push(w.apply(mv(EntryKind::PayoutHold, 10_000), "po_b".into(), now).unwrap());
-        entries.push(w.apply(mv(EntryKind::PayoutSettle, 10_000), "po_b".into(), now).unwrap());
+        entries.push(
+            w.apply(mv(EntryKind::PayoutRelease, 4_000), "po_a".into(), now)
+                .unwrap(),
+        );
+        entries.push(
+            w.apply(mv(EntryKind::PayoutHold, 10_000), "po_b".into(), now)
+                .unwrap(),
+        );
+        entries.push(
+            w.apply(mv(EntryKind::PayoutSettle, 10_000), "po_b".into(), now)
+                .unwrap(),
+        );
         assert_eq!(w.total(), 0);
         assert_eq!(audit(&w, &entries), Ok(()));
     }
@@ -225,13 +259,17 @@ mod tests {
     fn refusals_change_nothing() {
         let now = Timestamp::from_unix_ms(0);
         let mut w = Wallet::new(UserId::new(), Currency::Inr, now);
-        w.apply(mv(EntryKind::PayinCredit, 100), "txn_a".into(), now).unwrap();
+        w.apply(mv(EntryKind::PayinCredit, 100), "txn_a".into(), now)
+            .unwrap();
         let before = w.clone();
         assert_eq!(
             w.apply(mv(EntryKind::PayoutHold, 101), "po".into(), now),
             Err(Rejection::InsufficientBalance)
         );
-        assert_eq!(w.apply(mv(EntryKind::PayoutSettle, 1), "po".into(), now), Err(Rejection::DatabaseError));
+        assert_eq!(
+            w.apply(mv(EntryKind::PayoutSettle, 1), "po".into(), now),
+            Err(Rejection::DatabaseError)
+        );
         assert_eq!(w, before);
     }
 
@@ -239,7 +277,9 @@ mod tests {
     fn audit_finds_tampering() {
         let now = Timestamp::from_unix_ms(0);
         let mut w = Wallet::new(UserId::new(), Currency::Inr, now);
-        let mut entries = vec![w.apply(mv(EntryKind::PayinCredit, 500), "t".into(), now).unwrap()];
+        let mut entries = vec![w
+            .apply(mv(EntryKind::PayinCredit, 500), "t".into(), now)
+            .unwrap()];
         entries[0].amount = Money::from_paise(499);
         assert!(audit(&w, &entries).is_err());
         entries[0].amount = Money::from_paise(500);

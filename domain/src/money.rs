@@ -208,7 +208,9 @@ mod tests {
 
     #[test]
     fn refuses_bad_amounts() {
-        for text in ["0", "-1", "0.001", "1.234", "abc", "", "1e-3", "NaN", "1e40", "0.00"] {
+        for text in [
+            "0", "-1", "0.001", "1.234", "abc", "", "1e-3", "NaN", "1e40", "0.00",
+        ] {
             assert!(Money::parse_amount(text).is_err(), "{text} accepted");
         }
     }
@@ -238,14 +240,20 @@ mod tests {
         // 2.5% of 0.10 is 0.0025 -> 0.00; 2.5% of 0.20 is 0.005 -> 0.01.
         assert_eq!(Money::from_paise(10).bps_half_up(250), Money::ZERO);
         assert_eq!(Money::from_paise(20).bps_half_up(250), Money::from_paise(1));
-        assert_eq!(Money::from_paise(500_000).bps_half_up(199), Money::from_paise(9_950));
+        assert_eq!(
+            Money::from_paise(500_000).bps_half_up(199),
+            Money::from_paise(9_950)
+        );
         assert_eq!(Money::from_paise(u64::MAX).bps_half_up(0), Money::ZERO);
     }
 
     #[test]
     fn checked_arithmetic_never_goes_negative() {
         assert_eq!(Money::from_paise(1).checked_sub(Money::from_paise(2)), None);
-        assert_eq!(Money::from_paise(u64::MAX).checked_add(Money::from_paise(1)), None);
+        assert_eq!(
+            Money::from_paise(u64::MAX).checked_add(Money::from_paise(1)),
+            None
+        );
     }
 
     #[test]

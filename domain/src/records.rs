@@ -2,7 +2,9 @@
 //! created `pending` and makes exactly one terminal transition; the
 //! transition functions are the only way to change a status.
 
-use crate::{Currency, EventId, Money, PaymentId, PayoutId, Rejection, Role, Secret, Timestamp, UserId};
+use crate::{
+    Currency, EventId, Money, PaymentId, PayoutId, Rejection, Role, Secret, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -24,9 +26,13 @@ impl PaymentStatus {
     }
 
     pub fn parse(text: &str) -> Option<PaymentStatus> {
-        [PaymentStatus::Pending, PaymentStatus::Completed, PaymentStatus::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            PaymentStatus::Pending,
+            PaymentStatus::Completed,
+            PaymentStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
@@ -48,9 +54,13 @@ impl PayoutStatus {
     }
 
     pub fn parse(text: &str) -> Option<PayoutStatus> {
-        [PayoutStatus::Pending, PayoutStatus::Processed, PayoutStatus::Rejected]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            PayoutStatus::Pending,
+            PayoutStatus::Processed,
+            PayoutStatus::Rejected,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
@@ -319,9 +329,15 @@ mod tests {
     fn payment_has_exactly_one_terminal_transition() {
         for first in [PaymentStatus::Completed, PaymentStatus::Failed] {
             let mut p = payment();
-            assert!(p.settle(PaymentStatus::Pending, None, Timestamp::now()).is_err());
+            assert!(p
+                .settle(PaymentStatus::Pending, None, Timestamp::now())
+                .is_err());
             p.settle(first, None, Timestamp::now()).unwrap();
-            for again in [PaymentStatus::Pending, PaymentStatus::Completed, PaymentStatus::Failed] {
+            for again in [
+                PaymentStatus::Pending,
+                PaymentStatus::Completed,
+                PaymentStatus::Failed,
+            ] {
                 let before = p.clone();
                 assert!(p.settle(again, None, Timestamp::now()).is_err());
                 assert_eq!(p, before);
@@ -332,8 +348,13 @@ mod tests {
     #[test]
     fn payload_matches_the_seed() {
         let mut p = payment();
-        p.settle(PaymentStatus::Completed, None, Timestamp::from_unix_ms(2)).unwrap();
-        let v = p.event_payload(EventId::new(), EventType::PaymentCompleted, Timestamp::from_unix_ms(2));
+        p.settle(PaymentStatus::Completed, None, Timestamp::from_unix_ms(2))
+            .unwrap();
+        let v = p.event_payload(
+            EventId::new(),
+            EventType::PaymentCompleted,
+            Timestamp::from_unix_ms(2),
+        );
         assert_eq!(v["event"], "payment.completed");
         assert_eq!(v["amount"].to_string(), "5000");
         assert_eq!(v["currency"], "INR");
@@ -344,9 +365,16 @@ mod tests {
 
     #[test]
     fn account_numbers_are_masked_but_the_last_four() {
-        let b = Beneficiary { name: "A".into(), account_number: "123456789012".into(), ifsc: "X".into() };
+        let b = Beneficiary {
+            name: "A".into(),
+            account_number: "123456789012".into(),
+            ifsc: "X".into(),
+        };
         assert_eq!(b.masked_account(), "XXXXXXXX9012");
-        let short = Beneficiary { account_number: "12".into(), ..b };
+        let short = Beneficiary {
+            account_number: "12".into(),
+            ..b
+        };
         assert_eq!(short.masked_account(), "12");
     }
 }

@@ -20,10 +20,15 @@ pub enum Rejection {
     IdempotencyConflict,
     InsufficientBalance,
     PayloadTooLarge,
-    RateLimitExceeded { retry_after_secs: u64 },
+    RateLimitExceeded {
+        retry_after_secs: u64,
+    },
     /// A manual status change on a record that already reached a terminal
     /// state (or asked for a state the record cannot reach).
-    InvalidStatusTransition { from: &'static str, to: String },
+    InvalidStatusTransition {
+        from: &'static str,
+        to: String,
+    },
     /// The server is shutting down or a wallet is saturated; retry later.
     ServiceUnavailable,
     DatabaseError,
@@ -135,8 +140,19 @@ mod tests {
             (Rejection::IdempotencyConflict, 422),
             (Rejection::InsufficientBalance, 422),
             (Rejection::PayloadTooLarge, 413),
-            (Rejection::RateLimitExceeded { retry_after_secs: 1 }, 429),
-            (Rejection::InvalidStatusTransition { from: "completed", to: "failed".into() }, 409),
+            (
+                Rejection::RateLimitExceeded {
+                    retry_after_secs: 1,
+                },
+                429,
+            ),
+            (
+                Rejection::InvalidStatusTransition {
+                    from: "completed",
+                    to: "failed".into(),
+                },
+                409,
+            ),
             (Rejection::ServiceUnavailable, 503),
             (Rejection::DatabaseError, 500),
         ];

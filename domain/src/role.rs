@@ -94,7 +94,10 @@ mod tests {
             assert!(Admin.may_create(child));
             assert!(!ApiUser.may_create(child));
             assert_eq!(Merchant.may_create(child), child == ApiUser);
-            assert_eq!(Manager.may_create(child), matches!(child, Merchant | ApiUser));
+            assert_eq!(
+                Manager.may_create(child),
+                matches!(child, Merchant | ApiUser)
+            );
         }
     }
 

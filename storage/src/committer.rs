@@ -69,7 +69,11 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    pub(crate) fn start(db: Database, spaces: Vec<Keyspace>, config: &StoreConfig) -> Result<Committer, StorageError> {
+    pub(crate) fn start(
+        db: Database,
+        spaces: Vec<Keyspace>,
+        config: &StoreConfig,
+    ) -> Result<Committer, StorageError> {
         let (tx, rx) = mpsc::channel(config.commit_queue_depth.max(1));
         let (applied_tx, applied) = watch::channel(0);
         let healthy = std::sync::Arc::new(AtomicBool::new(true));
@@ -106,7 +110,11 @@ impl Committer {
         guard.clone().ok_or(StorageError::Closed)
     }
 
-    pub(crate) async fn submit(&self, writes: WriteSet, overlay: Option<&mut Overlay>) -> Result<Ticket, StorageError> {
+    pub(crate) async fn submit(
+        &self,
+        writes: WriteSet,
+        overlay: Option<&mut Overlay>,
+    ) -> Result<Ticket, StorageError> {
         if !self.is_healthy() {
             return Err(StorageError::Poisoned);
         }
@@ -119,7 +127,11 @@ impl Committer {
             if let Some(overlay) = overlay {
                 overlay.record(*next, &writes);
             }
-            permit.send(Request { seq: *next, writes, done: done_tx });
+            permit.send(Request {
+                seq: *next,
+                writes,
+                done: done_tx,
+            });
             *next
         };
         Ok(Ticket { seq, done })
@@ -207,15 +219,18 @@ impl Worker {
             self.applied.send_replace(last_seq);
             let started = Instant::now();
             let persisted = self.db.persist(self.mode).map_err(StorageError::from);
-            self.stats
-                .fsync_nanos
-                .fetch_add(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+            self.stats.fsync_nanos.fetch_add(
+                u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
             persisted
         });
         match &result {
             Ok(()) => {
                 self.stats.rounds.fetch_add(1, Ordering::Relaxed);
-                self.stats.write_sets.fetch_add(round.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .write_sets
+                    .fetch_add(round.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; storage refuses further writes");

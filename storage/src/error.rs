@@ -23,7 +23,9 @@ impl fmt::Display for StorageError {
             StorageError::Engine(e) => write!(f, "storage engine: {e}"),
             StorageError::Io(e) => write!(f, "storage i/o: {e}"),
             StorageError::Codec(e) => write!(f, "stored value does not decode: {e}"),
-            StorageError::Poisoned => f.write_str("storage is poisoned by an earlier failed commit"),
+            StorageError::Poisoned => {
+                f.write_str("storage is poisoned by an earlier failed commit")
+            }
             StorageError::Closed => f.write_str("storage is closed"),
         }
     }

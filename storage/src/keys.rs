@@ -83,7 +83,9 @@ pub fn pending(due_unix_ms: i64, kind: u8, record: &[u8; 16]) -> Vec<u8> {
 /// The smallest 16-byte id made at or after `unix_ms` (UUIDv7 keeps the
 /// millisecond timestamp in its first 48 bits), for time-bounded scans.
 pub fn id_floor_at(unix_ms: i64) -> [u8; 16] {
-    let ms = u64::try_from(unix_ms.max(0)).unwrap_or(0).min((1 << 48) - 1);
+    let ms = u64::try_from(unix_ms.max(0))
+        .unwrap_or(0)
+        .min((1 << 48) - 1);
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     bytes

@@ -105,7 +105,11 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { durability: Durability::Sync, commit_queue_depth: 8_192, commit_batch_max: 4_096 }
+        StoreConfig {
+            durability: Durability::Sync,
+            commit_queue_depth: 8_192,
+            commit_batch_max: 4_096,
+        }
     }
 }
 
@@ -131,7 +135,13 @@ impl Store {
             .map(|s| db.keyspace(s.name(), KeyspaceCreateOptions::default))
             .collect::<Result<Vec<_>, _>>()?;
         let committer = committer::Committer::start(db.clone(), spaces.clone(), &config)?;
-        Ok(Store { inner: Arc::new(Inner { db, spaces, committer }) })
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                spaces,
+                committer,
+            }),
+        })
     }
 
     pub(crate) fn space(&self, space: Space) -> &Keyspace {
@@ -147,7 +157,11 @@ impl Store {
 
     /// `submit` for a writer that reads its own in-flight writes: the
     /// operations are remembered in `overlay` under the ticket's sequence.
-    pub async fn submit_tracked(&self, writes: WriteSet, overlay: &mut Overlay) -> Result<Ticket, StorageError> {
+    pub async fn submit_tracked(
+        &self,
+        writes: WriteSet,
+        overlay: &mut Overlay,
+    ) -> Result<Ticket, StorageError> {
         self.inner.committer.submit(writes, Some(overlay)).await
     }
 

@@ -5,12 +5,16 @@
 //! Entries are dropped once the store's applied sequence passes them, so the
 //! overlay holds at most the writer's in-flight writes.
 
-use crate::{Space, Store, StorageError, WriteSet};
+use crate::{Space, StorageError, Store, WriteSet};
 use std::collections::{HashMap, VecDeque};
+
+/// A write's key, and the queue sequence plus value (None: removed) it wrote.
+type Key = (Space, Vec<u8>);
+type Written = (u64, Option<Vec<u8>>);
 
 #[derive(Default)]
 pub struct Overlay {
-    values: HashMap<(Space, Vec<u8>), (u64, Option<Vec<u8>>)>,
+    values: HashMap<Key, Written>,
     order: VecDeque<(u64, Space, Vec<u8>)>,
 }
 
@@ -18,7 +22,8 @@ impl Overlay {
     /// Remembers the operations of `writes`, queued under `seq`.
     pub fn record(&mut self, seq: u64, writes: &WriteSet) {
         for (space, key, value) in writes.ops() {
-            self.values.insert((space, key.to_vec()), (seq, value.map(<[u8]>::to_vec)));
+            self.values
+                .insert((space, key.to_vec()), (seq, value.map(<[u8]>::to_vec)));
             self.order.push_back((seq, space, key.to_vec()));
         }
     }
@@ -47,7 +52,12 @@ impl Overlay {
     }
 
     /// Reads `key`, seeing this writer's own in-flight writes first.
-    pub fn get(&self, store: &Store, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    pub fn get(
+        &self,
+        store: &Store,
+        space: Space,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         if let Some((_, value)) = self.values.get(&(space, key.to_vec())) {
             return Ok(value.clone());
         }

@@ -2,8 +2,10 @@
 //! everything applied so far.
 
 use crate::keys::{self, IndexTag, UniqueKind};
-use crate::{Space, Store, StorageError};
-use domain::{Currency, LedgerEntry, Payment, PaymentId, Payout, PayoutId, Timestamp, User, UserId, Wallet};
+use crate::{Space, StorageError, Store};
+use domain::{
+    Currency, LedgerEntry, Payment, PaymentId, Payout, PayoutId, Timestamp, User, UserId, Wallet,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
@@ -55,10 +57,18 @@ fn engine(e: fjall::Error) -> StorageError {
 
 impl Store {
     pub fn get_raw(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.space(space).get(key).map_err(engine)?.map(|v| v.to_vec()))
+        Ok(self
+            .space(space)
+            .get(key)
+            .map_err(engine)?
+            .map(|v| v.to_vec()))
     }
 
-    pub fn get<T: DeserializeOwned>(&self, space: Space, key: &[u8]) -> Result<Option<T>, StorageError> {
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        space: Space,
+        key: &[u8],
+    ) -> Result<Option<T>, StorageError> {
         match self.space(space).get(key).map_err(engine)? {
             Some(bytes) => decode(&bytes).map(Some),
             None => Ok(None),
@@ -77,12 +87,21 @@ impl Store {
         self.get(Space::Payouts, &keys::payout(id))
     }
 
-    pub fn wallet(&self, merchant: &UserId, currency: Currency) -> Result<Option<Wallet>, StorageError> {
+    pub fn wallet(
+        &self,
+        merchant: &UserId,
+        currency: Currency,
+    ) -> Result<Option<Wallet>, StorageError> {
         self.get(Space::Wallets, &keys::wallet(merchant, currency))
     }
 
     /// The record id a merchant's `order_id` / `reference_id` points to.
-    pub fn unique(&self, merchant: &UserId, kind: UniqueKind, reference: &str) -> Result<Option<[u8; 16]>, StorageError> {
+    pub fn unique(
+        &self,
+        merchant: &UserId,
+        kind: UniqueKind,
+        reference: &str,
+    ) -> Result<Option<[u8; 16]>, StorageError> {
         let value = self.get_raw(Space::Unique, &keys::unique(merchant, kind, reference))?;
         Ok(value.and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok()))
     }
@@ -104,7 +123,12 @@ impl Store {
 
     /// Ledger entries of a merchant with `from_seq <= seq`, oldest first, at
     /// most `limit`.
-    pub fn ledger(&self, merchant: &UserId, from_seq: u64, limit: usize) -> Result<Vec<LedgerEntry>, StorageError> {
+    pub fn ledger(
+        &self,
+        merchant: &UserId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, StorageError> {
         let start = keys::ledger(merchant, from_seq);
         let end = keys::ledger(merchant, u64::MAX);
         self.space(Space::Ledger)
@@ -115,8 +139,15 @@ impl Store {
     }
 
     /// The newest ledger entry of a merchant, if any.
-    pub fn last_ledger_entry(&self, merchant: &UserId) -> Result<Option<LedgerEntry>, StorageError> {
-        match self.space(Space::Ledger).prefix(keys::ledger_prefix(merchant)).next_back() {
+    pub fn last_ledger_entry(
+        &self,
+        merchant: &UserId,
+    ) -> Result<Option<LedgerEntry>, StorageError> {
+        match self
+            .space(Space::Ledger)
+            .prefix(keys::ledger_prefix(merchant))
+            .next_back()
+        {
             Some(guard) => decode(&guard.value().map_err(engine)?).map(Some),
             None => Ok(None),
         }
@@ -147,7 +178,13 @@ impl Store {
         }
         let upper = keys::index(tag, owner, &upper_id);
         let range = (Bound::Included(lower), Bound::Excluded(upper));
-        scan_ids(self.space(Space::Index).range(range).rev(), prefix.len(), limit, scan_max, &mut keep)
+        scan_ids(
+            self.space(Space::Index).range(range).rev(),
+            prefix.len(),
+            limit,
+            scan_max,
+            &mut keep,
+        )
     }
 
     /// Like `list_index` over every record of a space whose keys are ids
@@ -169,7 +206,13 @@ impl Store {
             upper = upper.min(cursor);
         }
         let range = (Bound::Included(lower), Bound::Excluded(upper.to_vec()));
-        scan_ids(self.space(space).range(range).rev(), 0, limit, scan_max, &mut keep)
+        scan_ids(
+            self.space(space).range(range).rev(),
+            0,
+            limit,
+            scan_max,
+            &mut keep,
+        )
     }
 
     /// Pending transactions due at or before `now_ms`, oldest first.
@@ -183,7 +226,11 @@ impl Store {
             }
             let mut due = [0u8; 8];
             due.copy_from_slice(&key[..8]);
-            let kind = if key[8] == PendingKind::Payout.tag() { PendingKind::Payout } else { PendingKind::Payin };
+            let kind = if key[8] == PendingKind::Payout.tag() {
+                PendingKind::Payout
+            } else {
+                PendingKind::Payin
+            };
             let mut record = [0u8; 16];
             record.copy_from_slice(&key[9..]);
             let merchant_id = UserId::from_slice(&value)

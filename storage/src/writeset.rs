@@ -11,14 +11,21 @@ pub struct WriteSet {
 
 impl WriteSet {
     pub fn new() -> WriteSet {
-        WriteSet { ops: Vec::with_capacity(8) }
+        WriteSet {
+            ops: Vec::with_capacity(8),
+        }
     }
 
     pub fn put_raw(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push((space, key, Some(value)));
     }
 
-    pub fn put<T: Serialize>(&mut self, space: Space, key: Vec<u8>, value: &T) -> Result<(), StorageError> {
+    pub fn put<T: Serialize>(
+        &mut self,
+        space: Space,
+        key: Vec<u8>,
+        value: &T,
+    ) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(value)?;
         self.put_raw(space, key, bytes);
         Ok(())
@@ -38,6 +45,8 @@ impl WriteSet {
 
     /// The operations, for an overlay to remember.
     pub fn ops(&self) -> impl Iterator<Item = (Space, &[u8], Option<&[u8]>)> {
-        self.ops.iter().map(|(s, k, v)| (*s, k.as_slice(), v.as_deref()))
+        self.ops
+            .iter()
+            .map(|(s, k, v)| (*s, k.as_slice(), v.as_deref()))
     }
 }

@@ -14,7 +14,8 @@ use domain::ledger::Movement;
 use domain::money::AmountLimits;
 use domain::{
     Currency, EntryKind, EventId, EventType, LedgerEntry, Money, OutboxEvent, Payment, PaymentId,
-    PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, Role, Timestamp, User, UserId, Wallet,
+    PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, Role, Timestamp, User, UserId,
+    Wallet,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::de::DeserializeOwned;
@@ -22,7 +23,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::keys::{self, IndexTag, UniqueKind};
-use storage::{IdempotencyRecord, Overlay, PendingKind, Space, Store, StorageError, WriteSet};
+use storage::{IdempotencyRecord, Overlay, PendingKind, Space, StorageError, Store, WriteSet};
 
 pub(crate) struct WalletActor;
 
@@ -74,11 +75,18 @@ impl Actor for WalletActor {
     type State = WalletState;
     type Arguments = WalletArgs;
 
-    async fn pre_start(&self, _me: ActorRef<WalletMsg>, args: WalletArgs) -> Result<WalletState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<WalletMsg>,
+        args: WalletArgs,
+    ) -> Result<WalletState, ActorProcessingErr> {
         // An earlier incarnation may still have writes queued: load only
         // after they are applied, or we would build on stale balances.
         args.store.applied_barrier().await?;
-        let user = args.store.user(&args.merchant)?.ok_or("merchant does not exist")?;
+        let user = args
+            .store
+            .user(&args.merchant)?
+            .ok_or("merchant does not exist")?;
         let settings = settings_of(&user, &args.config).map_err(|r| r.to_string())?;
         let now = Timestamp::now();
         let wallet = args
@@ -94,7 +102,12 @@ impl Actor for WalletActor {
                 args.merchant
             );
         } else {
-            assert_eq!(wallet.total(), 0, "wallet {} has money but no ledger", args.merchant);
+            assert_eq!(
+                wallet.total(),
+                0,
+                "wallet {} has money but no ledger",
+                args.merchant
+            );
         }
         Ok(WalletState {
             merchant: args.merchant,
@@ -109,7 +122,11 @@ impl Actor for WalletActor {
         })
     }
 
-    async fn post_start(&self, me: ActorRef<WalletMsg>, state: &mut WalletState) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        me: ActorRef<WalletMsg>,
+        state: &mut WalletState,
+    ) -> Result<(), ActorProcessingErr> {
         if state.config.wallet_idle_max_ms > 0 {
             let period = Duration::from_millis((state.config.wallet_idle_max_ms / 2).max(1));
             state.idle_timer = Some(me.send_interval(period, || WalletMsg::IdleCheck));
@@ -117,14 +134,23 @@ impl Actor for WalletActor {
         Ok(())
     }
 
-    async fn post_stop(&self, _me: ActorRef<WalletMsg>, state: &mut WalletState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _me: ActorRef<WalletMsg>,
+        state: &mut WalletState,
+    ) -> Result<(), ActorProcessingErr> {
         if let Some(timer) = state.idle_timer.take() {
             timer.abort();
         }
         Ok(())
     }
 
-    async fn handle(&self, me: ActorRef<WalletMsg>, msg: WalletMsg, state: &mut WalletState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<WalletMsg>,
+        msg: WalletMsg,
+        state: &mut WalletState,
+    ) -> Result<(), ActorProcessingErr> {
         state.overlay.prune(state.store.applied_seq());
         if !matches!(msg, WalletMsg::IdleCheck) {
             state.last_active = Instant::now();
@@ -133,13 +159,23 @@ impl Actor for WalletActor {
             WalletMsg::CreatePayin(new, reply) => {
                 let _ = reply.send(state.create_payin(*new).await);
             }
-            WalletMsg::SettlePayin { id, to, reason, reply } => {
+            WalletMsg::SettlePayin {
+                id,
+                to,
+                reason,
+                reply,
+            } => {
                 let _ = reply.send(state.settle_payin(id, to, reason).await);
             }
             WalletMsg::CreatePayout(new, reply) => {
                 let _ = reply.send(state.create_payout(*new).await);
             }
-            WalletMsg::SettlePayout { id, to, reason, reply } => {
+            WalletMsg::SettlePayout {
+                id,
+                to,
+                reason,
+                reply,
+            } => {
                 let _ = reply.send(state.settle_payout(id, to, reason).await);
             }
             WalletMsg::Balance(reply) => {
@@ -149,9 +185,12 @@ impl Actor for WalletActor {
                 let _ = reply.send(state.reload_settings());
             }
             WalletMsg::IdleCheck => {
-                let idle = state.last_active.elapsed() >= Duration::from_millis(state.config.wallet_idle_max_ms);
+                let idle = state.last_active.elapsed()
+                    >= Duration::from_millis(state.config.wallet_idle_max_ms);
                 if idle && state.overlay.is_empty() {
-                    let _ = state.supervisor.cast(SupervisorMsg::Passivate(state.merchant, me.get_id()));
+                    let _ = state
+                        .supervisor
+                        .cast(SupervisorMsg::Passivate(state.merchant, me.get_id()));
                 }
             }
             WalletMsg::Crash => panic!("fault injection: wallet {} told to crash", state.merchant),
@@ -169,13 +208,19 @@ enum Prior<T> {
 impl WalletState {
     fn read<T: DeserializeOwned>(&self, space: Space, key: &[u8]) -> Result<Option<T>, Rejection> {
         match self.overlay.get(&self.store, space, key).map_err(db)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| db(e.into())),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| db(e.into())),
             None => Ok(None),
         }
     }
 
     fn reload_settings(&mut self) -> Result<(), Rejection> {
-        let user = self.store.user(&self.merchant).map_err(db)?.ok_or(Rejection::NotFound)?;
+        let user = self
+            .store
+            .user(&self.merchant)
+            .map_err(db)?
+            .ok_or(Rejection::NotFound)?;
         self.settings = settings_of(&user, &self.config)?;
         Ok(())
     }
@@ -188,10 +233,17 @@ impl WalletState {
         idem: Option<&super::messages::Idempotency>,
         now: Timestamp,
     ) -> Result<Prior<T>, Rejection> {
-        let Some(idem) = idem else { return Ok(Prior::None) };
+        let Some(idem) = idem else {
+            return Ok(Prior::None);
+        };
         let key = keys::idempotency(&self.merchant, created_by, &idem.key);
-        let in_flight = self.overlay.get(&self.store, Space::Idempotency, &key).map_err(db)?;
-        let Some(bytes) = in_flight else { return Ok(Prior::None) };
+        let in_flight = self
+            .overlay
+            .get(&self.store, Space::Idempotency, &key)
+            .map_err(db)?;
+        let Some(bytes) = in_flight else {
+            return Ok(Prior::None);
+        };
         let record: IdempotencyRecord = serde_json::from_slice(&bytes).map_err(|e| db(e.into()))?;
         if now.unix_ms() - record.created_at.unix_ms() > self.config.idempotency_ttl_ms {
             return Ok(Prior::None);
@@ -200,7 +252,11 @@ impl WalletState {
             return Err(Rejection::IdempotencyConflict);
         }
         let first = serde_json::from_value(record.response).map_err(|e| db(e.into()))?;
-        let still_in_flight = self.store.get_raw(Space::Idempotency, &key).map_err(db)?.is_none();
+        let still_in_flight = self
+            .store
+            .get_raw(Space::Idempotency, &key)
+            .map_err(db)?
+            .is_none();
         Ok(Prior::Replay(first, still_in_flight))
     }
 
@@ -216,12 +272,20 @@ impl WalletState {
         } else {
             None
         };
-        Reply { result: Ok(record), ticket, replayed: true }
+        Reply {
+            result: Ok(record),
+            ticket,
+            replayed: true,
+        }
     }
 
     fn unique_taken(&self, kind: UniqueKind, reference: &str) -> Result<bool, Rejection> {
         let key = keys::unique(&self.merchant, kind, reference);
-        Ok(self.overlay.get(&self.store, Space::Unique, &key).map_err(db)?.is_some())
+        Ok(self
+            .overlay
+            .get(&self.store, Space::Unique, &key)
+            .map_err(db)?
+            .is_some())
     }
 
     /// Hands the write set to the committer, remembering it in the overlay,
@@ -230,13 +294,22 @@ impl WalletState {
         match self.store.submit_tracked(writes, &mut self.overlay).await {
             Ok(ticket) => {
                 self.wallet = next;
-                Reply { result: Ok(record), ticket: Some(ticket), replayed: false }
+                Reply {
+                    result: Ok(record),
+                    ticket: Some(ticket),
+                    replayed: false,
+                }
             }
             Err(e) => Reply::rejected(db(e)),
         }
     }
 
-    fn put<T: Serialize>(writes: &mut WriteSet, space: Space, key: Vec<u8>, value: &T) -> Result<(), Rejection> {
+    fn put<T: Serialize>(
+        writes: &mut WriteSet,
+        space: Space,
+        key: Vec<u8>,
+        value: &T,
+    ) -> Result<(), Rejection> {
         writes.put(space, key, value).map_err(db)
     }
 
@@ -247,9 +320,19 @@ impl WalletState {
         entry: Option<&LedgerEntry>,
         event: Option<&OutboxEvent>,
     ) -> Result<(), Rejection> {
-        Self::put(writes, Space::Wallets, keys::wallet(&self.merchant, wallet.currency), wallet)?;
+        Self::put(
+            writes,
+            Space::Wallets,
+            keys::wallet(&self.merchant, wallet.currency),
+            wallet,
+        )?;
         if let Some(entry) = entry {
-            Self::put(writes, Space::Ledger, keys::ledger(&self.merchant, entry.seq), entry)?;
+            Self::put(
+                writes,
+                Space::Ledger,
+                keys::ledger(&self.merchant, entry.seq),
+                entry,
+            )?;
         }
         if let Some(event) = event {
             Self::put(writes, Space::Outbox, event.id.as_bytes().to_vec(), event)?;
@@ -267,8 +350,17 @@ impl WalletState {
     ) -> Result<(), Rejection> {
         if let Some(idem) = idem {
             let response = serde_json::to_value(record).map_err(|e| db(e.into()))?;
-            let row = IdempotencyRecord { fingerprint: idem.fingerprint.clone(), response, created_at: now };
-            Self::put(writes, Space::Idempotency, keys::idempotency(merchant, created_by, &idem.key), &row)?;
+            let row = IdempotencyRecord {
+                fingerprint: idem.fingerprint.clone(),
+                response,
+                created_at: now,
+            };
+            Self::put(
+                writes,
+                Space::Idempotency,
+                keys::idempotency(merchant, created_by, &idem.key),
+                &row,
+            )?;
         }
         Ok(())
     }
@@ -297,7 +389,9 @@ impl WalletState {
 
     fn prepare_payin(&self, new: NewPayin) -> Result<Prepared<Payment>, Rejection> {
         let now = Timestamp::now();
-        if let Prior::Replay(first, in_flight) = self.check_idempotency(&new.created_by, new.idempotency.as_ref(), now)? {
+        if let Prior::Replay(first, in_flight) =
+            self.check_idempotency(&new.created_by, new.idempotency.as_ref(), now)?
+        {
             return Ok(Prepared::Replay(first, in_flight));
         }
         self.settings.limits.check(new.amount)?;
@@ -305,7 +399,10 @@ impl WalletState {
             return Err(Rejection::DuplicateOrderId);
         }
         let fee = new.amount.bps_half_up(self.settings.payin_fee_bps);
-        let net_amount = new.amount.checked_sub(fee).ok_or(Rejection::InvalidAmount("fee exceeds amount".into()))?;
+        let net_amount = new
+            .amount
+            .checked_sub(fee)
+            .ok_or(Rejection::InvalidAmount("fee exceeds amount".into()))?;
         let payment = Payment {
             id: PaymentId::new(),
             order_id: new.order_id,
@@ -328,22 +425,56 @@ impl WalletState {
             completed_at: None,
         };
         let mut next = self.wallet.clone();
-        next.pending_payins = next.pending_payins.checked_add(payment.amount).ok_or(Rejection::InvalidAmount("amount overflows the wallet".into()))?;
+        next.pending_payins =
+            next.pending_payins
+                .checked_add(payment.amount)
+                .ok_or(Rejection::InvalidAmount(
+                    "amount overflows the wallet".into(),
+                ))?;
         next.updated_at = now;
 
         let id = payment.id.as_bytes();
         let mut writes = WriteSet::new();
-        Self::put(&mut writes, Space::Payments, keys::payment(&payment.id), &payment)?;
-        writes.put_raw(Space::Index, keys::index(IndexTag::PaymentsByMerchant, &self.merchant, id), Vec::new());
-        writes.put_raw(Space::Index, keys::index(IndexTag::PaymentsByCreator, &payment.created_by, id), Vec::new());
-        writes.put_raw(Space::Unique, keys::unique(&self.merchant, UniqueKind::OrderId, &payment.order_id), id.to_vec());
+        Self::put(
+            &mut writes,
+            Space::Payments,
+            keys::payment(&payment.id),
+            &payment,
+        )?;
+        writes.put_raw(
+            Space::Index,
+            keys::index(IndexTag::PaymentsByMerchant, &self.merchant, id),
+            Vec::new(),
+        );
+        writes.put_raw(
+            Space::Index,
+            keys::index(IndexTag::PaymentsByCreator, &payment.created_by, id),
+            Vec::new(),
+        );
+        writes.put_raw(
+            Space::Unique,
+            keys::unique(&self.merchant, UniqueKind::OrderId, &payment.order_id),
+            id.to_vec(),
+        );
         self.pending_row(&mut writes, PendingKind::Payin, id, now);
-        Self::put_idempotency(&mut writes, &self.merchant, &payment.created_by, new.idempotency.as_ref(), &payment, now)?;
+        Self::put_idempotency(
+            &mut writes,
+            &self.merchant,
+            &payment.created_by,
+            new.idempotency.as_ref(),
+            &payment,
+            now,
+        )?;
         self.put_common(&mut writes, &next, None, None)?;
         Ok(Prepared::Write(writes, next, payment))
     }
 
-    async fn settle_payin(&mut self, id: PaymentId, to: PaymentStatus, reason: Option<String>) -> Reply<Payment> {
+    async fn settle_payin(
+        &mut self,
+        id: PaymentId,
+        to: PaymentStatus,
+        reason: Option<String>,
+    ) -> Reply<Payment> {
         match self.prepare_settle_payin(id, to, reason) {
             Ok(Prepared::Write(writes, next, payment)) => self.write(writes, next, payment).await,
             Ok(Prepared::Replay(..)) => Reply::rejected(Rejection::DatabaseError),
@@ -351,21 +482,42 @@ impl WalletState {
         }
     }
 
-    fn prepare_settle_payin(&self, id: PaymentId, to: PaymentStatus, reason: Option<String>) -> Result<Prepared<Payment>, Rejection> {
+    fn prepare_settle_payin(
+        &self,
+        id: PaymentId,
+        to: PaymentStatus,
+        reason: Option<String>,
+    ) -> Result<Prepared<Payment>, Rejection> {
         let now = Timestamp::now();
-        let mut payment: Payment = self.read(Space::Payments, &keys::payment(&id))?.ok_or(Rejection::NotFound)?;
+        let mut payment: Payment = self
+            .read(Space::Payments, &keys::payment(&id))?
+            .ok_or(Rejection::NotFound)?;
         if payment.merchant_id != self.merchant {
             return Err(Rejection::NotFound);
         }
         payment.settle(to, reason, now)?;
         let mut next = self.wallet.clone();
-        next.pending_payins = next.pending_payins.checked_sub(payment.amount).ok_or(Rejection::DatabaseError)?;
+        next.pending_payins = next
+            .pending_payins
+            .checked_sub(payment.amount)
+            .ok_or(Rejection::DatabaseError)?;
         next.updated_at = now;
         let (entry, event_type) = if to == PaymentStatus::Completed {
-            let movement = Movement { kind: EntryKind::PayinCredit, amount: payment.net_amount, gross: payment.amount, fee: payment.fee };
+            let movement = Movement {
+                kind: EntryKind::PayinCredit,
+                amount: payment.net_amount,
+                gross: payment.amount,
+                fee: payment.fee,
+            };
             let entry = next.apply(movement, payment.id.to_string(), now)?;
-            next.total_payins = next.total_payins.checked_add(payment.amount).ok_or(Rejection::DatabaseError)?;
-            next.total_fees = next.total_fees.checked_add(payment.fee).ok_or(Rejection::DatabaseError)?;
+            next.total_payins = next
+                .total_payins
+                .checked_add(payment.amount)
+                .ok_or(Rejection::DatabaseError)?;
+            next.total_fees = next
+                .total_fees
+                .checked_add(payment.fee)
+                .ok_or(Rejection::DatabaseError)?;
             (Some(entry), EventType::PaymentCompleted)
         } else {
             (None, EventType::PaymentFailed)
@@ -379,7 +531,12 @@ impl WalletState {
             created_at: now,
         };
         let mut writes = WriteSet::new();
-        Self::put(&mut writes, Space::Payments, keys::payment(&payment.id), &payment)?;
+        Self::put(
+            &mut writes,
+            Space::Payments,
+            keys::payment(&payment.id),
+            &payment,
+        )?;
         self.put_common(&mut writes, &next, entry.as_ref(), Some(&event))?;
         Ok(Prepared::Write(writes, next, payment))
     }
@@ -394,7 +551,9 @@ impl WalletState {
 
     fn prepare_payout(&self, new: NewPayout) -> Result<Prepared<Payout>, Rejection> {
         let now = Timestamp::now();
-        if let Prior::Replay(first, in_flight) = self.check_idempotency(&new.created_by, new.idempotency.as_ref(), now)? {
+        if let Prior::Replay(first, in_flight) =
+            self.check_idempotency(&new.created_by, new.idempotency.as_ref(), now)?
+        {
             return Ok(Prepared::Replay(first, in_flight));
         }
         self.settings.limits.check(new.amount)?;
@@ -420,26 +579,62 @@ impl WalletState {
             updated_at: now,
             processed_at: None,
         };
-        let hold = payout.hold().ok_or(Rejection::InvalidAmount("amount overflows".into()))?;
+        let hold = payout
+            .hold()
+            .ok_or(Rejection::InvalidAmount("amount overflows".into()))?;
         let mut next = self.wallet.clone();
-        let movement = Movement { kind: EntryKind::PayoutHold, amount: hold, gross: payout.amount, fee: payout.fee };
+        let movement = Movement {
+            kind: EntryKind::PayoutHold,
+            amount: hold,
+            gross: payout.amount,
+            fee: payout.fee,
+        };
         let entry = next.apply(movement, payout.id.to_string(), now)?;
 
         let id = payout.id.as_bytes();
         let mut writes = WriteSet::new();
-        Self::put(&mut writes, Space::Payouts, keys::payout(&payout.id), &payout)?;
-        writes.put_raw(Space::Index, keys::index(IndexTag::PayoutsByMerchant, &self.merchant, id), Vec::new());
-        writes.put_raw(Space::Index, keys::index(IndexTag::PayoutsByCreator, &payout.created_by, id), Vec::new());
+        Self::put(
+            &mut writes,
+            Space::Payouts,
+            keys::payout(&payout.id),
+            &payout,
+        )?;
+        writes.put_raw(
+            Space::Index,
+            keys::index(IndexTag::PayoutsByMerchant, &self.merchant, id),
+            Vec::new(),
+        );
+        writes.put_raw(
+            Space::Index,
+            keys::index(IndexTag::PayoutsByCreator, &payout.created_by, id),
+            Vec::new(),
+        );
         if let Some(reference) = &payout.reference_id {
-            writes.put_raw(Space::Unique, keys::unique(&self.merchant, UniqueKind::ReferenceId, reference), id.to_vec());
+            writes.put_raw(
+                Space::Unique,
+                keys::unique(&self.merchant, UniqueKind::ReferenceId, reference),
+                id.to_vec(),
+            );
         }
         self.pending_row(&mut writes, PendingKind::Payout, id, now);
-        Self::put_idempotency(&mut writes, &self.merchant, &payout.created_by, new.idempotency.as_ref(), &payout, now)?;
+        Self::put_idempotency(
+            &mut writes,
+            &self.merchant,
+            &payout.created_by,
+            new.idempotency.as_ref(),
+            &payout,
+            now,
+        )?;
         self.put_common(&mut writes, &next, Some(&entry), None)?;
         Ok(Prepared::Write(writes, next, payout))
     }
 
-    async fn settle_payout(&mut self, id: PayoutId, to: PayoutStatus, reason: Option<String>) -> Reply<Payout> {
+    async fn settle_payout(
+        &mut self,
+        id: PayoutId,
+        to: PayoutStatus,
+        reason: Option<String>,
+    ) -> Reply<Payout> {
         match self.prepare_settle_payout(id, to, reason) {
             Ok(Prepared::Write(writes, next, payout)) => self.write(writes, next, payout).await,
             Ok(Prepared::Replay(..)) => Reply::rejected(Rejection::DatabaseError),
@@ -447,9 +642,16 @@ impl WalletState {
         }
     }
 
-    fn prepare_settle_payout(&self, id: PayoutId, to: PayoutStatus, reason: Option<String>) -> Result<Prepared<Payout>, Rejection> {
+    fn prepare_settle_payout(
+        &self,
+        id: PayoutId,
+        to: PayoutStatus,
+        reason: Option<String>,
+    ) -> Result<Prepared<Payout>, Rejection> {
         let now = Timestamp::now();
-        let mut payout: Payout = self.read(Space::Payouts, &keys::payout(&id))?.ok_or(Rejection::NotFound)?;
+        let mut payout: Payout = self
+            .read(Space::Payouts, &keys::payout(&id))?
+            .ok_or(Rejection::NotFound)?;
         if payout.merchant_id != self.merchant {
             return Err(Rejection::NotFound);
         }
@@ -460,11 +662,22 @@ impl WalletState {
             PayoutStatus::Processed => (EntryKind::PayoutSettle, EventType::PayoutProcessed),
             _ => (EntryKind::PayoutRelease, EventType::PayoutRejected),
         };
-        let movement = Movement { kind, amount: hold, gross: payout.amount, fee: payout.fee };
+        let movement = Movement {
+            kind,
+            amount: hold,
+            gross: payout.amount,
+            fee: payout.fee,
+        };
         let entry = next.apply(movement, payout.id.to_string(), now)?;
         if to == PayoutStatus::Processed {
-            next.total_payouts = next.total_payouts.checked_add(payout.amount).ok_or(Rejection::DatabaseError)?;
-            next.total_fees = next.total_fees.checked_add(payout.fee).ok_or(Rejection::DatabaseError)?;
+            next.total_payouts = next
+                .total_payouts
+                .checked_add(payout.amount)
+                .ok_or(Rejection::DatabaseError)?;
+            next.total_fees = next
+                .total_fees
+                .checked_add(payout.fee)
+                .ok_or(Rejection::DatabaseError)?;
         }
         let event_id = EventId::new();
         let event = OutboxEvent {
@@ -475,7 +688,12 @@ impl WalletState {
             created_at: now,
         };
         let mut writes = WriteSet::new();
-        Self::put(&mut writes, Space::Payouts, keys::payout(&payout.id), &payout)?;
+        Self::put(
+            &mut writes,
+            Space::Payouts,
+            keys::payout(&payout.id),
+            &payout,
+        )?;
         self.put_common(&mut writes, &next, Some(&entry), Some(&event))?;
         Ok(Prepared::Write(writes, next, payout))
     }

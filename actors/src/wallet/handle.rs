@@ -6,7 +6,9 @@
 
 use super::messages::{NewPayin, NewPayout, Reply, WalletMsg};
 use crate::registry::Registry;
-use domain::{Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, UserId, Wallet};
+use domain::{
+    Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, UserId, Wallet,
+};
 use ractor::RpcReplyPort;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +32,15 @@ impl WalletHandle {
 
     /// Creates a pending pay-in on `merchant`'s wallet. Answers once the
     /// payment is durable.
-    pub async fn create_payin(&self, merchant: UserId, new: NewPayin) -> Result<Created<Payment>, Rejection> {
-        self.command(merchant, |reply| WalletMsg::CreatePayin(Box::new(new), reply)).await
+    pub async fn create_payin(
+        &self,
+        merchant: UserId,
+        new: NewPayin,
+    ) -> Result<Created<Payment>, Rejection> {
+        self.command(merchant, |reply| {
+            WalletMsg::CreatePayin(Box::new(new), reply)
+        })
+        .await
     }
 
     /// Settles a pending pay-in: `Completed` credits the net amount, `Failed`
@@ -43,15 +52,27 @@ impl WalletHandle {
         to: PaymentStatus,
         reason: Option<String>,
     ) -> Result<Payment, Rejection> {
-        self.command(merchant, |reply| WalletMsg::SettlePayin { id, to, reason, reply })
-            .await
-            .map(|c| c.record)
+        self.command(merchant, |reply| WalletMsg::SettlePayin {
+            id,
+            to,
+            reason,
+            reply,
+        })
+        .await
+        .map(|c| c.record)
     }
 
     /// Creates a payout, holding amount + fee from `available` at once, or
     /// fails with `insufficient_balance`. Answers once durable.
-    pub async fn create_payout(&self, merchant: UserId, new: NewPayout) -> Result<Created<Payout>, Rejection> {
-        self.command(merchant, |reply| WalletMsg::CreatePayout(Box::new(new), reply)).await
+    pub async fn create_payout(
+        &self,
+        merchant: UserId,
+        new: NewPayout,
+    ) -> Result<Created<Payout>, Rejection> {
+        self.command(merchant, |reply| {
+            WalletMsg::CreatePayout(Box::new(new), reply)
+        })
+        .await
     }
 
     /// Settles a pending payout: `Processed` releases the hold out of the
@@ -63,9 +84,14 @@ impl WalletHandle {
         to: PayoutStatus,
         reason: Option<String>,
     ) -> Result<Payout, Rejection> {
-        self.command(merchant, |reply| WalletMsg::SettlePayout { id, to, reason, reply })
-            .await
-            .map(|c| c.record)
+        self.command(merchant, |reply| WalletMsg::SettlePayout {
+            id,
+            to,
+            reason,
+            reply,
+        })
+        .await
+        .map(|c| c.record)
     }
 
     /// The wallet as its actor holds it (it may include writes a few
@@ -91,7 +117,9 @@ impl WalletHandle {
     #[doc(hidden)]
     pub async fn crash_for_test(&self, merchant: UserId) -> Result<(), Rejection> {
         let slot = self.registry.slot(merchant).await?;
-        slot.actor.cast(WalletMsg::Crash).map_err(|_| Rejection::ServiceUnavailable)
+        slot.actor
+            .cast(WalletMsg::Crash)
+            .map_err(|_| Rejection::ServiceUnavailable)
     }
 
     async fn command<T: Send + 'static>(
@@ -110,7 +138,10 @@ impl WalletHandle {
                 return Err(Rejection::DatabaseError);
             }
         }
-        Ok(Created { record, replayed: reply.replayed })
+        Ok(Created {
+            record,
+            replayed: reply.replayed,
+        })
     }
 
     async fn call<T: Send + 'static>(

@@ -55,7 +55,11 @@ pub struct Reply<T> {
 
 impl<T> Reply<T> {
     pub(crate) fn rejected(rejection: Rejection) -> Reply<T> {
-        Reply { result: Err(rejection), ticket: None, replayed: false }
+        Reply {
+            result: Err(rejection),
+            ticket: None,
+            replayed: false,
+        }
     }
 }
 

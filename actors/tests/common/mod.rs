@@ -3,17 +3,30 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use actors::{Core, CoreConfig, NewPayin, NewPayout};
-use domain::{Beneficiary, Currency, Money, PayoutMode, Role, Secret, Timestamp, User, UserId, UserStatus};
+use domain::{
+    Beneficiary, Currency, Money, PayoutMode, Role, Secret, Timestamp, User, UserId, UserStatus,
+};
 use std::path::Path;
 use storage::{keys, Durability, Space, Store, StoreConfig, WriteSet};
 
 pub fn open(dir: &Path, durability: Durability) -> Store {
-    Store::open(dir, StoreConfig { durability, ..StoreConfig::default() }).expect("store opens")
+    Store::open(
+        dir,
+        StoreConfig {
+            durability,
+            ..StoreConfig::default()
+        },
+    )
+    .expect("store opens")
 }
 
 /// A config whose sandbox settles after `settle_delay_ms`.
 pub fn config(settle_delay_ms: u64) -> CoreConfig {
-    CoreConfig { settle_delay_ms, connector_poll_ms: 5, ..CoreConfig::default() }
+    CoreConfig {
+        settle_delay_ms,
+        connector_poll_ms: 5,
+        ..CoreConfig::default()
+    }
 }
 
 /// Writes a merchant user with the given fee schedule and returns its id.
@@ -63,7 +76,11 @@ pub fn payout(paise: u64, account_number: &str, created_by: UserId) -> NewPayout
     NewPayout {
         amount: Money::from_paise(paise),
         currency: Currency::Inr,
-        beneficiary: Beneficiary { name: "Ravi".into(), account_number: account_number.into(), ifsc: "HDFC0000001".into() },
+        beneficiary: Beneficiary {
+            name: "Ravi".into(),
+            account_number: account_number.into(),
+            ifsc: "HDFC0000001".into(),
+        },
         mode: PayoutMode::Imps,
         reference_id: None,
         purpose: None,
@@ -73,13 +90,19 @@ pub fn payout(paise: u64, account_number: &str, created_by: UserId) -> NewPayout
 }
 
 pub async fn start(store: &Store, config: CoreConfig) -> Core {
-    Core::start(store.clone(), config).await.expect("core starts")
+    Core::start(store.clone(), config)
+        .await
+        .expect("core starts")
 }
 
 /// Checks one wallet against its whole ledger in storage.
 pub fn audit(store: &Store, merchant: &UserId) -> domain::Wallet {
-    let wallet = store.wallet(merchant, Currency::Inr).unwrap().expect("wallet exists");
+    let wallet = store
+        .wallet(merchant, Currency::Inr)
+        .unwrap()
+        .expect("wallet exists");
     let entries = store.ledger(merchant, 1, usize::MAX).unwrap();
-    domain::ledger::audit(&wallet, &entries).unwrap_or_else(|e| panic!("ledger audit of {merchant}: {e}"));
+    domain::ledger::audit(&wallet, &entries)
+        .unwrap_or_else(|e| panic!("ledger audit of {merchant}: {e}"));
     wallet
 }
