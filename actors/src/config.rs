@@ -25,6 +25,8 @@ pub struct CoreConfig {
     pub restart_window_ms: u64,
     /// How long an Idempotency-Key is remembered.
     pub idempotency_ttl_ms: i64,
+    /// Rate limit given to new users unless set.
+    pub default_rate_limit_per_min: u32,
     /// Default per-transaction amount limits.
     pub amount_limits: AmountLimits,
 }
@@ -42,6 +44,7 @@ impl Default for CoreConfig {
             wallet_restarts_max: 5,
             restart_window_ms: 10_000,
             idempotency_ttl_ms: 24 * 3_600 * 1_000,
+            default_rate_limit_per_min: 6_000,
             amount_limits: AmountLimits::default(),
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::connector::{Connector, ConnectorArgs, ConnectorMsg};
 use crate::registry::{Registry, Supervisor, SupervisorMsg};
-use crate::{CoreConfig, WalletHandle};
+use crate::{CoreConfig, Directory, WalletHandle};
 use ractor::{Actor, ActorRef};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use storage::Store;
 
 pub struct Core {
     wallets: WalletHandle,
+    directory: Directory,
     store: Store,
     supervisor: ActorRef<SupervisorMsg>,
     connector: ActorRef<ConnectorMsg>,
@@ -23,6 +24,12 @@ impl Core {
         let registry = Arc::new(Registry::new(store.clone(), config.clone()));
         let supervisor = Supervisor::start(registry.clone()).await?;
         let wallets = WalletHandle::new(registry);
+        let directory = Directory::start(
+            store.clone(),
+            wallets.clone(),
+            config.default_rate_limit_per_min,
+        )
+        .await?;
         let args = ConnectorArgs {
             store: store.clone(),
             wallets: wallets.clone(),
@@ -31,6 +38,7 @@ impl Core {
         let (connector, _join) = Actor::spawn(None, Connector, args).await?;
         Ok(Core {
             wallets,
+            directory,
             store,
             supervisor,
             connector,
@@ -39,6 +47,10 @@ impl Core {
 
     pub fn wallets(&self) -> &WalletHandle {
         &self.wallets
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
     }
 
     pub fn store(&self) -> &Store {
@@ -50,6 +62,7 @@ impl Core {
     pub async fn shutdown(self) {
         let wait = Some(Duration::from_secs(10));
         let _ = self.connector.stop_and_wait(None, wait).await;
+        self.directory.stop();
         let _ = self.supervisor.call(SupervisorMsg::DrainAll, wait).await;
         let _ = self.supervisor.stop_and_wait(None, wait).await;
     }

@@ -8,10 +8,12 @@
 mod config;
 mod connector;
 mod core;
+pub mod directory;
 mod registry;
 pub mod wallet;
 
 pub use crate::core::Core;
 pub use config::CoreConfig;
+pub use directory::{Directory, NewUser, UserPatch};
 pub use wallet::handle::{Created, WalletHandle};
 pub use wallet::messages::{Idempotency, NewPayin, NewPayout};

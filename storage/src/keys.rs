@@ -12,7 +12,10 @@ pub enum IndexTag {
     PaymentsByCreator = b'p',
     PayoutsByMerchant = b'O',
     PayoutsByCreator = b'o',
-    UsersByParent = b'U',
+    /// Payments of the merchants under a manager.
+    PaymentsByTeam = b'T',
+    PayoutsByTeam = b't',
+    UsersByAncestor = b'U',
 }
 
 /// Kinds of merchant-scoped unique references in the `Unique` space.

@@ -17,7 +17,7 @@ mod writeset;
 pub use committer::{CommitStats, Ticket};
 pub use error::StorageError;
 pub use overlay::Overlay;
-pub use reads::{IdempotencyRecord, PendingItem, PendingKind};
+pub use reads::{IdempotencyRecord, Page, PendingItem, PendingKind};
 pub use writeset::WriteSet;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};

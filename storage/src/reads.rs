@@ -138,6 +138,24 @@ impl Store {
             .collect()
     }
 
+    /// Ledger entries of a merchant with `seq < before_seq`, newest first,
+    /// at most `limit`.
+    pub fn ledger_newest(
+        &self,
+        merchant: &UserId,
+        before_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, StorageError> {
+        let start = keys::ledger(merchant, 0);
+        let end = keys::ledger(merchant, before_seq);
+        self.space(Space::Ledger)
+            .range(start..end)
+            .rev()
+            .take(limit)
+            .map(|guard| decode(&guard.value().map_err(engine)?))
+            .collect()
+    }
+
     /// The newest ledger entry of a merchant, if any.
     pub fn last_ledger_entry(
         &self,
@@ -157,7 +175,7 @@ impl Store {
     /// `[from_ms, to_ms)` and strictly older than `before` (the cursor).
     /// `keep` sees each id and decides whether it counts; scanning stops at
     /// `limit` kept ids or after `scan_max` ids looked at, whichever is first.
-    /// Returns the kept ids and whether the scan stopped early (more may exist).
+    /// `Page::next` is the cursor to continue from, if anything may remain.
     #[allow(clippy::too_many_arguments)]
     pub fn list_index(
         &self,
@@ -169,7 +187,7 @@ impl Store {
         limit: usize,
         scan_max: usize,
         mut keep: impl FnMut(&[u8; 16]) -> Result<bool, StorageError>,
-    ) -> Result<(Vec<[u8; 16]>, bool), StorageError> {
+    ) -> Result<Page, StorageError> {
         let prefix = keys::index_prefix(tag, owner);
         let lower = keys::index(tag, owner, &keys::id_floor_at(from_ms.unwrap_or(0)));
         let mut upper_id = to_ms.map_or([0xff; 16], keys::id_floor_at);
@@ -199,7 +217,7 @@ impl Store {
         limit: usize,
         scan_max: usize,
         mut keep: impl FnMut(&[u8; 16]) -> Result<bool, StorageError>,
-    ) -> Result<(Vec<[u8; 16]>, bool), StorageError> {
+    ) -> Result<Page, StorageError> {
         let lower = keys::id_floor_at(from_ms.unwrap_or(0)).to_vec();
         let mut upper = to_ms.map_or([0xff; 16], keys::id_floor_at);
         if let Some(cursor) = before {
@@ -257,17 +275,28 @@ impl Store {
     }
 }
 
+/// One page of a listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub ids: Vec<[u8; 16]>,
+    /// Where the next page starts (exclusive), if anything may remain.
+    pub next: Option<[u8; 16]>,
+}
+
 fn scan_ids(
     iter: impl Iterator<Item = fjall::Guard>,
     skip: usize,
     limit: usize,
     scan_max: usize,
     keep: &mut impl FnMut(&[u8; 16]) -> Result<bool, StorageError>,
-) -> Result<(Vec<[u8; 16]>, bool), StorageError> {
-    let mut kept = Vec::new();
+) -> Result<Page, StorageError> {
+    let mut page = Page::default();
+    let mut last_seen = None;
     for (scanned, guard) in iter.enumerate() {
-        if kept.len() >= limit || scanned >= scan_max {
-            return Ok((kept, true));
+        if page.ids.len() >= limit || scanned >= scan_max {
+            // Something remains after the last id we looked at.
+            page.next = last_seen;
+            return Ok(page);
         }
         let key = guard.key().map_err(engine)?;
         let id = key
@@ -275,8 +304,9 @@ fn scan_ids(
             .and_then(|k| <[u8; 16]>::try_from(k).ok())
             .ok_or_else(|| StorageError::Codec("index key of wrong length".into()))?;
         if keep(&id)? {
-            kept.push(id);
+            page.ids.push(id);
         }
+        last_seen = Some(id);
     }
-    Ok((kept, false))
+    Ok(page)
 }

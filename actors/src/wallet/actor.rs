@@ -37,6 +37,8 @@ pub(crate) struct WalletArgs {
 /// The fee schedule and limits of the merchant, from its user record.
 #[derive(Clone, Debug)]
 struct Settings {
+    /// The merchant's manager, whose team listings include this wallet.
+    team: Option<UserId>,
     payin_fee_bps: u32,
     payout_fee: Money,
     limits: AmountLimits,
@@ -54,11 +56,20 @@ pub(crate) struct WalletState {
     idle_timer: Option<tokio::task::JoinHandle<()>>,
 }
 
-fn settings_of(user: &User, config: &CoreConfig) -> Result<Settings, Rejection> {
+fn settings_of(store: &Store, user: &User, config: &CoreConfig) -> Result<Settings, Rejection> {
     if user.role != Role::Merchant {
         return Err(Rejection::NotFound);
     }
+    let team = match user.parent_id {
+        Some(parent) => store
+            .user(&parent)
+            .map_err(db)?
+            .filter(|p| p.role == Role::Manager)
+            .map(|p| p.id),
+        None => None,
+    };
     Ok(Settings {
+        team,
         payin_fee_bps: user.payin_fee_bps.min(10_000),
         payout_fee: user.payout_fee,
         limits: config.amount_limits,
@@ -87,7 +98,7 @@ impl Actor for WalletActor {
             .store
             .user(&args.merchant)?
             .ok_or("merchant does not exist")?;
-        let settings = settings_of(&user, &args.config).map_err(|r| r.to_string())?;
+        let settings = settings_of(&args.store, &user, &args.config).map_err(|r| r.to_string())?;
         let now = Timestamp::now();
         let wallet = args
             .store
@@ -221,7 +232,7 @@ impl WalletState {
             .user(&self.merchant)
             .map_err(db)?
             .ok_or(Rejection::NotFound)?;
-        self.settings = settings_of(&user, &self.config)?;
+        self.settings = settings_of(&self.store, &user, &self.config)?;
         Ok(())
     }
 
@@ -373,6 +384,31 @@ impl WalletState {
         }
     }
 
+    /// The listing rows of a new record: by merchant, by creator and, when
+    /// the merchant has a manager, by team.
+    fn index_rows(
+        &self,
+        writes: &mut WriteSet,
+        tags: [IndexTag; 3],
+        created_by: &UserId,
+        id: &[u8; 16],
+    ) {
+        let [by_merchant, by_creator, by_team] = tags;
+        writes.put_raw(
+            Space::Index,
+            keys::index(by_merchant, &self.merchant, id),
+            Vec::new(),
+        );
+        writes.put_raw(
+            Space::Index,
+            keys::index(by_creator, created_by, id),
+            Vec::new(),
+        );
+        if let Some(team) = &self.settings.team {
+            writes.put_raw(Space::Index, keys::index(by_team, team, id), Vec::new());
+        }
+    }
+
     fn pending_row(&self, writes: &mut WriteSet, kind: PendingKind, id: &[u8; 16], now: Timestamp) {
         let delay = i64::try_from(self.config.settle_delay_ms).unwrap_or(i64::MAX);
         let key = keys::pending(now.plus_ms(delay).unix_ms(), kind.tag(), id);
@@ -441,15 +477,15 @@ impl WalletState {
             keys::payment(&payment.id),
             &payment,
         )?;
-        writes.put_raw(
-            Space::Index,
-            keys::index(IndexTag::PaymentsByMerchant, &self.merchant, id),
-            Vec::new(),
-        );
-        writes.put_raw(
-            Space::Index,
-            keys::index(IndexTag::PaymentsByCreator, &payment.created_by, id),
-            Vec::new(),
+        self.index_rows(
+            &mut writes,
+            [
+                IndexTag::PaymentsByMerchant,
+                IndexTag::PaymentsByCreator,
+                IndexTag::PaymentsByTeam,
+            ],
+            &payment.created_by,
+            id,
         );
         writes.put_raw(
             Space::Unique,
@@ -599,15 +635,15 @@ impl WalletState {
             keys::payout(&payout.id),
             &payout,
         )?;
-        writes.put_raw(
-            Space::Index,
-            keys::index(IndexTag::PayoutsByMerchant, &self.merchant, id),
-            Vec::new(),
-        );
-        writes.put_raw(
-            Space::Index,
-            keys::index(IndexTag::PayoutsByCreator, &payout.created_by, id),
-            Vec::new(),
+        self.index_rows(
+            &mut writes,
+            [
+                IndexTag::PayoutsByMerchant,
+                IndexTag::PayoutsByCreator,
+                IndexTag::PayoutsByTeam,
+            ],
+            &payout.created_by,
+            id,
         );
         if let Some(reference) = &payout.reference_id {
             writes.put_raw(

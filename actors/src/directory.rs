@@ -1,0 +1,559 @@
+//! The user directory: who exists, their keys, roles and settings.
+//!
+//! Reads (authenticating a key, walking up the tree for suspension) are
+//! lock-free `DashMap` lookups on an in-memory copy loaded at start-up. Every
+//! change goes through one directory actor, which writes it to storage (user
+//! record, key hash, subtree index and outbox row in one batch), waits until
+//! it is durable, and only then updates the in-memory copy. Users are few
+//! and change rarely next to payments, so one serialising actor is plenty and
+//! makes "regenerating a key invalidates the old one at once" trivially true.
+
+use crate::WalletHandle;
+use dashmap::DashMap;
+use domain::{
+    EventId, EventType, Money, OutboxEvent, Rejection, Role, Secret, Timestamp, User, UserId,
+    UserStatus,
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use storage::keys::{self, IndexTag};
+use storage::{Space, Store, WriteSet};
+
+/// Prefix of every API key, so leaked keys are recognisable.
+pub const KEY_PREFIX: &str = "tjk_";
+/// Prefix of webhook signing secrets.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// What a caller asks for when creating a user. Authorisation (may this
+/// caller create this role under this parent?) is checked by the caller;
+/// the directory checks that the tree stays valid.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub name: String,
+    pub email: Option<String>,
+    pub role: Role,
+    pub parent_id: Option<UserId>,
+    pub webhook_url: Option<String>,
+    pub rate_limit_per_min: Option<u32>,
+    pub payin_fee_bps: Option<u32>,
+    pub payout_fee: Option<Money>,
+}
+
+/// A change to a user; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    /// `Some(None)` clears the URL.
+    pub webhook_url: Option<Option<String>>,
+    pub status: Option<UserStatus>,
+    pub role: Option<Role>,
+    pub rate_limit_per_min: Option<u32>,
+    pub payin_fee_bps: Option<u32>,
+    pub payout_fee: Option<Money>,
+}
+
+enum DirMsg {
+    Create(
+        Box<NewUser>,
+        RpcReplyPort<Result<(User, String), Rejection>>,
+    ),
+    Update(
+        UserId,
+        Box<UserPatch>,
+        RpcReplyPort<Result<User, Rejection>>,
+    ),
+    RegenerateKey(UserId, RpcReplyPort<Result<(User, String), Rejection>>),
+    RotateSecret(UserId, RpcReplyPort<Result<User, Rejection>>),
+    Bootstrap(
+        Option<String>,
+        RpcReplyPort<Result<Option<String>, Rejection>>,
+    ),
+}
+
+struct Maps {
+    users: DashMap<UserId, Arc<User>>,
+    keys: DashMap<[u8; 32], UserId>,
+}
+
+/// The directory's public API; cheap to clone.
+#[derive(Clone)]
+pub struct Directory {
+    maps: Arc<Maps>,
+    actor: ActorRef<DirMsg>,
+    timeout: Duration,
+}
+
+/// SHA-256 of an API key: all that is ever stored of it.
+pub fn key_hash(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_token(prefix: &str, bytes: usize) -> Result<String, Rejection> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|_| Rejection::DatabaseError)?;
+    Ok(format!("{prefix}{}", hex(&buf)))
+}
+
+fn db(e: storage::StorageError) -> Rejection {
+    tracing::error!(error = %e, "storage error in directory");
+    Rejection::DatabaseError
+}
+
+impl Directory {
+    /// Loads every user into memory and starts the directory actor.
+    pub async fn start(
+        store: Store,
+        wallets: WalletHandle,
+        default_rate_limit_per_min: u32,
+    ) -> Result<Directory, ractor::SpawnErr> {
+        let maps = Arc::new(Maps {
+            users: DashMap::new(),
+            keys: DashMap::new(),
+        });
+        let users = store
+            .all_users()
+            .map_err(|e| ractor::SpawnErr::StartupFailed(e.to_string().into()))?;
+        for user in users {
+            if let Some(hash) = parse_hash(&user.key_hash) {
+                maps.keys.insert(hash, user.id);
+            }
+            maps.users.insert(user.id, Arc::new(user));
+        }
+        let state = DirState {
+            maps: maps.clone(),
+            store,
+            wallets,
+            default_rate_limit_per_min,
+        };
+        let (actor, _join) = Actor::spawn(None, DirActor, state).await?;
+        Ok(Directory {
+            maps,
+            actor,
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// The active-or-not user behind an API key, if the key is current.
+    pub fn authenticate(&self, key: &str) -> Option<Arc<User>> {
+        let id = *self.maps.keys.get(&key_hash(key))?;
+        self.get(&id)
+    }
+
+    pub fn get(&self, id: &UserId) -> Option<Arc<User>> {
+        self.maps.users.get(id).map(|u| u.clone())
+    }
+
+    /// True if the user or any ancestor is suspended.
+    pub fn is_blocked(&self, user: &User) -> bool {
+        let mut current = Some(user.id);
+        for _depth in 0..8 {
+            let Some(id) = current else { return false };
+            let Some(u) = self.get(&id) else { return true };
+            if u.status == UserStatus::Suspended {
+                return true;
+            }
+            current = u.parent_id;
+        }
+        true
+    }
+
+    /// True if `ancestor` is `user` or above it in the tree.
+    pub fn is_within(&self, ancestor: &UserId, user: &UserId) -> bool {
+        let mut current = Some(*user);
+        for _depth in 0..8 {
+            let Some(id) = current else { return false };
+            if id == *ancestor {
+                return true;
+            }
+            current = self.get(&id).and_then(|u| u.parent_id);
+        }
+        false
+    }
+
+    /// Ids of every merchant.
+    pub fn merchants(&self) -> Vec<UserId> {
+        self.maps
+            .users
+            .iter()
+            .filter(|u| u.role == Role::Merchant)
+            .map(|u| u.id)
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.maps.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.maps.users.is_empty()
+    }
+
+    /// On an empty store, creates the first admin (with `admin_key` if
+    /// given) and returns its key; otherwise `None`.
+    pub async fn bootstrap(&self, admin_key: Option<String>) -> Result<Option<String>, Rejection> {
+        self.call(|r| DirMsg::Bootstrap(admin_key, r)).await
+    }
+
+    /// Creates a user; returns it with its API key (shown only now).
+    pub async fn create(&self, new: NewUser) -> Result<(User, String), Rejection> {
+        self.call(|r| DirMsg::Create(Box::new(new), r)).await
+    }
+
+    pub async fn update(&self, id: UserId, patch: UserPatch) -> Result<User, Rejection> {
+        self.call(|r| DirMsg::Update(id, Box::new(patch), r)).await
+    }
+
+    /// Replaces the user's API key; the old one stops working at once.
+    pub async fn regenerate_key(&self, id: UserId) -> Result<(User, String), Rejection> {
+        self.call(|r| DirMsg::RegenerateKey(id, r)).await
+    }
+
+    pub async fn rotate_webhook_secret(&self, id: UserId) -> Result<User, Rejection> {
+        self.call(|r| DirMsg::RotateSecret(id, r)).await
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(RpcReplyPort<Result<T, Rejection>>) -> DirMsg,
+    ) -> Result<T, Rejection> {
+        match self.actor.call(build, Some(self.timeout)).await {
+            Ok(ractor::rpc::CallResult::Success(result)) => result,
+            _ => Err(Rejection::ServiceUnavailable),
+        }
+    }
+
+    pub fn stop(&self) {
+        self.actor.stop(None);
+    }
+}
+
+fn parse_hash(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
+        let pair = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+struct DirActor;
+
+struct DirState {
+    maps: Arc<Maps>,
+    store: Store,
+    wallets: WalletHandle,
+    default_rate_limit_per_min: u32,
+}
+
+impl Actor for DirActor {
+    type Msg = DirMsg;
+    type State = DirState;
+    type Arguments = DirState;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<DirMsg>,
+        state: DirState,
+    ) -> Result<DirState, ActorProcessingErr> {
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<DirMsg>,
+        msg: DirMsg,
+        state: &mut DirState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            DirMsg::Create(new, reply) => {
+                let _ = reply.send(state.create(*new, None).await);
+            }
+            DirMsg::Update(id, patch, reply) => {
+                let _ = reply.send(state.update(id, *patch).await);
+            }
+            DirMsg::RegenerateKey(id, reply) => {
+                let _ = reply.send(state.regenerate_key(id).await);
+            }
+            DirMsg::RotateSecret(id, reply) => {
+                let _ = reply.send(state.rotate_secret(id).await);
+            }
+            DirMsg::Bootstrap(key, reply) => {
+                let _ = reply.send(state.bootstrap(key).await);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DirState {
+    fn user(&self, id: &UserId) -> Result<User, Rejection> {
+        self.maps
+            .users
+            .get(id)
+            .map(|u| (**u).clone())
+            .ok_or(Rejection::NotFound)
+    }
+
+    /// Ancestors of a (new or existing) user with parent `parent`, nearest first.
+    fn ancestors(&self, parent: Option<UserId>) -> Vec<UserId> {
+        let mut chain = Vec::new();
+        let mut current = parent;
+        while let Some(id) = current {
+            if chain.contains(&id) || chain.len() > 8 {
+                break;
+            }
+            chain.push(id);
+            current = self.maps.users.get(&id).and_then(|u| u.parent_id);
+        }
+        chain
+    }
+
+    fn event(&self, event: EventType, user: &User, now: Timestamp) -> Option<OutboxEvent> {
+        let parent = user.parent_id?;
+        let id = EventId::new();
+        Some(OutboxEvent {
+            id,
+            event,
+            recipients: vec![parent],
+            payload: json!({
+                "id": id, "event": event.as_str(), "user_id": user.id, "role": user.role,
+                "status": user.status, "name": user.name, "timestamp": now,
+            }),
+            created_at: now,
+        })
+    }
+
+    /// Writes the user (and optionally a new key hash, an event) durably,
+    /// then publishes it in memory.
+    async fn save(
+        &self,
+        user: User,
+        old_hash: Option<&str>,
+        index: bool,
+        event: Option<OutboxEvent>,
+    ) -> Result<User, Rejection> {
+        let mut writes = WriteSet::new();
+        writes
+            .put(Space::Users, keys::user(&user.id), &user)
+            .map_err(db)?;
+        let new_hash = parse_hash(&user.key_hash);
+        if old_hash != Some(user.key_hash.as_str()) {
+            if let Some(old) = old_hash.and_then(parse_hash) {
+                writes.remove(Space::ApiKeys, old.to_vec());
+            }
+            if let Some(hash) = new_hash {
+                writes.put_raw(Space::ApiKeys, hash.to_vec(), user.id.as_bytes().to_vec());
+            }
+        }
+        if index {
+            for ancestor in self.ancestors(user.parent_id) {
+                writes.put_raw(
+                    Space::Index,
+                    keys::index(IndexTag::UsersByAncestor, &ancestor, user.id.as_bytes()),
+                    Vec::new(),
+                );
+            }
+        }
+        if let Some(event) = &event {
+            writes
+                .put(Space::Outbox, event.id.as_bytes().to_vec(), event)
+                .map_err(db)?;
+        }
+        self.store.commit(writes).await.map_err(db)?;
+        if old_hash != Some(user.key_hash.as_str()) {
+            if let Some(old) = old_hash.and_then(parse_hash) {
+                self.maps.keys.remove(&old);
+            }
+            if let Some(hash) = new_hash {
+                self.maps.keys.insert(hash, user.id);
+            }
+        }
+        self.maps.users.insert(user.id, Arc::new(user.clone()));
+        Ok(user)
+    }
+
+    async fn bootstrap(&self, admin_key: Option<String>) -> Result<Option<String>, Rejection> {
+        if !self.maps.users.is_empty() {
+            return Ok(None);
+        }
+        let new = NewUser {
+            name: "Administrator".into(),
+            email: None,
+            role: Role::Admin,
+            parent_id: None,
+            webhook_url: None,
+            rate_limit_per_min: None,
+            payin_fee_bps: None,
+            payout_fee: None,
+        };
+        self.create(new, admin_key).await.map(|(_, key)| Some(key))
+    }
+
+    async fn create(&self, new: NewUser, key: Option<String>) -> Result<(User, String), Rejection> {
+        let parent = match new.parent_id {
+            Some(pid) => Some(
+                self.user(&pid)
+                    .map_err(|_| Rejection::InvalidRequest("parent_id does not exist".into()))?,
+            ),
+            None if self.maps.users.is_empty() && new.role == Role::Admin => None,
+            None => return Err(Rejection::MissingFields(vec!["parent_id".into()])),
+        };
+        if let Some(parent) = &parent {
+            if !new.role.may_have_parent(parent.role) {
+                return Err(Rejection::InvalidRequest(format!(
+                    "a {} cannot be placed under a {}",
+                    new.role.as_str(),
+                    parent.role.as_str()
+                )));
+            }
+        }
+        let key = match key {
+            Some(k) => k,
+            None => random_token(KEY_PREFIX, 20)?,
+        };
+        let now = Timestamp::now();
+        let id = UserId::new();
+        let merchant_id = match new.role {
+            Role::Merchant => Some(id),
+            Role::ApiUser => parent.as_ref().map(|p| p.id),
+            _ => None,
+        };
+        let user = User {
+            id,
+            name: new.name,
+            email: new.email,
+            role: new.role,
+            status: UserStatus::Active,
+            parent_id: parent.as_ref().map(|p| p.id),
+            merchant_id,
+            webhook_url: new.webhook_url,
+            webhook_secret: Secret::new(random_token(SECRET_PREFIX, 24)?),
+            rate_limit_per_min: new
+                .rate_limit_per_min
+                .unwrap_or(self.default_rate_limit_per_min),
+            payin_fee_bps: new.payin_fee_bps.unwrap_or(0),
+            payout_fee: new.payout_fee.unwrap_or(Money::ZERO),
+            key_hash: hex(&key_hash(&key)),
+            created_at: now,
+            updated_at: now,
+        };
+        let event = self.event(EventType::UserCreated, &user, now);
+        let user = self.save(user, None, true, event).await?;
+        Ok((user, key))
+    }
+
+    async fn update(&self, id: UserId, patch: UserPatch) -> Result<User, Rejection> {
+        let mut user = self.user(&id)?;
+        let before = user.clone();
+        if let Some(role) = patch.role {
+            self.check_role_change(&user, role)?;
+            user.role = role;
+            user.merchant_id = match role {
+                Role::Merchant => Some(user.id),
+                Role::ApiUser => user.parent_id,
+                _ => None,
+            };
+        }
+        if let Some(name) = patch.name {
+            user.name = name;
+        }
+        if let Some(url) = patch.webhook_url {
+            user.webhook_url = url;
+        }
+        if let Some(status) = patch.status {
+            user.status = status;
+        }
+        if let Some(limit) = patch.rate_limit_per_min {
+            user.rate_limit_per_min = limit;
+        }
+        if let Some(bps) = patch.payin_fee_bps {
+            user.payin_fee_bps = bps;
+        }
+        if let Some(fee) = patch.payout_fee {
+            user.payout_fee = fee;
+        }
+        if user == before {
+            return Ok(user);
+        }
+        let now = Timestamp::now();
+        user.updated_at = now;
+        let suspended_now =
+            before.status == UserStatus::Active && user.status == UserStatus::Suspended;
+        let event = if suspended_now {
+            self.event(EventType::UserSuspended, &user, now)
+        } else {
+            None
+        };
+        let fees_changed = (before.payin_fee_bps, before.payout_fee, before.role)
+            != (user.payin_fee_bps, user.payout_fee, user.role);
+        let saved = self
+            .save(user, Some(&before.key_hash), false, event)
+            .await?;
+        if fees_changed && before.role == Role::Merchant {
+            // The wallet caches its fee schedule; tell it to re-read.
+            if let Err(r) = self.wallets.reload_settings(saved.id).await {
+                tracing::warn!(user = %saved.id, rejection = %r, "wallet did not reload its settings");
+            }
+        }
+        Ok(saved)
+    }
+
+    fn check_role_change(&self, user: &User, role: Role) -> Result<(), Rejection> {
+        if role == user.role {
+            return Ok(());
+        }
+        let invalid = |why: &str| Rejection::InvalidRequest(format!("role change refused: {why}"));
+        match user.parent_id {
+            None => return Err(invalid("the first admin keeps its role")),
+            Some(pid) => {
+                let parent = self.user(&pid)?;
+                if !role.may_have_parent(parent.role) {
+                    return Err(invalid(&format!(
+                        "a {} cannot be under a {}",
+                        role.as_str(),
+                        parent.role.as_str()
+                    )));
+                }
+            }
+        }
+        let has_invalid_child = self
+            .maps
+            .users
+            .iter()
+            .any(|u| u.parent_id == Some(user.id) && !u.role.may_have_parent(role));
+        if has_invalid_child {
+            return Err(invalid(
+                "it has users that could not stay under the new role",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn regenerate_key(&self, id: UserId) -> Result<(User, String), Rejection> {
+        let mut user = self.user(&id)?;
+        let old = user.key_hash.clone();
+        let key = random_token(KEY_PREFIX, 20)?;
+        user.key_hash = hex(&key_hash(&key));
+        user.updated_at = Timestamp::now();
+        let user = self.save(user, Some(&old), false, None).await?;
+        Ok((user, key))
+    }
+
+    async fn rotate_secret(&self, id: UserId) -> Result<User, Rejection> {
+        let mut user = self.user(&id)?;
+        user.webhook_secret = Secret::new(random_token(SECRET_PREFIX, 24)?);
+        user.updated_at = Timestamp::now();
+        let old = user.key_hash.clone();
+        self.save(user, Some(&old), false, None).await
+    }
+}

@@ -1,0 +1,172 @@
+//! Every setting of the server, as a flag with a `TIJORI_*` environment
+//! twin (SPEC §10). Units are part of the names.
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// fdatasync before acknowledging: survives power loss.
+    Sync,
+    /// Acknowledge once in OS buffers: survives a process crash only.
+    Buffered,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "tijori",
+    version,
+    about = "Tijori: an actor-based merchant payment processor"
+)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port; the chosen one is printed).
+    #[arg(long, env = "TIJORI_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory of the embedded store.
+    #[arg(long, env = "TIJORI_DATA_DIR", default_value = "./tijori-data")]
+    pub data_dir: PathBuf,
+
+    /// Bootstrap admin key to use instead of a random one (empty store only).
+    #[arg(long, env = "TIJORI_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+
+    /// When a money-moving response may be sent.
+    #[arg(long, env = "TIJORI_DURABILITY", value_enum, default_value = "sync")]
+    pub durability: DurabilityArg,
+
+    /// Delay before the sandbox rail settles a transaction.
+    #[arg(long, env = "TIJORI_SETTLE_DELAY_MS", default_value_t = 1_000)]
+    pub settle_delay_ms: u64,
+
+    /// Share of pay-ins the sandbox fails (0.0 to 1.0), chosen by a hash of the id.
+    #[arg(long, env = "TIJORI_PAYIN_FAILURE_RATE", default_value = "0", value_parser = parse_rate_ppm)]
+    pub payin_failure_rate: u32,
+
+    /// Requests per minute allowed to new users unless set per user.
+    #[arg(long, env = "TIJORI_RATE_LIMIT_PER_MIN", default_value_t = 6_000)]
+    pub rate_limit_per_min: u32,
+
+    /// Rejections by the rate limiter within the misuse window that suspend a key.
+    #[arg(long, env = "TIJORI_MISUSE_REJECTIONS", default_value_t = 1_000)]
+    pub misuse_rejections: u32,
+
+    /// Window of the misuse detector.
+    #[arg(long, env = "TIJORI_MISUSE_WINDOW_SECS", default_value_t = 600)]
+    pub misuse_window_secs: u64,
+
+    /// Allow webhook URLs on loopback and private networks.
+    #[arg(long, env = "TIJORI_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
+    /// First webhook retry delay; later ones grow exponentially.
+    #[arg(long, env = "TIJORI_WEBHOOK_RETRY_BASE_MS", default_value_t = 30_000)]
+    pub webhook_retry_base_ms: u64,
+
+    /// Delivery attempts before an event is marked failed.
+    #[arg(long, env = "TIJORI_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10)]
+    pub webhook_max_attempts: u32,
+
+    /// Log format.
+    #[arg(long, env = "TIJORI_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Most open client connections; more wait in the accept queue.
+    #[arg(long, env = "TIJORI_CONNECTIONS_MAX", default_value_t = 10_000)]
+    pub connections_max: usize,
+
+    /// Time a client has to send a request's headers.
+    #[arg(long, env = "TIJORI_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+
+    /// Time a client has to send a request's body.
+    #[arg(long, env = "TIJORI_BODY_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_read_timeout_ms: u64,
+
+    /// An idle wallet actor is stopped after this long (0: never).
+    #[arg(long, env = "TIJORI_WALLET_IDLE_MAX_MS", default_value_t = 300_000)]
+    pub wallet_idle_max_ms: u64,
+
+    /// Most calls queued or running on one wallet.
+    #[arg(long, env = "TIJORI_WALLET_INFLIGHT_MAX", default_value_t = 1_024)]
+    pub wallet_inflight_max: usize,
+
+    /// How often the sandbox connector looks for due transactions.
+    #[arg(long, env = "TIJORI_CONNECTOR_POLL_MS", default_value_t = 20)]
+    pub connector_poll_ms: u64,
+
+    /// Time allowed to drain in-flight requests on shutdown.
+    #[arg(long, env = "TIJORI_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+}
+
+/// Reads a rate such as `0.05` into parts per million, without a float.
+fn parse_rate_ppm(text: &str) -> Result<u32, String> {
+    let value: rust_decimal::Decimal = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a decimal number"))?;
+    if value.is_sign_negative() || value > rust_decimal::Decimal::ONE {
+        return Err("the rate must be between 0 and 1".into());
+    }
+    let ppm = (value * rust_decimal::Decimal::from(1_000_000)).trunc();
+    u32::try_from(ppm.mantissa() / 10i128.pow(ppm.scale())).map_err(|_| "rate out of range".into())
+}
+
+impl Config {
+    pub fn core(&self) -> actors::CoreConfig {
+        actors::CoreConfig {
+            settle_delay_ms: self.settle_delay_ms,
+            payin_failure_ppm: self.payin_failure_rate,
+            connector_poll_ms: self.connector_poll_ms,
+            wallet_idle_max_ms: self.wallet_idle_max_ms,
+            wallet_inflight_max: self.wallet_inflight_max,
+            default_rate_limit_per_min: self.rate_limit_per_min,
+            ..actors::CoreConfig::default()
+        }
+    }
+
+    pub fn store(&self) -> storage::StoreConfig {
+        storage::StoreConfig {
+            durability: match self.durability {
+                DurabilityArg::Sync => storage::Durability::Sync,
+                DurabilityArg::Buffered => storage::Durability::Buffered,
+            },
+            ..storage::StoreConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_rate_parses_exactly() {
+        assert_eq!(parse_rate_ppm("0"), Ok(0));
+        assert_eq!(parse_rate_ppm("0.05"), Ok(50_000));
+        assert_eq!(parse_rate_ppm("1"), Ok(1_000_000));
+        assert_eq!(parse_rate_ppm("0.0000015"), Ok(1));
+        assert!(parse_rate_ppm("1.5").is_err());
+        assert!(parse_rate_ppm("-0.1").is_err());
+        assert!(parse_rate_ppm("abc").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = Config::parse_from(["tijori"]);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./tijori-data"));
+        assert_eq!(c.durability, DurabilityArg::Sync);
+        assert_eq!(c.settle_delay_ms, 1_000);
+        assert_eq!(c.rate_limit_per_min, 6_000);
+        assert!(!c.webhook_allow_private);
+    }
+}

@@ -1,0 +1,113 @@
+//! Who is calling and what they may see. Authentication is a hash lookup in
+//! the directory's in-memory index; scope rules (SPEC §3) are here, in one
+//! place, for every handler to use.
+
+use actors::Directory;
+use domain::{Rejection, Role, User, UserId};
+use std::sync::Arc;
+
+/// The authenticated caller of an `/api/v1` request.
+#[derive(Clone)]
+pub struct Caller {
+    pub user: Arc<User>,
+}
+
+/// Checks `X-API-KEY`: unknown → `invalid_api_key`; the user or an
+/// ancestor suspended → `account_suspended`.
+pub fn authenticate(directory: &Directory, key: Option<&str>) -> Result<Caller, Rejection> {
+    let key = key
+        .filter(|k| !k.is_empty() && k.len() <= 128)
+        .ok_or(Rejection::InvalidApiKey)?;
+    let user = directory
+        .authenticate(key)
+        .ok_or(Rejection::InvalidApiKey)?;
+    if directory.is_blocked(&user) {
+        return Err(Rejection::AccountSuspended);
+    }
+    Ok(Caller { user })
+}
+
+impl Caller {
+    pub fn id(&self) -> UserId {
+        self.user.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+
+    /// Refuses unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), Rejection> {
+        if roles.contains(&self.user.role) {
+            Ok(())
+        } else {
+            Err(Rejection::InsufficientPermissions)
+        }
+    }
+
+    /// Whether the caller may read a record of `merchant`'s wallet created
+    /// by `created_by`.
+    pub fn can_see(&self, directory: &Directory, merchant: &UserId, created_by: &UserId) -> bool {
+        match self.user.role {
+            Role::Admin => true,
+            Role::Manager => self.manages(directory, merchant),
+            Role::Merchant => *merchant == self.user.id,
+            Role::ApiUser => *created_by == self.user.id,
+        }
+    }
+
+    /// Whether `merchant` is a merchant whose parent is this manager.
+    pub fn manages(&self, directory: &Directory, merchant: &UserId) -> bool {
+        directory
+            .get(merchant)
+            .is_some_and(|m| m.role == Role::Merchant && m.parent_id == Some(self.user.id))
+    }
+
+    /// The wallet a money-moving request acts on: the caller's own for
+    /// merchants and api_users; for admins (and managers, where `allow_manager`)
+    /// the `merchant_id` they name, which must be a merchant in their scope.
+    pub fn acting_merchant(
+        &self,
+        directory: &Directory,
+        merchant_id: Option<&str>,
+        allow_manager: bool,
+    ) -> Result<UserId, Rejection> {
+        match self.user.role {
+            Role::Merchant => Ok(self.user.id),
+            Role::ApiUser => self
+                .user
+                .merchant_id
+                .ok_or(Rejection::InsufficientPermissions),
+            Role::Manager if !allow_manager => Err(Rejection::InsufficientPermissions),
+            Role::Admin | Role::Manager => {
+                let text = merchant_id
+                    .ok_or_else(|| Rejection::MissingFields(vec!["merchant_id".into()]))?;
+                let id: UserId = text.parse().map_err(|()| {
+                    Rejection::InvalidRequest("merchant_id is not a user id".into())
+                })?;
+                let merchant = directory.get(&id).filter(|m| m.role == Role::Merchant);
+                match merchant {
+                    Some(_) if self.user.role == Role::Admin || self.manages(directory, &id) => {
+                        Ok(id)
+                    }
+                    Some(_) => Err(Rejection::InsufficientPermissions),
+                    None if self.user.role == Role::Admin => Err(Rejection::NotFound),
+                    None => Err(Rejection::InsufficientPermissions),
+                }
+            }
+        }
+    }
+
+    /// Whether the caller may see and manage `target` (a user): admins
+    /// everyone; managers and merchants their own subtree (not themselves,
+    /// which is `/profile`'s job); api_users nobody.
+    pub fn can_manage_user(&self, directory: &Directory, target: &User) -> bool {
+        match self.user.role {
+            Role::Admin => true,
+            Role::Manager | Role::Merchant => {
+                target.id != self.user.id && directory.is_within(&self.user.id, &target.id)
+            }
+            Role::ApiUser => false,
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Responses: the success and error envelopes of SPEC §1 and the one place
+//! where a `Rejection` becomes an HTTP status (`Rejection::status`).
+
+use bytes::Bytes;
+use domain::{Rejection, Timestamp};
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub type Body = Full<Bytes>;
+
+fn with_body(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// `{"success": true, "data": …}` with `status`.
+pub fn ok<T: Serialize>(status: StatusCode, data: &T) -> Response<Body> {
+    let body = serde_json::to_vec(&json!({ "success": true, "data": data })).unwrap_or_default();
+    with_body(status, "application/json", body)
+}
+
+/// A list with its pagination block.
+pub fn page<T: Serialize>(
+    items: &[T],
+    limit: usize,
+    next_cursor: Option<String>,
+) -> Response<Body> {
+    let body = json!({
+        "success": true,
+        "data": items,
+        "pagination": { "limit": limit, "has_more": next_cursor.is_some(), "next_cursor": next_cursor },
+    });
+    with_body(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+pub fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Vec<u8>>,
+) -> Response<Body> {
+    with_body(status, content_type, body.into())
+}
+
+/// The seed's error envelope, plus `details` where they help.
+pub fn rejection(rejection: &Rejection) -> Response<Body> {
+    let status =
+        StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut error = json!({
+        "code": rejection.code(),
+        "message": rejection.message(),
+        "status": rejection.status(),
+        "timestamp": Timestamp::now(),
+    });
+    if let Some(details) = details(rejection) {
+        error["details"] = details;
+    }
+    let body = serde_json::to_vec(&json!({ "success": false, "error": error })).unwrap_or_default();
+    let mut response = with_body(status, "application/json", body);
+    if let Rejection::RateLimitExceeded { retry_after_secs } = rejection {
+        if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+            response.headers_mut().insert("retry-after", value);
+        }
+    }
+    response
+}
+
+fn details(rejection: &Rejection) -> Option<Value> {
+    match rejection {
+        Rejection::MissingFields(fields) => Some(json!({ "fields": fields })),
+        Rejection::InvalidStatusTransition { from, to } => Some(json!({ "from": from, "to": to })),
+        _ => None,
+    }
+}

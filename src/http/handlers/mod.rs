@@ -1,0 +1,129 @@
+//! Handlers, one file per resource. Each is thin: parse → authorise →
+//! convert → call the core → render.
+
+mod balance;
+mod payments;
+mod payouts;
+mod profile;
+mod reports;
+mod users;
+
+use super::auth::Caller;
+use super::error::{self, Body};
+use super::request::Query;
+use super::router::Route;
+use super::App;
+use bytes::Bytes;
+use domain::Rejection;
+use hyper::{HeaderMap, Response, StatusCode};
+use sha2::{Digest, Sha256};
+use std::sync::atomic::Ordering;
+
+/// What a handler gets to work with.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub caller: Caller,
+    /// The `{id}` path segment, for routes that have one.
+    pub id: Option<&'a str>,
+    pub query: Query,
+    pub body: Bytes,
+    pub headers: &'a HeaderMap,
+}
+
+impl Ctx<'_> {
+    /// The `{id}` segment parsed as `T`; unparsable ids are `not_found`.
+    pub fn path_id<T: std::str::FromStr>(&self) -> Result<T, Rejection> {
+        self.id
+            .and_then(|id| id.parse().ok())
+            .ok_or(Rejection::NotFound)
+    }
+
+    /// The `Idempotency-Key` header, with a digest of the canonical body.
+    pub fn idempotency(
+        &self,
+        scope: &str,
+        body: &serde_json::Value,
+    ) -> Result<Option<actors::Idempotency>, Rejection> {
+        let Some(value) = self.headers.get("idempotency-key") else {
+            return Ok(None);
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= 255)
+            .ok_or_else(|| {
+                Rejection::InvalidRequest(
+                    "Idempotency-Key must be 1 to 255 visible characters".into(),
+                )
+            })?;
+        // serde_json's map is ordered by key, so equal bodies digest equally
+        // whatever their key order or spacing.
+        let canonical =
+            serde_json::to_vec(body).map_err(|_| Rejection::InvalidRequest("bad body".into()))?;
+        let digest: [u8; 32] = Sha256::digest(&canonical).into();
+        Ok(Some(actors::Idempotency {
+            key: format!("{scope}:{key}"),
+            fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        }))
+    }
+}
+
+/// Routes under `/api/v1`.
+pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    match route {
+        Route::Healthz | Route::Readyz => Err(Rejection::NotFound),
+        Route::Balance => balance::get(ctx).await,
+        Route::PaymentsCreate => payments::create(ctx).await,
+        Route::PaymentsList => payments::list(ctx),
+        Route::PaymentGet => payments::get(ctx),
+        Route::PaymentStatus => payments::set_status(ctx).await,
+        Route::PayoutsCreate => payouts::create(ctx).await,
+        Route::PayoutsList => payouts::list(ctx),
+        Route::PayoutGet => payouts::get(ctx),
+        Route::PayoutStatus => payouts::set_status(ctx).await,
+        Route::ProfileGet => profile::get(ctx),
+        Route::ProfilePatch => profile::patch(ctx).await,
+        Route::ProfileApiKey => profile::regenerate_key(ctx).await,
+        Route::ProfileWebhookSecret => profile::rotate_secret(ctx).await,
+        Route::UsersList => users::list(ctx),
+        Route::UsersCreate => users::create(ctx).await,
+        Route::UserGet => users::get(ctx),
+        Route::UserPatch => users::patch(ctx).await,
+        Route::UserApiKey => users::regenerate_key(ctx).await,
+        Route::ReportSummary => reports::summary(ctx),
+        Route::ReportLedger => reports::ledger(ctx),
+    }
+}
+
+/// Routes outside `/api/v1`, without a key.
+pub async fn outside(app: &App, route: Route) -> Response<Body> {
+    match route {
+        Route::Healthz => error::ok(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+        Route::Readyz => {
+            if app.ready.load(Ordering::Acquire) && app.store.is_healthy() {
+                error::ok(StatusCode::OK, &serde_json::json!({ "status": "ready" }))
+            } else {
+                error::rejection(&Rejection::ServiceUnavailable)
+            }
+        }
+        _ => error::rejection(&Rejection::NotFound),
+    }
+}
+
+/// A `cursor` query parameter: the id of the last record of the previous
+/// page, in its text form.
+pub fn cursor<T: std::str::FromStr>(
+    query: &Query,
+    as_bytes: impl Fn(&T) -> [u8; 16],
+) -> Result<Option<[u8; 16]>, Rejection> {
+    match query.get("cursor") {
+        None => Ok(None),
+        Some(text) => text
+            .parse::<T>()
+            .map(|id| Some(as_bytes(&id)))
+            .map_err(|_| Rejection::InvalidRequest("cursor is not valid".into())),
+    }
+}
+
+/// Most records one listing request may look at, however selective its filters.
+pub const LIST_SCAN_MAX: usize = 20_000;

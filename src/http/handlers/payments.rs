@@ -1,0 +1,283 @@
+//! Pay-ins: create (money-moving: answered once durable), list with filters
+//! and cursor, get one, and the admin's manual settlement.
+
+use super::{cursor, Ctx, LIST_SCAN_MAX};
+use crate::http::error::{self, Body};
+use crate::http::request::JsonBody;
+use crate::http::views;
+use actors::NewPayin;
+use domain::{
+    Currency, Money, Payment, PaymentId, PaymentStatus, Rejection, Role, Timestamp, UserId,
+};
+use hyper::{Response, StatusCode};
+use storage::keys::{IndexTag, UniqueKind};
+use storage::{Page, Space, StorageError};
+
+pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    let body = JsonBody::parse(&ctx.body)?;
+    body.require(&["order_id", "amount", "payer"])?;
+    let merchant_id = body.string("merchant_id", 64)?;
+    let merchant = ctx
+        .caller
+        .acting_merchant(&ctx.app.directory, merchant_id.as_deref(), true)?;
+    let new = NewPayin {
+        order_id: body.required_string("order_id", 64)?,
+        amount: body
+            .money("amount")?
+            .ok_or_else(|| Rejection::MissingFields(vec!["amount".into()]))?,
+        currency: body
+            .string("currency", 8)?
+            .map_or(Ok(Currency::Inr), |c| Currency::parse(&c))?,
+        payer: body.required_string("payer", 200)?,
+        payer_email: body.string("payer_email", 254)?,
+        payer_phone: body.string("payer_phone", 32)?,
+        payer_vpa: body.string("payer_vpa", 100)?,
+        description: body.string("description", 500)?,
+        metadata: body.object("metadata", 4_096)?,
+        created_by: ctx.caller.id(),
+        idempotency: ctx.idempotency("payin", &body.value())?,
+    };
+    let created = ctx.app.wallets.create_payin(merchant, new).await?;
+    let mut response = error::ok(StatusCode::CREATED, &views::payment(&created.record));
+    if created.replayed {
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            hyper::header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    let id: PaymentId = ctx.path_id()?;
+    let payment = visible(ctx, &id)?;
+    Ok(error::ok(StatusCode::OK, &views::payment(&payment)))
+}
+
+/// The payment, if it exists and the caller may see it; else `not_found`.
+fn visible(ctx: &Ctx<'_>, id: &PaymentId) -> Result<Payment, Rejection> {
+    let payment = ctx
+        .app
+        .store
+        .payment(id)
+        .map_err(db)?
+        .ok_or(Rejection::NotFound)?;
+    if !ctx.caller.can_see(
+        &ctx.app.directory,
+        &payment.merchant_id,
+        &payment.created_by,
+    ) {
+        return Err(Rejection::NotFound);
+    }
+    Ok(payment)
+}
+
+pub async fn set_status(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    ctx.caller.require(&[Role::Admin])?;
+    let id: PaymentId = ctx.path_id()?;
+    let body = JsonBody::parse(&ctx.body)?;
+    body.require(&["status", "reason"])?;
+    let status = body.required_string("status", 16)?;
+    let to = match PaymentStatus::parse(&status) {
+        Some(s @ (PaymentStatus::Completed | PaymentStatus::Failed)) => s,
+        _ => {
+            return Err(Rejection::InvalidRequest(
+                "status must be 'completed' or 'failed'".into(),
+            ))
+        }
+    };
+    let reason = body.required_string("reason", 500)?;
+    let payment = visible(ctx, &id)?;
+    let settled = ctx
+        .app
+        .wallets
+        .settle_payin(payment.merchant_id, id, to, Some(reason))
+        .await?;
+    Ok(error::ok(StatusCode::OK, &views::payment(&settled)))
+}
+
+/// Filters shared by the payment and payout listings.
+pub struct Filters {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub min_amount: Option<Money>,
+    pub max_amount: Option<Money>,
+    pub merchant: Option<UserId>,
+    pub limit: usize,
+}
+
+impl Filters {
+    pub fn parse(ctx: &Ctx<'_>) -> Result<Filters, Rejection> {
+        let q = &ctx.query;
+        let merchant =
+            match q.get("merchant_id") {
+                None => None,
+                Some(text) => Some(text.parse::<UserId>().map_err(|()| {
+                    Rejection::InvalidRequest("merchant_id is not a user id".into())
+                })?),
+            };
+        let filters = Filters {
+            from: q.timestamp("from")?,
+            to: q.timestamp("to")?,
+            min_amount: q.money("min_amount")?,
+            max_amount: q.money("max_amount")?,
+            merchant,
+            limit: q.limit()?,
+        };
+        if let (Some(from), Some(to)) = (filters.from, filters.to) {
+            if from > to {
+                return Err(Rejection::InvalidRequest(
+                    "from must not be after to".into(),
+                ));
+            }
+        }
+        Ok(filters)
+    }
+
+    pub fn amount_ok(&self, amount: Money) -> bool {
+        self.min_amount.is_none_or(|m| amount >= m) && self.max_amount.is_none_or(|m| amount <= m)
+    }
+
+    pub fn time_ok(&self, at: Timestamp) -> bool {
+        self.from.is_none_or(|f| at >= f) && self.to.is_none_or(|t| at < t)
+    }
+}
+
+/// Which index a listing reads for the caller, given an optional
+/// `merchant_id` filter: `None` means every record (admin).
+pub fn listing_source(
+    ctx: &Ctx<'_>,
+    merchant_filter: Option<UserId>,
+    tags: [IndexTag; 3],
+) -> Result<Option<(IndexTag, UserId)>, Rejection> {
+    let [by_merchant, by_creator, by_team] = tags;
+    let caller = &ctx.caller;
+    let directory = &ctx.app.directory;
+    match (caller.role(), merchant_filter) {
+        (Role::Admin, None) => Ok(None),
+        (Role::Admin, Some(m)) => Ok(Some((by_merchant, m))),
+        (Role::Manager, None) => Ok(Some((by_team, caller.id()))),
+        (Role::Manager, Some(m)) if caller.manages(directory, &m) => Ok(Some((by_merchant, m))),
+        (Role::Merchant, None) => Ok(Some((by_merchant, caller.id()))),
+        (Role::Merchant, Some(m)) if m == caller.id() => Ok(Some((by_merchant, m))),
+        (Role::ApiUser, None) => Ok(Some((by_creator, caller.id()))),
+        (Role::ApiUser, Some(m)) if Some(m) == caller.user.merchant_id => {
+            Ok(Some((by_creator, caller.id())))
+        }
+        _ => Err(Rejection::InsufficientPermissions),
+    }
+}
+
+/// Runs a newest-first listing over `source`, keeping records that `keep`
+/// accepts, at most `limit`.
+pub fn run_listing<T>(
+    ctx: &Ctx<'_>,
+    source: Option<(IndexTag, UserId)>,
+    all_space: Space,
+    filters: &Filters,
+    before: Option<[u8; 16]>,
+    mut keep: impl FnMut(&[u8; 16]) -> Result<Option<T>, StorageError>,
+) -> Result<(Vec<T>, Option<[u8; 16]>), Rejection> {
+    let store = &ctx.app.store;
+    let mut items = Vec::new();
+    let mut collect = |id: &[u8; 16]| -> Result<bool, StorageError> {
+        match keep(id)? {
+            Some(item) => {
+                items.push(item);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    };
+    let (from, to) = (
+        filters.from.map(Timestamp::unix_ms),
+        filters.to.map(Timestamp::unix_ms),
+    );
+    let page: Page = match source {
+        Some((tag, owner)) => store.list_index(
+            tag,
+            &owner,
+            from,
+            to,
+            before,
+            filters.limit,
+            LIST_SCAN_MAX,
+            &mut collect,
+        ),
+        None => store.list_all(
+            all_space,
+            from,
+            to,
+            before,
+            filters.limit,
+            LIST_SCAN_MAX,
+            &mut collect,
+        ),
+    }
+    .map_err(db)?;
+    Ok((items, page.next))
+}
+
+pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    let filters = Filters::parse(ctx)?;
+    let status = match ctx.query.get("status") {
+        None => None,
+        Some(s) => Some(PaymentStatus::parse(s).ok_or_else(|| {
+            Rejection::InvalidRequest("status must be pending, completed or failed".into())
+        })?),
+    };
+    let before = cursor::<PaymentId>(&ctx.query, |id| *id.as_bytes())?;
+    let tags = [
+        IndexTag::PaymentsByMerchant,
+        IndexTag::PaymentsByCreator,
+        IndexTag::PaymentsByTeam,
+    ];
+    let source = listing_source(ctx, filters.merchant, tags)?;
+    let store = &ctx.app.store;
+    let matches = |p: &Payment| {
+        status.is_none_or(|s| p.status == s)
+            && filters.amount_ok(p.amount)
+            && filters.time_ok(p.created_at)
+            && ctx
+                .caller
+                .can_see(&ctx.app.directory, &p.merchant_id, &p.created_by)
+    };
+    if let Some(order_id) = ctx.query.get("order_id") {
+        // An order id is unique per merchant: one lookup, no scan.
+        let merchant = match (source, ctx.caller.user.merchant_id) {
+            (Some((IndexTag::PaymentsByMerchant, m)), _) => Some(m),
+            (_, Some(m)) => Some(m),
+            _ => filters.merchant,
+        }
+        .ok_or_else(|| Rejection::MissingFields(vec!["merchant_id".into()]))?;
+        let found = store
+            .unique(&merchant, UniqueKind::OrderId, order_id)
+            .map_err(db)?;
+        let payment = found
+            .map(PaymentId::from_bytes)
+            .map(|id| store.payment(&id))
+            .transpose()
+            .map_err(db)?
+            .flatten();
+        let items: Vec<_> = payment
+            .filter(|p| matches(p))
+            .map(|p| views::payment(&p))
+            .into_iter()
+            .collect();
+        return Ok(error::page(&items, filters.limit, None));
+    }
+    let (items, next) = run_listing(ctx, source, Space::Payments, &filters, before, |id| {
+        let payment = store.payment(&PaymentId::from_bytes(*id))?;
+        Ok(payment.filter(|p| matches(p)).map(|p| views::payment(&p)))
+    })?;
+    Ok(error::page(
+        &items,
+        filters.limit,
+        next.map(|id| PaymentId::from_bytes(id).to_string()),
+    ))
+}
+
+pub fn db(e: StorageError) -> Rejection {
+    tracing::error!(error = %e, "storage read failed");
+    Rejection::DatabaseError
+}

@@ -1,0 +1,160 @@
+//! Payouts: create (holds amount + fee at once; answered once durable),
+//! list, get one, and the admin's manual settlement.
+
+use super::payments::{db, listing_source, run_listing, Filters};
+use super::{cursor, Ctx};
+use crate::http::error::{self, Body};
+use crate::http::request::JsonBody;
+use crate::http::views;
+use actors::NewPayout;
+use domain::{Beneficiary, Currency, Payout, PayoutId, PayoutMode, PayoutStatus, Rejection, Role};
+use hyper::{Response, StatusCode};
+use storage::keys::IndexTag;
+use storage::Space;
+
+pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    let body = JsonBody::parse(&ctx.body)?;
+    let beneficiary = body.nested("beneficiary")?;
+    let mut missing = match body.require(&["amount", "beneficiary"]) {
+        Err(Rejection::MissingFields(fields)) => fields,
+        _ => Vec::new(),
+    };
+    if let Some(b) = &beneficiary {
+        if let Err(Rejection::MissingFields(fields)) =
+            b.require(&["name", "account_number", "ifsc"])
+        {
+            missing.extend(fields.into_iter().map(|f| format!("beneficiary.{f}")));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Rejection::MissingFields(missing));
+    }
+    let merchant_id = body.string("merchant_id", 64)?;
+    let merchant = ctx
+        .caller
+        .acting_merchant(&ctx.app.directory, merchant_id.as_deref(), false)?;
+    let b = beneficiary.ok_or_else(|| Rejection::MissingFields(vec!["beneficiary".into()]))?;
+    let account_number = b.required_string("account_number", 34)?;
+    if !account_number.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(Rejection::InvalidRequest(
+            "beneficiary.account_number must be letters and digits".into(),
+        ));
+    }
+    let ifsc = b.required_string("ifsc", 11)?;
+    let mode = match body.string("mode", 8)? {
+        None => PayoutMode::default(),
+        Some(m) => PayoutMode::parse(&m).ok_or_else(|| {
+            Rejection::InvalidRequest("mode must be IMPS, NEFT, RTGS or UPI".into())
+        })?,
+    };
+    let new = NewPayout {
+        amount: body
+            .money("amount")?
+            .ok_or_else(|| Rejection::MissingFields(vec!["amount".into()]))?,
+        currency: body
+            .string("currency", 8)?
+            .map_or(Ok(Currency::Inr), |c| Currency::parse(&c))?,
+        beneficiary: Beneficiary {
+            name: b.required_string("name", 200)?,
+            account_number,
+            ifsc,
+        },
+        mode,
+        reference_id: body.string("reference_id", 64)?,
+        purpose: body.string("purpose", 200)?,
+        created_by: ctx.caller.id(),
+        idempotency: ctx.idempotency("payout", &body.value())?,
+    };
+    let created = ctx.app.wallets.create_payout(merchant, new).await?;
+    let mut response = error::ok(StatusCode::CREATED, &views::payout(&created.record));
+    if created.replayed {
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            hyper::header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+fn visible(ctx: &Ctx<'_>, id: &PayoutId) -> Result<Payout, Rejection> {
+    let payout = ctx
+        .app
+        .store
+        .payout(id)
+        .map_err(db)?
+        .ok_or(Rejection::NotFound)?;
+    if !ctx
+        .caller
+        .can_see(&ctx.app.directory, &payout.merchant_id, &payout.created_by)
+    {
+        return Err(Rejection::NotFound);
+    }
+    Ok(payout)
+}
+
+pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    let id: PayoutId = ctx.path_id()?;
+    Ok(error::ok(
+        StatusCode::OK,
+        &views::payout(&visible(ctx, &id)?),
+    ))
+}
+
+pub async fn set_status(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    ctx.caller.require(&[Role::Admin])?;
+    let id: PayoutId = ctx.path_id()?;
+    let body = JsonBody::parse(&ctx.body)?;
+    body.require(&["status", "reason"])?;
+    let to = match PayoutStatus::parse(&body.required_string("status", 16)?) {
+        Some(s @ (PayoutStatus::Processed | PayoutStatus::Rejected)) => s,
+        _ => {
+            return Err(Rejection::InvalidRequest(
+                "status must be 'processed' or 'rejected'".into(),
+            ))
+        }
+    };
+    let reason = body.required_string("reason", 500)?;
+    let payout = visible(ctx, &id)?;
+    let settled = ctx
+        .app
+        .wallets
+        .settle_payout(payout.merchant_id, id, to, Some(reason))
+        .await?;
+    Ok(error::ok(StatusCode::OK, &views::payout(&settled)))
+}
+
+pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    let filters = Filters::parse(ctx)?;
+    let status = match ctx.query.get("status") {
+        None => None,
+        Some(s) => Some(PayoutStatus::parse(s).ok_or_else(|| {
+            Rejection::InvalidRequest("status must be pending, processed or rejected".into())
+        })?),
+    };
+    let before = cursor::<PayoutId>(&ctx.query, |id| *id.as_bytes())?;
+    let tags = [
+        IndexTag::PayoutsByMerchant,
+        IndexTag::PayoutsByCreator,
+        IndexTag::PayoutsByTeam,
+    ];
+    let source = listing_source(ctx, filters.merchant, tags)?;
+    let store = &ctx.app.store;
+    let (items, next) = run_listing(ctx, source, Space::Payouts, &filters, before, |id| {
+        let payout = store.payout(&PayoutId::from_bytes(*id))?;
+        Ok(payout
+            .filter(|p| {
+                status.is_none_or(|s| p.status == s)
+                    && filters.amount_ok(p.amount)
+                    && filters.time_ok(p.created_at)
+                    && ctx
+                        .caller
+                        .can_see(&ctx.app.directory, &p.merchant_id, &p.created_by)
+            })
+            .map(|p| views::payout(&p)))
+    })?;
+    Ok(error::page(
+        &items,
+        filters.limit,
+        next.map(|id| PayoutId::from_bytes(id).to_string()),
+    ))
+}

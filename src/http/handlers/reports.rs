@@ -1,0 +1,272 @@
+//! Reports: a summary of pay-ins and payouts by status over a time range,
+//! and the ledger entries behind a wallet's balance (JSON or CSV).
+
+use super::payments::{db, listing_source, Filters};
+use super::{Ctx, LIST_SCAN_MAX};
+use crate::http::error::{self, Body};
+use domain::{
+    LedgerEntry, Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection, Role, UserId,
+};
+use hyper::{Response, StatusCode};
+use serde_json::json;
+use std::collections::BTreeMap;
+use storage::keys::IndexTag;
+use storage::Space;
+
+/// Most records a summary adds up per kind; beyond, it says `truncated`.
+const SUMMARY_SCAN_MAX: usize = 200_000;
+
+#[derive(Default)]
+struct Tally {
+    count: u64,
+    amount: u128,
+    fees: u128,
+}
+
+fn money_json(paise: u128) -> serde_json::Value {
+    json!(Money::from_paise(u64::try_from(paise).unwrap_or(u64::MAX)))
+}
+
+fn tallies_json(
+    tallies: &BTreeMap<&'static str, Tally>,
+    statuses: &[&'static str],
+) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for status in statuses {
+        let t = tallies.get(status);
+        out.insert(
+            (*status).to_owned(),
+            json!({ "count": t.map_or(0, |t| t.count), "amount": money_json(t.map_or(0, |t| t.amount)) }),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+pub fn summary(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    let filters = Filters::parse(ctx)?;
+    let store = &ctx.app.store;
+    let (from, to) = (
+        filters.from.map(|t| t.unix_ms()),
+        filters.to.map(|t| t.unix_ms()),
+    );
+    let directory = &ctx.app.directory;
+
+    let mut payins: BTreeMap<&'static str, Tally> = BTreeMap::new();
+    let source = listing_source(
+        ctx,
+        filters.merchant,
+        [
+            IndexTag::PaymentsByMerchant,
+            IndexTag::PaymentsByCreator,
+            IndexTag::PaymentsByTeam,
+        ],
+    )?;
+    let mut add_payin = |id: &[u8; 16]| {
+        if let Some(p) = store.payment(&PaymentId::from_bytes(*id))? {
+            if ctx.caller.can_see(directory, &p.merchant_id, &p.created_by) {
+                let t = payins.entry(p.status.as_str()).or_default();
+                t.count += 1;
+                t.amount += u128::from(p.amount.paise());
+                t.fees += u128::from(p.fee.paise());
+            }
+        }
+        Ok(false)
+    };
+    let payin_page = match source {
+        Some((tag, owner)) => store.list_index(
+            tag,
+            &owner,
+            from,
+            to,
+            None,
+            1,
+            SUMMARY_SCAN_MAX,
+            &mut add_payin,
+        ),
+        None => store.list_all(
+            Space::Payments,
+            from,
+            to,
+            None,
+            1,
+            SUMMARY_SCAN_MAX,
+            &mut add_payin,
+        ),
+    }
+    .map_err(db)?;
+
+    let mut payouts: BTreeMap<&'static str, Tally> = BTreeMap::new();
+    let source = listing_source(
+        ctx,
+        filters.merchant,
+        [
+            IndexTag::PayoutsByMerchant,
+            IndexTag::PayoutsByCreator,
+            IndexTag::PayoutsByTeam,
+        ],
+    )?;
+    let mut add_payout = |id: &[u8; 16]| {
+        if let Some(p) = store.payout(&PayoutId::from_bytes(*id))? {
+            if ctx.caller.can_see(directory, &p.merchant_id, &p.created_by) {
+                let t = payouts.entry(p.status.as_str()).or_default();
+                t.count += 1;
+                t.amount += u128::from(p.amount.paise());
+                t.fees += u128::from(p.fee.paise());
+            }
+        }
+        Ok(false)
+    };
+    let payout_page = match source {
+        Some((tag, owner)) => store.list_index(
+            tag,
+            &owner,
+            from,
+            to,
+            None,
+            1,
+            SUMMARY_SCAN_MAX,
+            &mut add_payout,
+        ),
+        None => store.list_all(
+            Space::Payouts,
+            from,
+            to,
+            None,
+            1,
+            SUMMARY_SCAN_MAX,
+            &mut add_payout,
+        ),
+    }
+    .map_err(db)?;
+
+    let completed = payins.get(PaymentStatus::Completed.as_str());
+    let processed = payouts.get(PayoutStatus::Processed.as_str());
+    let payin_fees = completed.map_or(0, |t| t.fees);
+    let payout_fees = processed.map_or(0, |t| t.fees);
+    let credited = completed.map_or(0, |t| t.amount).saturating_sub(payin_fees);
+    let debited = processed.map_or(0, |t| t.amount) + payout_fees;
+    let data = json!({
+        "from": filters.from, "to": filters.to, "currency": "INR",
+        "payins": tallies_json(&payins, &["pending", "completed", "failed"]),
+        "payouts": tallies_json(&payouts, &["pending", "processed", "rejected"]),
+        "fees": { "payins": money_json(payin_fees), "payouts": money_json(payout_fees), "total": money_json(payin_fees + payout_fees) },
+        "net": signed_money_json(i128::try_from(credited).unwrap_or(i128::MAX) - i128::try_from(debited).unwrap_or(i128::MAX)),
+        "truncated": payin_page.next.is_some() || payout_page.next.is_some(),
+    });
+    Ok(error::ok(StatusCode::OK, &data))
+}
+
+/// An exact JSON number for a signed amount of paise (net can be negative).
+fn signed_money_json(paise: i128) -> serde_json::Value {
+    let text = rust_decimal::Decimal::try_from_i128_with_scale(paise, 2)
+        .map(|d| d.normalize().to_string());
+    match text.ok().and_then(|t| t.parse::<serde_json::Number>().ok()) {
+        Some(n) => serde_json::Value::Number(n),
+        None => serde_json::Value::Null,
+    }
+}
+
+pub fn ledger(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    let caller = &ctx.caller;
+    let directory = &ctx.app.directory;
+    let named = ctx.query.get("merchant_id");
+    let merchant: UserId = match caller.role() {
+        Role::Merchant | Role::ApiUser => caller.acting_merchant(directory, None, false)?,
+        Role::Admin | Role::Manager => caller.acting_merchant(directory, named, true)?,
+    };
+    let limit = ctx.query.limit()?;
+    let before = match ctx.query.get("cursor") {
+        None => u64::MAX,
+        Some(c) => c
+            .parse::<u64>()
+            .map_err(|_| Rejection::InvalidRequest("cursor is not valid".into()))?,
+    };
+    let store = &ctx.app.store;
+    let mut entries: Vec<LedgerEntry> = Vec::new();
+    let mut position = before;
+    let mut scanned = 0;
+    // api_users see only the entries of their own transactions.
+    let next_cursor = 'scan: loop {
+        let batch = store.ledger_newest(&merchant, position, 256).map_err(db)?;
+        if batch.is_empty() {
+            break 'scan None;
+        }
+        for entry in batch {
+            if entries.len() == limit {
+                // One more entry exists: the next page starts below the last shown.
+                break 'scan entries.last().map(|e| e.seq.to_string());
+            }
+            if scanned == LIST_SCAN_MAX {
+                break 'scan Some(position.to_string());
+            }
+            position = entry.seq;
+            scanned += 1;
+            if caller.role() != Role::ApiUser || created_by_caller(ctx, &entry)? {
+                entries.push(entry);
+            }
+        }
+    };
+    if ctx.query.get("format") == Some("csv") {
+        return Ok(csv(&entries, next_cursor));
+    }
+    let items: Vec<_> = entries.iter().map(entry_json).collect();
+    Ok(error::page(&items, limit, next_cursor))
+}
+
+fn created_by_caller(ctx: &Ctx<'_>, entry: &LedgerEntry) -> Result<bool, Rejection> {
+    let me = ctx.caller.id();
+    let store = &ctx.app.store;
+    if let Ok(id) = entry.reference.parse::<PaymentId>() {
+        return Ok(store
+            .payment(&id)
+            .map_err(db)?
+            .is_some_and(|p| p.created_by == me));
+    }
+    if let Ok(id) = entry.reference.parse::<PayoutId>() {
+        return Ok(store
+            .payout(&id)
+            .map_err(db)?
+            .is_some_and(|p| p.created_by == me));
+    }
+    Ok(false)
+}
+
+fn entry_json(e: &LedgerEntry) -> serde_json::Value {
+    json!({
+        "merchant_id": e.merchant_id, "seq": e.seq, "kind": e.kind, "amount": e.amount,
+        "gross": e.gross, "fee": e.fee, "available_after": e.available_after,
+        "held_after": e.held_after, "reference": e.reference, "currency": e.currency,
+        "created_at": e.created_at,
+    })
+}
+
+fn csv(entries: &[LedgerEntry], next_cursor: Option<String>) -> Response<Body> {
+    let mut out = String::from(
+        "seq,created_at,kind,amount,gross,fee,available_after,held_after,currency,reference\n",
+    );
+    for e in entries {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            e.seq,
+            e.created_at,
+            e.kind.as_str(),
+            e.amount,
+            e.gross,
+            e.fee,
+            e.available_after,
+            e.held_after,
+            e.currency.as_str(),
+            e.reference
+        ));
+    }
+    let mut response = error::text(StatusCode::OK, "text/csv; charset=utf-8", out);
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-disposition",
+        hyper::header::HeaderValue::from_static("attachment; filename=\"ledger.csv\""),
+    );
+    if let Some(c) = next_cursor.and_then(|c| hyper::header::HeaderValue::from_str(&c).ok()) {
+        headers.insert("x-next-cursor", c);
+    }
+    response
+}

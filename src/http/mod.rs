@@ -1,0 +1,237 @@
+//! The HTTP front end on raw hyper 1.x: an accept loop with a connection
+//! cap, HTTP/1.1 keep-alive with a header read timeout (so slow clients
+//! cannot hold connections), bodies capped at 64 KiB, and graceful shutdown.
+//! Each request: route → authenticate → rate limit → read body → handler.
+
+pub mod auth;
+pub mod error;
+pub mod handlers;
+pub mod ratelimit;
+pub mod request;
+pub mod router;
+pub mod views;
+
+use crate::config::Config;
+use actors::{Directory, WalletHandle};
+use bytes::Bytes;
+use domain::{Rejection, UserStatus};
+use error::Body;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ratelimit::{RateLimiter, Verdict};
+use router::Route;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use storage::Store;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Largest request body accepted (SPEC §1).
+pub const BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// Everything a request handler may use.
+pub struct App {
+    pub wallets: WalletHandle,
+    pub directory: Directory,
+    pub store: Store,
+    pub limiter: RateLimiter,
+    pub config: Config,
+    /// False once shutdown has begun (`/readyz` answers 503).
+    pub ready: AtomicBool,
+}
+
+/// Serves `listener` until `shutdown` resolves, then stops accepting and
+/// gives open connections `shutdown_grace_ms` to finish.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let connections = Arc::new(Semaphore::new(app.config.connections_max.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(app.config.header_read_timeout_ms))
+        .keep_alive(true)
+        .max_buf_size(BODY_MAX_BYTES + 16 * 1024);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(&app, req, peer).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    app.ready.store(false, Ordering::Release);
+    drop(listener);
+    let grace = Duration::from_millis(app.config.shutdown_grace_ms);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open after the shutdown grace period");
+    }
+}
+
+/// Answers one request; never fails (errors become envelopes).
+pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let is_api = path.starts_with("/api/");
+    if !is_api {
+        return match router::route(req.method(), &path) {
+            Ok(m) => handlers::outside(app, m.route).await,
+            Err(r) => error::rejection(&r),
+        };
+    }
+    let key = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let caller = auth::authenticate(&app.directory, key.as_deref());
+    let verdict = match &caller {
+        Ok(c) => app
+            .limiter
+            .check(*c.id().as_bytes(), c.user.rate_limit_per_min),
+        Err(_) => app
+            .limiter
+            .check(peer_key(&peer), app.config.rate_limit_per_min),
+    };
+    let mut response = match (caller, verdict.allowed) {
+        (Ok(caller), true) => match api(app, req, &path, caller).await {
+            Ok(response) => response,
+            Err(rejection) => error::rejection(&rejection),
+        },
+        (Ok(caller), false) => {
+            if verdict.misuse {
+                suspend_for_misuse(app, &caller);
+            }
+            error::rejection(&Rejection::RateLimitExceeded {
+                retry_after_secs: verdict.retry_after_secs,
+            })
+        }
+        (Err(_), false) => error::rejection(&Rejection::RateLimitExceeded {
+            retry_after_secs: verdict.retry_after_secs,
+        }),
+        (Err(rejection), true) => error::rejection(&rejection),
+    };
+    rate_headers(&mut response, &verdict);
+    response
+}
+
+async fn api(
+    app: &App,
+    req: Request<Incoming>,
+    path: &str,
+    caller: auth::Caller,
+) -> Result<Response<Body>, Rejection> {
+    let matched = router::route(req.method(), path)?;
+    let id = matched.id.map(str::to_owned);
+    let (parts, body) = req.into_parts();
+    let body = read_body(app, &parts.headers, body).await?;
+    let query = request::Query::parse(parts.uri.query())?;
+    let ctx = handlers::Ctx {
+        app,
+        caller,
+        id: id.as_deref(),
+        query,
+        body,
+        headers: &parts.headers,
+    };
+    handlers::dispatch(matched.route, &ctx).await
+}
+
+async fn read_body(
+    app: &App,
+    headers: &hyper::HeaderMap,
+    body: Incoming,
+) -> Result<Bytes, Rejection> {
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_MAX_BYTES as u64) {
+        return Err(Rejection::PayloadTooLarge);
+    }
+    let limited = Limited::new(body, BODY_MAX_BYTES);
+    let timeout = Duration::from_millis(app.config.body_read_timeout_ms);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Rejection::PayloadTooLarge),
+        Ok(Err(_)) | Err(_) => Err(Rejection::InvalidRequest(
+            "the request body could not be read".into(),
+        )),
+    }
+}
+
+fn peer_key(peer: &SocketAddr) -> ratelimit::BucketKey {
+    let mut key = [0xffu8; 16];
+    match peer.ip() {
+        std::net::IpAddr::V4(ip) => key[12..].copy_from_slice(&ip.octets()),
+        std::net::IpAddr::V6(ip) => key = ip.octets(),
+    }
+    key[0] = 0xfe; // never a UUIDv7 user id
+    key
+}
+
+fn rate_headers(response: &mut Response<Body>, verdict: &Verdict) {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-ratelimit-limit", u64::from(verdict.limit)),
+        ("x-ratelimit-remaining", u64::from(verdict.remaining)),
+        ("x-ratelimit-reset", verdict.reset_secs),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+/// A key that keeps hitting its limit is suspended (`user.suspended`).
+fn suspend_for_misuse(app: &App, caller: &auth::Caller) {
+    let directory = app.directory.clone();
+    let id = caller.id();
+    tracing::warn!(user = %id, "rate-limit misuse threshold reached; suspending the key's user");
+    tokio::spawn(async move {
+        let patch = actors::UserPatch {
+            status: Some(UserStatus::Suspended),
+            ..Default::default()
+        };
+        if let Err(r) = directory.update(id, patch).await {
+            tracing::error!(user = %id, rejection = %r, "automatic suspension failed");
+        }
+    });
+}
+
+/// The label of a route for logs and metrics.
+pub fn route_label(route: Route) -> &'static str {
+    route.template()
+}

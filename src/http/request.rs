@@ -1,0 +1,280 @@
+//! Reading requests: the JSON body as an object with typed, bounded field
+//! accessors that produce SPEC §2 errors, and the query string.
+
+use domain::{Money, Rejection, Timestamp};
+use serde_json::{Map, Value};
+
+/// A request body that must be a JSON object.
+pub struct JsonBody(Map<String, Value>);
+
+impl JsonBody {
+    /// Parses `bytes`; an empty body is an empty object.
+    pub fn parse(bytes: &[u8]) -> Result<JsonBody, Rejection> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Ok(JsonBody(map)),
+            Ok(_) => Err(Rejection::InvalidRequest(
+                "the body must be a JSON object".into(),
+            )),
+            Err(e) => Err(Rejection::InvalidRequest(format!("malformed JSON: {e}"))),
+        }
+    }
+
+    pub fn value(&self) -> Value {
+        Value::Object(self.0.clone())
+    }
+
+    fn present(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// Fails with `missing_fields` naming every field of `names` that is
+    /// absent, null or an empty string.
+    pub fn require(&self, names: &[&str]) -> Result<(), Rejection> {
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|n| match self.present(n) {
+                None => true,
+                Some(Value::String(s)) => s.trim().is_empty(),
+                Some(_) => false,
+            })
+            .map(|n| (*n).to_owned())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Rejection::MissingFields(missing))
+        }
+    }
+
+    /// An optional string of at most `max_chars` characters.
+    pub fn string(&self, name: &str, max_chars: usize) -> Result<Option<String>, Rejection> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => {
+                if s.chars().count() > max_chars {
+                    return Err(Rejection::InvalidRequest(format!(
+                        "{name} is longer than {max_chars} characters"
+                    )));
+                }
+                if s.chars().any(char::is_control) {
+                    return Err(Rejection::InvalidRequest(format!(
+                        "{name} contains control characters"
+                    )));
+                }
+                Ok(Some(s.clone()))
+            }
+            Some(_) => Err(Rejection::InvalidRequest(format!(
+                "{name} must be a string"
+            ))),
+        }
+    }
+
+    /// A string that `require` has already checked for.
+    pub fn required_string(&self, name: &str, max_chars: usize) -> Result<String, Rejection> {
+        self.string(name, max_chars)?
+            .ok_or_else(|| Rejection::MissingFields(vec![name.to_owned()]))
+    }
+
+    /// An amount: JSON number or decimal string, exact.
+    pub fn money(&self, name: &str) -> Result<Option<Money>, Rejection> {
+        self.present(name).map(Money::from_json).transpose()
+    }
+
+    /// A non-negative fee or setting amount (zero allowed).
+    pub fn money_or_zero(&self, name: &str) -> Result<Option<Money>, Rejection> {
+        match self.present(name) {
+            Some(Value::Number(n)) if n.as_str() == "0" => Ok(Some(Money::ZERO)),
+            Some(Value::String(s)) if s.trim() == "0" => Ok(Some(Money::ZERO)),
+            _ => self.money(name),
+        }
+    }
+
+    pub fn u32(&self, name: &str, max: u32) -> Result<Option<u32>, Rejection> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_str().parse::<u32>() {
+                Ok(v) if v <= max => Ok(Some(v)),
+                _ => Err(Rejection::InvalidRequest(format!(
+                    "{name} must be a whole number from 0 to {max}"
+                ))),
+            },
+            Some(_) => Err(Rejection::InvalidRequest(format!(
+                "{name} must be a number"
+            ))),
+        }
+    }
+
+    /// An optional JSON object of at most `max_bytes` serialised.
+    pub fn object(&self, name: &str, max_bytes: usize) -> Result<Option<Value>, Rejection> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(v @ Value::Object(_)) => {
+                if serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX) > max_bytes {
+                    return Err(Rejection::InvalidRequest(format!(
+                        "{name} is larger than {max_bytes} bytes"
+                    )));
+                }
+                Ok(Some(v.clone()))
+            }
+            Some(_) => Err(Rejection::InvalidRequest(format!(
+                "{name} must be an object"
+            ))),
+        }
+    }
+
+    /// The sub-object `name` (absent: `None`).
+    pub fn nested(&self, name: &str) -> Result<Option<JsonBody>, Rejection> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(JsonBody(map.clone()))),
+            Some(_) => Err(Rejection::InvalidRequest(format!(
+                "{name} must be an object"
+            ))),
+        }
+    }
+}
+
+/// Decoded query parameters.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Result<Query, Rejection> {
+        let mut pairs = Vec::new();
+        for part in raw
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .take(64)
+        {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            pairs.push((decode(k)?, decode(v)?));
+        }
+        Ok(Query(pairs))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn timestamp(&self, name: &str) -> Result<Option<Timestamp>, Rejection> {
+        self.get(name)
+            .map(|v| {
+                Timestamp::parse_rfc3339(v).ok_or_else(|| {
+                    Rejection::InvalidRequest(format!("{name} must be an RFC 3339 timestamp"))
+                })
+            })
+            .transpose()
+    }
+
+    pub fn money(&self, name: &str) -> Result<Option<Money>, Rejection> {
+        self.get(name)
+            .map(|v| {
+                Money::parse_amount(v).map_err(|_| {
+                    Rejection::InvalidRequest(format!("{name} must be a positive amount"))
+                })
+            })
+            .transpose()
+    }
+
+    /// `limit`: default 50, at most 500.
+    pub fn limit(&self) -> Result<usize, Rejection> {
+        match self.get("limit") {
+            None => Ok(50),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=500).contains(&n) => Ok(n),
+                _ => Err(Rejection::InvalidRequest(
+                    "limit must be from 1 to 500".into(),
+                )),
+            },
+        }
+    }
+}
+
+fn decode(text: &str) -> Result<String, Rejection> {
+    let bad = || Rejection::InvalidRequest("malformed query string".into());
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = text.get(i + 1..i + 3).ok_or_else(bad)?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_fields_lists_every_one() {
+        let body = JsonBody::parse(br#"{"amount": 10, "payer": "  ", "order_id": null}"#).unwrap();
+        assert_eq!(
+            body.require(&["order_id", "amount", "payer", "currency"]),
+            Err(Rejection::MissingFields(vec![
+                "order_id".into(),
+                "payer".into(),
+                "currency".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn malformed_and_non_object_bodies() {
+        assert!(matches!(
+            JsonBody::parse(b"{"),
+            Err(Rejection::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            JsonBody::parse(b"[1]"),
+            Err(Rejection::InvalidRequest(_))
+        ));
+        assert!(JsonBody::parse(b"  ").is_ok());
+    }
+
+    #[test]
+    fn typed_accessors() {
+        let body =
+            JsonBody::parse(br#"{"a": 12.5, "s": 3, "n": "x", "fee": 0, "big": 99999999999}"#)
+                .unwrap();
+        assert_eq!(body.money("a").unwrap().map(Money::paise), Some(1_250));
+        assert!(body.string("s", 10).is_err());
+        assert!(body.string("n", 0).is_err());
+        assert_eq!(body.money_or_zero("fee").unwrap(), Some(Money::ZERO));
+        assert!(body.u32("big", 10_000).is_err());
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = Query::parse(Some(
+            "status=completed&from=2026-04-05T06%3A00%3A00.000Z&x=a+b&limit=",
+        ))
+        .unwrap();
+        assert_eq!(q.get("status"), Some("completed"));
+        assert_eq!(q.get("x"), Some("a b"));
+        assert_eq!(q.get("limit"), None);
+        assert!(q.timestamp("from").unwrap().is_some());
+        assert!(Query::parse(Some("a=%zz")).is_err());
+        assert!(Query::parse(Some("a=%")).is_err());
+        assert!(Query::parse(Some("limit=501")).unwrap().limit().is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! The router: one match on method and path segments. A `Route` names both
+//! the handler and the low-cardinality label used in logs and metrics (its
+//! template, never an id).
+
+use domain::Rejection;
+use hyper::Method;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    Healthz,
+    Readyz,
+    Balance,
+    PaymentsCreate,
+    PaymentsList,
+    PaymentGet,
+    PaymentStatus,
+    PayoutsCreate,
+    PayoutsList,
+    PayoutGet,
+    PayoutStatus,
+    ProfileGet,
+    ProfilePatch,
+    ProfileApiKey,
+    ProfileWebhookSecret,
+    UsersList,
+    UsersCreate,
+    UserGet,
+    UserPatch,
+    UserApiKey,
+    ReportSummary,
+    ReportLedger,
+}
+
+impl Route {
+    /// Every route, for the OpenAPI parity test and metric pre-registration.
+    pub const ALL: [Route; 22] = [
+        Route::Healthz,
+        Route::Readyz,
+        Route::Balance,
+        Route::PaymentsCreate,
+        Route::PaymentsList,
+        Route::PaymentGet,
+        Route::PaymentStatus,
+        Route::PayoutsCreate,
+        Route::PayoutsList,
+        Route::PayoutGet,
+        Route::PayoutStatus,
+        Route::ProfileGet,
+        Route::ProfilePatch,
+        Route::ProfileApiKey,
+        Route::ProfileWebhookSecret,
+        Route::UsersList,
+        Route::UsersCreate,
+        Route::UserGet,
+        Route::UserPatch,
+        Route::UserApiKey,
+        Route::ReportSummary,
+        Route::ReportLedger,
+    ];
+
+    /// Method and path template.
+    pub fn spec(self) -> (Method, &'static str) {
+        match self {
+            Route::Healthz => (Method::GET, "/healthz"),
+            Route::Readyz => (Method::GET, "/readyz"),
+            Route::Balance => (Method::GET, "/api/v1/balance"),
+            Route::PaymentsCreate => (Method::POST, "/api/v1/payments"),
+            Route::PaymentsList => (Method::GET, "/api/v1/payments"),
+            Route::PaymentGet => (Method::GET, "/api/v1/payments/{id}"),
+            Route::PaymentStatus => (Method::POST, "/api/v1/payments/{id}/status"),
+            Route::PayoutsCreate => (Method::POST, "/api/v1/payouts"),
+            Route::PayoutsList => (Method::GET, "/api/v1/payouts"),
+            Route::PayoutGet => (Method::GET, "/api/v1/payouts/{id}"),
+            Route::PayoutStatus => (Method::POST, "/api/v1/payouts/{id}/status"),
+            Route::ProfileGet => (Method::GET, "/api/v1/profile"),
+            Route::ProfilePatch => (Method::PATCH, "/api/v1/profile"),
+            Route::ProfileApiKey => (Method::POST, "/api/v1/profile/api-key"),
+            Route::ProfileWebhookSecret => (Method::POST, "/api/v1/profile/webhook-secret"),
+            Route::UsersList => (Method::GET, "/api/v1/users"),
+            Route::UsersCreate => (Method::POST, "/api/v1/users"),
+            Route::UserGet => (Method::GET, "/api/v1/users/{id}"),
+            Route::UserPatch => (Method::PATCH, "/api/v1/users/{id}"),
+            Route::UserApiKey => (Method::POST, "/api/v1/users/{id}/api-key"),
+            Route::ReportSummary => (Method::GET, "/api/v1/reports/summary"),
+            Route::ReportLedger => (Method::GET, "/api/v1/reports/ledger"),
+        }
+    }
+
+    pub fn template(self) -> &'static str {
+        self.spec().1
+    }
+
+    /// Whether the route is under `/api/v1` (keyed, rate limited).
+    pub fn is_api(self) -> bool {
+        !matches!(self, Route::Healthz | Route::Readyz)
+    }
+}
+
+/// A matched route and its `{id}` segment, if it has one.
+pub struct Matched<'a> {
+    pub route: Route,
+    pub id: Option<&'a str>,
+}
+
+/// Matches a request. Unknown path: `not_found`; known path, other method:
+/// `method_not_allowed`.
+pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejection> {
+    let trimmed = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
+    let m = method;
+    let (route, id) = match segments.as_slice() {
+        ["healthz"] => (pick(m, &[(Method::GET, Route::Healthz)])?, None),
+        ["readyz"] => (pick(m, &[(Method::GET, Route::Readyz)])?, None),
+        ["api", "v1", rest @ ..] => match rest {
+            ["balance"] => (pick(m, &[(Method::GET, Route::Balance)])?, None),
+            ["payments"] => (
+                pick(
+                    m,
+                    &[
+                        (Method::POST, Route::PaymentsCreate),
+                        (Method::GET, Route::PaymentsList),
+                    ],
+                )?,
+                None,
+            ),
+            ["payments", id] => (pick(m, &[(Method::GET, Route::PaymentGet)])?, Some(*id)),
+            ["payments", id, "status"] => {
+                (pick(m, &[(Method::POST, Route::PaymentStatus)])?, Some(*id))
+            }
+            ["payouts"] => (
+                pick(
+                    m,
+                    &[
+                        (Method::POST, Route::PayoutsCreate),
+                        (Method::GET, Route::PayoutsList),
+                    ],
+                )?,
+                None,
+            ),
+            ["payouts", id] => (pick(m, &[(Method::GET, Route::PayoutGet)])?, Some(*id)),
+            ["payouts", id, "status"] => {
+                (pick(m, &[(Method::POST, Route::PayoutStatus)])?, Some(*id))
+            }
+            ["profile"] => (
+                pick(
+                    m,
+                    &[
+                        (Method::GET, Route::ProfileGet),
+                        (Method::PATCH, Route::ProfilePatch),
+                    ],
+                )?,
+                None,
+            ),
+            ["profile", "api-key"] => (pick(m, &[(Method::POST, Route::ProfileApiKey)])?, None),
+            ["profile", "webhook-secret"] => (
+                pick(m, &[(Method::POST, Route::ProfileWebhookSecret)])?,
+                None,
+            ),
+            ["users"] => (
+                pick(
+                    m,
+                    &[
+                        (Method::GET, Route::UsersList),
+                        (Method::POST, Route::UsersCreate),
+                    ],
+                )?,
+                None,
+            ),
+            ["users", id] => (
+                pick(
+                    m,
+                    &[
+                        (Method::GET, Route::UserGet),
+                        (Method::PATCH, Route::UserPatch),
+                    ],
+                )?,
+                Some(*id),
+            ),
+            ["users", id, "api-key"] => (pick(m, &[(Method::POST, Route::UserApiKey)])?, Some(*id)),
+            ["reports", "summary"] => (pick(m, &[(Method::GET, Route::ReportSummary)])?, None),
+            ["reports", "ledger"] => (pick(m, &[(Method::GET, Route::ReportLedger)])?, None),
+            _ => return Err(Rejection::NotFound),
+        },
+        _ => return Err(Rejection::NotFound),
+    };
+    Ok(Matched { route, id })
+}
+
+fn pick(method: &Method, allowed: &[(Method, Route)]) -> Result<Route, Rejection> {
+    allowed
+        .iter()
+        .find(|(m, _)| m == method || (*m == Method::GET && method == Method::HEAD))
+        .map(|(_, r)| *r)
+        .ok_or(Rejection::MethodNotAllowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_matches_its_own_template() {
+        for route in Route::ALL {
+            let (method, template) = route.spec();
+            let path = template.replace("{id}", "txn_0123");
+            let matched = route_or_panic(&method, &path);
+            assert_eq!(matched.route, route, "{template}");
+            assert_eq!(matched.id.is_some(), template.contains("{id}"));
+        }
+    }
+
+    fn route_or_panic<'a>(method: &Method, path: &'a str) -> Matched<'a> {
+        match route(method, path) {
+            Ok(m) => m,
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
+    #[test]
+    fn unknown_paths_and_methods() {
+        assert_eq!(
+            route(&Method::GET, "/api/v1/nope").err(),
+            Some(Rejection::NotFound)
+        );
+        assert_eq!(route(&Method::GET, "/").err(), Some(Rejection::NotFound));
+        assert_eq!(
+            route(&Method::GET, "/api/v2/balance").err(),
+            Some(Rejection::NotFound)
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/api/v1/payments").err(),
+            Some(Rejection::MethodNotAllowed)
+        );
+        assert_eq!(
+            route(&Method::PUT, "/api/v1/users/usr_1").err(),
+            Some(Rejection::MethodNotAllowed)
+        );
+        assert!(route(&Method::GET, "/api/v1/balance/").is_ok());
+    }
+}

@@ -1,0 +1,57 @@
+//! Tijori, the server: configuration, the HTTP front end, and `run`, which
+//! wires storage, the money core and HTTP together and shuts them down in
+//! order.
+
+pub mod config;
+pub mod http;
+
+use anyhow::Context;
+use config::Config;
+use std::future::Future;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Opens the store, starts the core, bootstraps the admin on an empty
+/// store, serves HTTP on `listener` until `shutdown`, then stops the core
+/// and closes the store (everything acknowledged is already durable).
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let store = storage::Store::open(&config.data_dir, config.store())
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let core = actors::Core::start(store.clone(), config.core())
+        .await
+        .context("starting the money core")?;
+    if let Some(key) = core
+        .directory()
+        .bootstrap(config.admin_key.clone())
+        .await
+        .map_err(|r| anyhow::anyhow!("{r}"))?
+    {
+        // Printed once, on the first start; only its hash is stored.
+        println!("admin api key: {key}");
+    }
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "tijori is serving");
+    let app = Arc::new(http::App {
+        wallets: core.wallets().clone(),
+        directory: core.directory().clone(),
+        store: store.clone(),
+        limiter: http::ratelimit::RateLimiter::new(
+            config.misuse_rejections,
+            Duration::from_secs(config.misuse_window_secs),
+        ),
+        config,
+        ready: AtomicBool::new(true),
+    });
+    http::serve(listener, app, shutdown).await;
+    tracing::info!("draining the money core");
+    core.shutdown().await;
+    store.close();
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
