@@ -23,7 +23,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ratelimit::{RateLimiter, Verdict};
-use router::Route;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,7 +102,23 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
 
 /// Answers one request; never fails (errors become envelopes).
 pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let label = router::route(&method, &path).map_or("unmatched", |m| m.route.template());
+    let response = respond(app, req, &path, peer).await;
+    tracing::debug!(
+        %method,
+        route = label,
+        status = response.status().as_u16(),
+        elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+async fn respond(app: &App, req: Request<Incoming>, path: &str, peer: SocketAddr) -> Response<Body> {
+    let path = path.to_owned();
     let is_api = path.starts_with("/api/");
     if !is_api {
         return match router::route(req.method(), &path) {
@@ -229,9 +244,4 @@ fn suspend_for_misuse(app: &App, caller: &auth::Caller) {
             tracing::error!(user = %id, rejection = %r, "automatic suspension failed");
         }
     });
-}
-
-/// The label of a route for logs and metrics.
-pub fn route_label(route: Route) -> &'static str {
-    route.template()
 }

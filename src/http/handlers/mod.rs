@@ -56,15 +56,31 @@ impl Ctx<'_> {
                     "Idempotency-Key must be 1 to 255 visible characters".into(),
                 )
             })?;
-        // serde_json's map is ordered by key, so equal bodies digest equally
-        // whatever their key order or spacing.
-        let canonical =
-            serde_json::to_vec(body).map_err(|_| Rejection::InvalidRequest("bad body".into()))?;
+        // Keys sorted at every level: equal bodies digest equally whatever
+        // their key order or spacing.
+        let canonical = serde_json::to_vec(&canonical(body))
+            .map_err(|_| Rejection::InvalidRequest("bad body".into()))?;
         let digest: [u8; 32] = Sha256::digest(&canonical).into();
         Ok(Some(actors::Idempotency {
             key: format!("{scope}:{key}"),
             fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect(),
         }))
+    }
+}
+
+/// `value` with every object's keys in sorted order.
+fn canonical(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let sorted = entries.into_iter().map(|(k, v)| (k.clone(), canonical(v)));
+            serde_json::Value::Object(sorted.collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(canonical).collect())
+        }
+        other => other.clone(),
     }
 }
 
@@ -127,3 +143,18 @@ pub fn cursor<T: std::str::FromStr>(
 
 /// Most records one listing request may look at, however selective its filters.
 pub const LIST_SCAN_MAX: usize = 20_000;
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_form_ignores_key_order_at_every_level() {
+        let a = json!({"b": 1, "a": {"y": [ {"q": 1, "p": 2} ], "x": "s"}});
+        let b = json!({"a": {"x": "s", "y": [ {"p": 2, "q": 1} ]}, "b": 1});
+        let text = |v| serde_json::to_string(&canonical(v)).unwrap_or_default();
+        assert_eq!(text(&a), text(&b));
+        assert_ne!(text(&a), text(&json!({"b": 2, "a": {"y": [], "x": "s"}})));
+    }
+}
