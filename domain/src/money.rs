@@ -111,14 +111,25 @@ impl Money {
 }
 
 impl fmt::Display for Money {
+    /// The shortest exact decimal: `5000`, `5000.5`, `12.34` (the same text
+    /// as the normalised `Decimal`, without building one on the hot path).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.to_decimal(), f)
+        let (rupees, paise) = (self.0 / SCALE, self.0 % SCALE);
+        match paise {
+            0 => write!(f, "{rupees}"),
+            p if p % 10 == 0 => write!(f, "{rupees}.{}", p / 10),
+            p => write!(f, "{rupees}.{p:02}"),
+        }
     }
 }
 
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_json_number().serialize(s)
+        if self.0 % SCALE == 0 {
+            s.serialize_u64(self.0 / SCALE)
+        } else {
+            self.to_json_number().serialize(s)
+        }
     }
 }
 
@@ -212,6 +223,15 @@ mod tests {
             "0", "-1", "0.001", "1.234", "abc", "", "1e-3", "NaN", "1e40", "0.00",
         ] {
             assert!(Money::parse_amount(text).is_err(), "{text} accepted");
+        }
+    }
+
+    #[test]
+    fn display_agrees_with_the_normalised_decimal() {
+        for paise in (0..100_000).chain([u64::MAX, u64::MAX - 1, 1_000_000_000_007]) {
+            let m = Money::from_paise(paise);
+            assert_eq!(m.to_string(), m.to_decimal().to_string(), "{paise}");
+            assert_eq!(Money::parse_amount(&m.to_string()).ok().filter(|_| paise > 0), (paise > 0).then_some(m));
         }
     }
 
