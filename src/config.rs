@@ -66,13 +66,34 @@ pub struct Config {
     #[arg(long, env = "TIJORI_WEBHOOK_ALLOW_PRIVATE")]
     pub webhook_allow_private: bool,
 
-    /// First webhook retry delay; later ones grow exponentially.
-    #[arg(long, env = "TIJORI_WEBHOOK_RETRY_BASE_MS", default_value_t = 30_000)]
+    /// First webhook retry delay; later ones double (with ±20 % jitter).
+    /// The default gives about 10 attempts over about a day.
+    #[arg(long, env = "TIJORI_WEBHOOK_RETRY_BASE_MS", default_value_t = 180_000)]
     pub webhook_retry_base_ms: u64,
 
     /// Delivery attempts before an event is marked failed.
-    #[arg(long, env = "TIJORI_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10)]
+    #[arg(long, env = "TIJORI_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub webhook_max_attempts: u32,
+
+    /// Webhook delivery workers (concurrent attempts in all).
+    #[arg(long, env = "TIJORI_WEBHOOK_WORKERS", default_value_t = 32)]
+    pub webhook_workers: usize,
+
+    /// Most concurrent attempts against one receiving host.
+    #[arg(long, env = "TIJORI_WEBHOOK_PER_HOST_MAX", default_value_t = 4)]
+    pub webhook_per_host_max: usize,
+
+    /// Time allowed for one attempt (connect to response headers).
+    #[arg(long, env = "TIJORI_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+
+    /// How long the previous signing secret keeps signing after a rotation.
+    #[arg(
+        long,
+        env = "TIJORI_WEBHOOK_SECRET_GRACE_SECS",
+        default_value_t = 86_400
+    )]
+    pub webhook_secret_grace_secs: u64,
 
     /// Log format.
     #[arg(long, env = "TIJORI_LOG_FORMAT", value_enum, default_value = "text")]
@@ -129,6 +150,23 @@ impl Config {
             wallet_idle_max_ms: self.wallet_idle_max_ms,
             wallet_inflight_max: self.wallet_inflight_max,
             default_rate_limit_per_min: self.rate_limit_per_min,
+            webhooks: actors::webhook::WebhookConfig {
+                policy: actors::webhook::RetryPolicy {
+                    base_ms: self.webhook_retry_base_ms,
+                    max_attempts: self.webhook_max_attempts,
+                    ..actors::webhook::RetryPolicy::default()
+                },
+                workers: self.webhook_workers.clamp(1, 1_024),
+                per_host_max: self.webhook_per_host_max.max(1),
+                allow_private: self.webhook_allow_private,
+                timeout_ms: self.webhook_timeout_ms,
+                connect_timeout_ms: self.webhook_timeout_ms.min(5_000),
+                secret_grace_ms: i64::try_from(
+                    self.webhook_secret_grace_secs.saturating_mul(1_000),
+                )
+                .unwrap_or(i64::MAX),
+                ..actors::webhook::WebhookConfig::default()
+            },
             ..actors::CoreConfig::default()
         }
     }

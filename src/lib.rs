@@ -40,6 +40,7 @@ pub async fn run(
     let app = Arc::new(http::App {
         wallets: core.wallets().clone(),
         directory: core.directory().clone(),
+        webhooks: core.webhooks().clone(),
         store: store.clone(),
         limiter: http::ratelimit::RateLimiter::new(
             config.misuse_rejections,

@@ -1,5 +1,6 @@
 //! Settings of the money core. Every limit carries its unit in its name.
 
+use crate::webhook::WebhookConfig;
 use domain::money::AmountLimits;
 
 #[derive(Clone, Debug)]
@@ -25,6 +26,8 @@ pub struct CoreConfig {
     pub restart_window_ms: u64,
     /// How long an Idempotency-Key is remembered.
     pub idempotency_ttl_ms: i64,
+    /// Webhook delivery.
+    pub webhooks: WebhookConfig,
     /// Rate limit given to new users unless set.
     pub default_rate_limit_per_min: u32,
     /// Default per-transaction amount limits.
@@ -44,6 +47,7 @@ impl Default for CoreConfig {
             wallet_restarts_max: 5,
             restart_window_ms: 10_000,
             idempotency_ttl_ms: 24 * 3_600 * 1_000,
+            webhooks: WebhookConfig::default(),
             default_rate_limit_per_min: 6_000,
             amount_limits: AmountLimits::default(),
         }

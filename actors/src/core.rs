@@ -1,9 +1,11 @@
-//! `Core`: the running money core (supervisor, wallets, connector) over an
-//! open store. `start` wires it up; `shutdown` stops the connector, drains
-//! every wallet and leaves the store ready to close.
+//! `Core`: the running money core (supervisor, wallets, connector, user
+//! directory, webhook dispatcher) over an open store. `start` wires it up;
+//! `shutdown` stops settling and delivering, drains every wallet and leaves
+//! the store ready to close.
 
 use crate::connector::{Connector, ConnectorArgs, ConnectorMsg};
 use crate::registry::{Registry, Supervisor, SupervisorMsg};
+use crate::webhook::{Clock, DispatcherArgs, HttpTransport, WebhookHandle, WebhookStats};
 use crate::{CoreConfig, Directory, WalletHandle};
 use ractor::{Actor, ActorRef};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use storage::Store;
 pub struct Core {
     wallets: WalletHandle,
     directory: Directory,
+    webhooks: WebhookHandle,
     store: Store,
     supervisor: ActorRef<SupervisorMsg>,
     connector: ActorRef<ConnectorMsg>,
@@ -30,6 +33,23 @@ impl Core {
             config.default_rate_limit_per_min,
         )
         .await?;
+        let hooks = &config.webhooks;
+        let transport = HttpTransport::new(
+            hooks.allow_private,
+            Duration::from_millis(hooks.connect_timeout_ms),
+            Duration::from_millis(hooks.timeout_ms),
+        );
+        let webhooks = WebhookHandle::start(
+            transport,
+            DispatcherArgs {
+                store: store.clone(),
+                directory: directory.clone(),
+                config: hooks.clone(),
+                clock: Clock::Wall,
+                stats: Arc::new(WebhookStats::default()),
+            },
+        )
+        .await?;
         let args = ConnectorArgs {
             store: store.clone(),
             wallets: wallets.clone(),
@@ -39,6 +59,7 @@ impl Core {
         Ok(Core {
             wallets,
             directory,
+            webhooks,
             store,
             supervisor,
             connector,
@@ -53,15 +74,20 @@ impl Core {
         &self.directory
     }
 
+    pub fn webhooks(&self) -> &WebhookHandle {
+        &self.webhooks
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// Stops settling, lets every wallet finish its mailbox, stops the
-    /// supervisor. The caller closes the store afterwards.
+    /// Stops settling and delivering, lets every wallet finish its mailbox,
+    /// stops the supervisor. The caller closes the store afterwards.
     pub async fn shutdown(self) {
         let wait = Some(Duration::from_secs(10));
         let _ = self.connector.stop_and_wait(None, wait).await;
+        self.webhooks.stop().await;
         self.directory.stop();
         let _ = self.supervisor.call(SupervisorMsg::DrainAll, wait).await;
         let _ = self.supervisor.stop_and_wait(None, wait).await;

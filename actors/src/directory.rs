@@ -321,16 +321,11 @@ impl DirState {
     fn event(&self, event: EventType, user: &User, now: Timestamp) -> Option<OutboxEvent> {
         let parent = user.parent_id?;
         let id = EventId::new();
-        Some(OutboxEvent {
-            id,
-            event,
-            recipients: vec![parent],
-            payload: json!({
-                "id": id, "event": event.as_str(), "user_id": user.id, "role": user.role,
-                "status": user.status, "name": user.name, "timestamp": now,
-            }),
-            created_at: now,
-        })
+        let payload = json!({
+            "id": id, "event": event.as_str(), "user_id": user.id, "role": user.role,
+            "status": user.status, "name": user.name, "timestamp": now,
+        });
+        Some(OutboxEvent::new(id, event, &[parent], payload, now))
     }
 
     /// Writes the user (and optionally a new key hash, an event) durably,
@@ -438,6 +433,8 @@ impl DirState {
             merchant_id,
             webhook_url: new.webhook_url,
             webhook_secret: Secret::new(random_token(SECRET_PREFIX, 24)?),
+            previous_webhook_secret: None,
+            webhook_secret_rotated_at: None,
             rate_limit_per_min: new
                 .rate_limit_per_min
                 .unwrap_or(self.default_rate_limit_per_min),
@@ -551,8 +548,11 @@ impl DirState {
 
     async fn rotate_secret(&self, id: UserId) -> Result<User, Rejection> {
         let mut user = self.user(&id)?;
-        user.webhook_secret = Secret::new(random_token(SECRET_PREFIX, 24)?);
-        user.updated_at = Timestamp::now();
+        let now = Timestamp::now();
+        let new_secret = Secret::new(random_token(SECRET_PREFIX, 24)?);
+        user.previous_webhook_secret = Some(std::mem::replace(&mut user.webhook_secret, new_secret));
+        user.webhook_secret_rotated_at = Some(now);
+        user.updated_at = now;
         let old = user.key_hash.clone();
         self.save(user, Some(&old), false, None).await
     }

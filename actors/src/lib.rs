@@ -11,6 +11,7 @@ mod core;
 pub mod directory;
 mod registry;
 pub mod wallet;
+pub mod webhook;
 
 pub use crate::core::Core;
 pub use config::CoreConfig;

@@ -15,7 +15,7 @@ pub use ids::{EventId, PaymentId, PayoutId, UserId};
 pub use ledger::{EntryKind, LedgerEntry, Wallet};
 pub use money::{Currency, Money};
 pub use records::{
-    Beneficiary, EventType, OutboxEvent, Payment, PaymentStatus, Payout, PayoutMode, PayoutStatus,
+    Beneficiary, Delivery, DeliveryStatus, EventType, OutboxEvent, Payment, PaymentStatus, Payout, PayoutMode, PayoutStatus,
     User, UserStatus,
 };
 pub use rejection::Rejection;

@@ -117,7 +117,7 @@ impl fmt::Display for Money {
         let (rupees, paise) = (self.0 / SCALE, self.0 % SCALE);
         match paise {
             0 => write!(f, "{rupees}"),
-            p if p % 10 == 0 => write!(f, "{rupees}.{}", p / 10),
+            p if p.is_multiple_of(10) => write!(f, "{rupees}.{}", p / 10),
             p => write!(f, "{rupees}.{p:02}"),
         }
     }
@@ -125,7 +125,7 @@ impl fmt::Display for Money {
 
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0 % SCALE == 0 {
+        if self.0.is_multiple_of(SCALE) {
             s.serialize_u64(self.0 / SCALE)
         } else {
             self.to_json_number().serialize(s)

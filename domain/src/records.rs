@@ -247,6 +247,12 @@ pub struct User {
     pub merchant_id: Option<UserId>,
     pub webhook_url: Option<String>,
     pub webhook_secret: Secret,
+    /// The secret before the last rotation; it keeps signing during the
+    /// grace period so receivers can switch over without dropping events.
+    #[serde(default)]
+    pub previous_webhook_secret: Option<Secret>,
+    #[serde(default)]
+    pub webhook_secret_rotated_at: Option<Timestamp>,
     pub rate_limit_per_min: u32,
     pub payin_fee_bps: u32,
     pub payout_fee: Money,
@@ -285,15 +291,123 @@ impl EventType {
     }
 }
 
+/// Where one event stands with one recipient's endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryStatus> {
+        [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// The delivery of an event to one recipient (a user's webhook URL).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub recipient: UserId,
+    pub status: DeliveryStatus,
+    /// Every attempt ever made.
+    pub attempts: u32,
+    /// Attempts since the delivery was last (re)queued; the retry budget.
+    pub round_attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Timestamp>,
+}
+
+impl Delivery {
+    pub fn pending(recipient: UserId, at: Timestamp) -> Delivery {
+        Delivery {
+            recipient,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            round_attempts: 0,
+            next_attempt_at: Some(at),
+            last_status_code: None,
+            last_error: None,
+            delivered_at: None,
+        }
+    }
+}
+
 /// A webhook event, written to the outbox in the same batch as the change
-/// that caused it. `recipients` are the users whose webhook URLs receive it.
+/// that caused it, with one delivery per recipient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEvent {
     pub id: EventId,
     pub event: EventType,
-    pub recipients: Vec<UserId>,
+    pub deliveries: Vec<Delivery>,
     pub payload: Value,
     pub created_at: Timestamp,
+}
+
+impl OutboxEvent {
+    /// A new event, due for delivery to every recipient at once.
+    pub fn new(
+        id: EventId,
+        event: EventType,
+        recipients: &[UserId],
+        payload: Value,
+        now: Timestamp,
+    ) -> OutboxEvent {
+        let mut deliveries: Vec<Delivery> = Vec::with_capacity(recipients.len());
+        for r in recipients {
+            if !deliveries.iter().any(|d| d.recipient == *r) {
+                deliveries.push(Delivery::pending(*r, now));
+            }
+        }
+        OutboxEvent {
+            id,
+            event,
+            deliveries,
+            payload,
+            created_at: now,
+        }
+    }
+
+    /// One status for the whole event: delivered when every delivery is,
+    /// failed when any failed, else pending.
+    pub fn status(&self) -> DeliveryStatus {
+        if self
+            .deliveries
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Delivered)
+        {
+            DeliveryStatus::Delivered
+        } else if self
+            .deliveries
+            .iter()
+            .any(|d| d.status == DeliveryStatus::Failed)
+        {
+            DeliveryStatus::Failed
+        } else {
+            DeliveryStatus::Pending
+        }
+    }
+
+    pub fn delivery(&self, recipient: &UserId) -> Option<&Delivery> {
+        self.deliveries.iter().find(|d| d.recipient == *recipient)
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub const BODY_MAX_BYTES: usize = 64 * 1024;
 pub struct App {
     pub wallets: WalletHandle,
     pub directory: Directory,
+    pub webhooks: actors::webhook::WebhookHandle,
     pub store: Store,
     pub limiter: RateLimiter,
     pub config: Config,
@@ -187,23 +188,44 @@ async fn api(
 async fn read_body(
     app: &App,
     headers: &hyper::HeaderMap,
-    body: Incoming,
+    mut body: Incoming,
 ) -> Result<Bytes, Rejection> {
     let declared = headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let timeout = Duration::from_millis(app.config.body_read_timeout_ms);
     if declared.is_some_and(|n| n > BODY_MAX_BYTES as u64) {
+        if declared.is_some_and(|n| n <= DRAIN_MAX_BYTES as u64) {
+            let _ = tokio::time::timeout(timeout, drain(&mut body)).await;
+        }
         return Err(Rejection::PayloadTooLarge);
     }
-    let limited = Limited::new(body, BODY_MAX_BYTES);
-    let timeout = Duration::from_millis(app.config.body_read_timeout_ms);
+    let limited = Limited::new(&mut body, BODY_MAX_BYTES);
     match tokio::time::timeout(timeout, limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Rejection::PayloadTooLarge),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            let _ = tokio::time::timeout(timeout, drain(&mut body)).await;
+            Err(Rejection::PayloadTooLarge)
+        }
         Ok(Err(_)) | Err(_) => Err(Rejection::InvalidRequest(
             "the request body could not be read".into(),
         )),
+    }
+}
+
+/// Most bytes of an oversized body read and thrown away before the 413 is
+/// sent. Without this the connection is closed under a client that is
+/// still sending, which then sees a reset (EPIPE) instead of the 413.
+const DRAIN_MAX_BYTES: usize = 1024 * 1024;
+
+async fn drain(body: &mut Incoming) {
+    let mut seen = 0usize;
+    while seen <= DRAIN_MAX_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Bytes::len),
+            Some(Err(_)) | None => return,
+        }
     }
 }
 

@@ -82,9 +82,17 @@ impl JsonBody {
             .ok_or_else(|| Rejection::MissingFields(vec![name.to_owned()]))
     }
 
-    /// An amount: JSON number or decimal string, exact.
+    /// An amount: JSON number or decimal string, exact. Any other JSON type
+    /// is a wrong type (`invalid_request`), not a bad amount.
     pub fn money(&self, name: &str) -> Result<Option<Money>, Rejection> {
-        self.present(name).map(Money::from_json).transpose()
+        match self.present(name) {
+            Some(Value::Number(_) | Value::String(_)) | None => {
+                self.present(name).map(Money::from_json).transpose()
+            }
+            Some(_) => Err(Rejection::InvalidRequest(format!(
+                "{name} must be a number or a decimal string"
+            ))),
+        }
     }
 
     /// A non-negative fee or setting amount (zero allowed).

@@ -29,11 +29,14 @@ pub enum Route {
     UserApiKey,
     ReportSummary,
     ReportLedger,
+    WebhookEvents,
+    WebhookRedeliver,
+    WebhookReplay,
 }
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 22] = [
+    pub const ALL: [Route; 25] = [
         Route::Healthz,
         Route::Readyz,
         Route::Balance,
@@ -56,6 +59,9 @@ impl Route {
         Route::UserApiKey,
         Route::ReportSummary,
         Route::ReportLedger,
+        Route::WebhookEvents,
+        Route::WebhookRedeliver,
+        Route::WebhookReplay,
     ];
 
     /// Method and path template.
@@ -83,6 +89,9 @@ impl Route {
             Route::UserApiKey => (Method::POST, "/api/v1/users/{id}/api-key"),
             Route::ReportSummary => (Method::GET, "/api/v1/reports/summary"),
             Route::ReportLedger => (Method::GET, "/api/v1/reports/ledger"),
+            Route::WebhookEvents => (Method::GET, "/api/v1/webhooks/events"),
+            Route::WebhookRedeliver => (Method::POST, "/api/v1/webhooks/events/{id}/redeliver"),
+            Route::WebhookReplay => (Method::POST, "/api/v1/webhooks/replay"),
         }
     }
 
@@ -182,6 +191,12 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
             ["users", id, "api-key"] => (pick(m, &[(Method::POST, Route::UserApiKey)])?, Some(*id)),
             ["reports", "summary"] => (pick(m, &[(Method::GET, Route::ReportSummary)])?, None),
             ["reports", "ledger"] => (pick(m, &[(Method::GET, Route::ReportLedger)])?, None),
+            ["webhooks", "events"] => (pick(m, &[(Method::GET, Route::WebhookEvents)])?, None),
+            ["webhooks", "events", id, "redeliver"] => (
+                pick(m, &[(Method::POST, Route::WebhookRedeliver)])?,
+                Some(*id),
+            ),
+            ["webhooks", "replay"] => (pick(m, &[(Method::POST, Route::WebhookReplay)])?, None),
             _ => return Err(Rejection::NotFound),
         },
         _ => return Err(Rejection::NotFound),

@@ -16,6 +16,8 @@ pub enum IndexTag {
     PaymentsByTeam = b'T',
     PayoutsByTeam = b't',
     UsersByAncestor = b'U',
+    /// Webhook events by recipient user.
+    EventsByRecipient = b'E',
 }
 
 /// Kinds of merchant-scoped unique references in the `Unique` space.

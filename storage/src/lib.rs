@@ -10,6 +10,7 @@
 mod committer;
 mod error;
 pub mod keys;
+pub mod outbox;
 mod overlay;
 mod reads;
 mod writeset;
@@ -59,10 +60,12 @@ pub enum Space {
     Outbox,
     /// due time + kind + record id → merchant id; what the connector settles
     Pending,
+    /// due time + event id + recipient → (empty); webhook deliveries to attempt
+    WebhookDue,
 }
 
 impl Space {
-    pub const ALL: [Space; 11] = [
+    pub const ALL: [Space; 12] = [
         Space::Users,
         Space::ApiKeys,
         Space::Payments,
@@ -74,6 +77,7 @@ impl Space {
         Space::Idempotency,
         Space::Outbox,
         Space::Pending,
+        Space::WebhookDue,
     ];
 
     fn name(self) -> &'static str {
@@ -89,6 +93,7 @@ impl Space {
             Space::Idempotency => "idempotency",
             Space::Outbox => "outbox",
             Space::Pending => "pending",
+            Space::WebhookDue => "webhook_due",
         }
     }
 }

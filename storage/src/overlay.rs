@@ -51,6 +51,11 @@ impl Overlay {
         self.values.is_empty()
     }
 
+    /// Whether this writer has a removal of `key` in flight.
+    pub fn is_removed(&self, space: Space, key: &[u8]) -> bool {
+        matches!(self.values.get(&(space, key.to_vec())), Some((_, None)))
+    }
+
     /// Reads `key`, seeing this writer's own in-flight writes first.
     pub fn get(
         &self,

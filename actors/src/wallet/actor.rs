@@ -346,7 +346,7 @@ impl WalletState {
             )?;
         }
         if let Some(event) = event {
-            Self::put(writes, Space::Outbox, event.id.as_bytes().to_vec(), event)?;
+            storage::outbox::enqueue(writes, event).map_err(db)?;
         }
         Ok(())
     }
@@ -559,13 +559,13 @@ impl WalletState {
             (None, EventType::PaymentFailed)
         };
         let event_id = EventId::new();
-        let event = OutboxEvent {
-            id: event_id,
-            event: event_type,
-            recipients: self.recipients(payment.created_by),
-            payload: payment.event_payload(event_id, event_type, now),
-            created_at: now,
-        };
+        let event = OutboxEvent::new(
+            event_id,
+            event_type,
+            &self.recipients(payment.created_by),
+            payment.event_payload(event_id, event_type, now),
+            now,
+        );
         let mut writes = WriteSet::new();
         Self::put(
             &mut writes,
@@ -716,13 +716,13 @@ impl WalletState {
                 .ok_or(Rejection::DatabaseError)?;
         }
         let event_id = EventId::new();
-        let event = OutboxEvent {
-            id: event_id,
-            event: event_type,
-            recipients: self.recipients(payout.created_by),
-            payload: payout.event_payload(event_id, event_type, now),
-            created_at: now,
-        };
+        let event = OutboxEvent::new(
+            event_id,
+            event_type,
+            &self.recipients(payout.created_by),
+            payout.event_payload(event_id, event_type, now),
+            now,
+        );
         let mut writes = WriteSet::new();
         Self::put(
             &mut writes,

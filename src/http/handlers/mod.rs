@@ -7,6 +7,7 @@ mod payouts;
 mod profile;
 mod reports;
 mod users;
+mod webhooks;
 
 use super::auth::Caller;
 use super::error::{self, Body};
@@ -108,6 +109,9 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::UserApiKey => users::regenerate_key(ctx).await,
         Route::ReportSummary => reports::summary(ctx),
         Route::ReportLedger => reports::ledger(ctx),
+        Route::WebhookEvents => webhooks::list(ctx),
+        Route::WebhookRedeliver => webhooks::redeliver(ctx).await,
+        Route::WebhookReplay => webhooks::replay(ctx).await,
     }
 }
 

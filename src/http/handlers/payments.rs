@@ -200,7 +200,7 @@ pub fn run_listing<T>(
             from,
             to,
             before,
-            filters.limit,
+            filters.limit + 1,
             LIST_SCAN_MAX,
             &mut collect,
         ),
@@ -209,13 +209,27 @@ pub fn run_listing<T>(
             from,
             to,
             before,
-            filters.limit,
+            filters.limit + 1,
             LIST_SCAN_MAX,
             &mut collect,
         ),
     }
     .map_err(db)?;
-    Ok((items, page.next))
+    let next = page_end(&mut items, &page, filters.limit);
+    Ok((items, next))
+}
+
+/// The cursor after a page that the store filled with up to `limit + 1`
+/// matches (`items` holds them too and is cut to `limit`): one match more
+/// than the page holds means more exist, so `has_more` is exact under
+/// filters; otherwise only a scan cut short by `LIST_SCAN_MAX` has more.
+pub fn page_end<T>(items: &mut Vec<T>, page: &Page, limit: usize) -> Option<[u8; 16]> {
+    if page.ids.len() > limit {
+        items.truncate(limit);
+        limit.checked_sub(1).and_then(|i| page.ids.get(i)).copied()
+    } else {
+        page.next
+    }
 }
 
 pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {

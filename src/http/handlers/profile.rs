@@ -2,7 +2,7 @@
 //! webhook signing secret), change its name and webhook URL, regenerate its
 //! key, rotate its webhook secret.
 
-use super::users::{key_response, validate_webhook_url};
+use super::users::{key_response, webhook_url_field};
 use super::Ctx;
 use crate::http::error::{self, Body};
 use crate::http::request::JsonBody;
@@ -54,15 +54,7 @@ pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     }
     let patch = UserPatch {
         name: body.string("name", 200)?,
-        webhook_url: if body.has("webhook_url") {
-            Some(
-                body.string("webhook_url", 2_048)?
-                    .map(|u| validate_webhook_url(ctx, &u))
-                    .transpose()?,
-            )
-        } else {
-            None
-        },
+        webhook_url: webhook_url_field(ctx, &body).await?,
         ..UserPatch::default()
     };
     let user = ctx.app.directory.update(ctx.caller.id(), patch).await?;

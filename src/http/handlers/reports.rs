@@ -192,16 +192,16 @@ pub fn ledger(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
             break 'scan None;
         }
         for entry in batch {
-            if entries.len() == limit {
-                // One more entry exists: the next page starts below the last shown.
-                break 'scan entries.last().map(|e| e.seq.to_string());
-            }
             if scanned == LIST_SCAN_MAX {
                 break 'scan Some(position.to_string());
             }
             position = entry.seq;
             scanned += 1;
             if caller.role() != Role::ApiUser || created_by_caller(ctx, &entry)? {
+                if entries.len() == limit {
+                    // One more shown entry exists: the next page starts below the last shown.
+                    break 'scan entries.last().map(|e| e.seq.to_string());
+                }
                 entries.push(entry);
             }
         }

@@ -2,7 +2,7 @@
 //! subtree, suspend/reactivate, change role (admin), settings (fees:
 //! admin/manager; rate limit: admin), regenerate a sub-user's key.
 
-use super::payments::db;
+use super::payments::{db, page_end};
 use super::{cursor, Ctx, LIST_SCAN_MAX};
 use crate::http::error::{self, Body};
 use crate::http::request::JsonBody;
@@ -22,27 +22,24 @@ pub fn key_response(status: StatusCode, user: &User, key: &str) -> Response<Body
     )
 }
 
-/// A webhook URL must be absolute http(s) without credentials.
-pub fn validate_webhook_url(_ctx: &Ctx<'_>, url: &str) -> Result<String, Rejection> {
-    let bad = |why: &str| Rejection::InvalidRequest(format!("webhook_url {why}"));
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| bad("must start with http:// or https://"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.is_empty() {
-        return Err(bad("has no host"));
+/// The `webhook_url` field of a body: absent (`None`), cleared with null
+/// (`Some(None)`), or a URL that passed the SSRF guard (`Some(Some(url))`).
+pub async fn webhook_url_field(ctx: &Ctx<'_>, body: &JsonBody) -> Result<Option<Option<String>>, Rejection> {
+    if !body.has("webhook_url") {
+        return Ok(None);
     }
-    if authority.contains('@') {
-        return Err(bad("must not carry credentials"));
+    let Some(url) = body.string("webhook_url", 2_048)? else { return Ok(Some(None)) };
+    let allow_private = ctx.app.config.webhook_allow_private;
+    match actors::webhook::ssrf::vet_on_save(&url, allow_private).await {
+        Ok(vetted) => Ok(Some(Some(vetted))),
+        Err(refused) => Err(Rejection::InvalidRequest(refused.0)),
     }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("must not contain spaces"));
-    }
-    Ok(url.to_owned())
 }
 
 fn target(ctx: &Ctx<'_>) -> Result<User, Rejection> {
+    // api_users may use no users endpoint (SPEC §4): 403, as for list/create.
+    ctx.caller
+        .require(&[Role::Admin, Role::Manager, Role::Merchant])?;
     let id: UserId = ctx.path_id()?;
     let user = ctx.app.directory.get(&id).ok_or(Rejection::NotFound)?;
     if !ctx.caller.can_manage_user(&ctx.app.directory, &user) {
@@ -75,10 +72,7 @@ pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         email: body.string("email", 254)?,
         role,
         parent_id: Some(parent_id),
-        webhook_url: body
-            .string("webhook_url", 2_048)?
-            .map(|u| validate_webhook_url(ctx, &u))
-            .transpose()?,
+        webhook_url: webhook_url_field(ctx, &body).await?.flatten(),
         rate_limit_per_min: settings.rate_limit_per_min,
         payin_fee_bps: settings.payin_fee_bps,
         payout_fee: settings.payout_fee,
@@ -128,13 +122,7 @@ pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     }
     let mut patch = settings(ctx, &body)?;
     patch.name = body.string("name", 200)?;
-    if body.has("webhook_url") {
-        patch.webhook_url = Some(
-            body.string("webhook_url", 2_048)?
-                .map(|u| validate_webhook_url(ctx, &u))
-                .transpose()?,
-        );
-    }
+    patch.webhook_url = webhook_url_field(ctx, &body).await?;
     patch.status = match body.string("status", 16)?.as_deref() {
         None => None,
         Some("active") => Some(UserStatus::Active),
@@ -203,7 +191,7 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
             None,
             None,
             before,
-            limit,
+            limit + 1,
             LIST_SCAN_MAX,
             &mut keep,
         )
@@ -214,15 +202,16 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
             None,
             None,
             before,
-            limit,
+            limit + 1,
             LIST_SCAN_MAX,
             &mut keep,
         )
     }
     .map_err(db)?;
+    let next = page_end(&mut items, &page, limit);
     Ok(error::page(
         &items,
         limit,
-        page.next.map(|id| UserId::from_bytes(id).to_string()),
+        next.map(|id| UserId::from_bytes(id).to_string()),
     ))
 }

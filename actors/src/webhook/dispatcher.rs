@@ -1,0 +1,644 @@
+//! The webhook dispatcher: drains due deliveries from the outbox into a
+//! bounded pool of worker actors, records every attempt, and schedules
+//! retries with backoff until a delivery is acknowledged (HTTP 200) or its
+//! attempts are spent (`failed`, kept for manual redelivery).
+//!
+//! Fairness: at most `per_host_max` attempts run against one host at a time;
+//! deliveries for a host at its cap are deferred (their due row moves a
+//! little later), so a slow or failing endpoint cannot hold the front of
+//! the queue or the workers. After creation, only this actor rewrites event
+//! rows; it reads its own in-flight writes through an `Overlay` and does
+//! not wait for their fsync (a crash in between means one more delivery,
+//! which at-least-once allows).
+
+use super::policy::RetryPolicy;
+use super::signing;
+use super::transport::{Attempt, Outcome, Transport};
+use crate::Directory;
+use bytes::Bytes;
+use domain::{Delivery, DeliveryStatus, EventId, OutboxEvent, Rejection, Timestamp, UserId};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use storage::outbox::{self, DueDelivery};
+use storage::{Overlay, Space, StorageError, Store, WriteSet};
+
+/// Settings of webhook delivery.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    pub policy: RetryPolicy,
+    /// Delivery worker actors.
+    pub workers: usize,
+    /// Most attempts in flight against one host.
+    pub per_host_max: usize,
+    /// How often the outbox is checked for due deliveries.
+    pub poll_ms: u64,
+    /// How far a delivery for a host at its cap is pushed back.
+    pub defer_ms: i64,
+    pub allow_private: bool,
+    pub connect_timeout_ms: u64,
+    /// Whole attempt, from connect to response headers.
+    pub timeout_ms: u64,
+    /// How long the previous secret keeps signing after a rotation.
+    pub secret_grace_ms: i64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            policy: RetryPolicy::default(),
+            workers: 32,
+            per_host_max: 4,
+            poll_ms: 50,
+            defer_ms: 1_000,
+            allow_private: false,
+            connect_timeout_ms: 5_000,
+            timeout_ms: 10_000,
+            secret_grace_ms: 24 * 3_600_000,
+        }
+    }
+}
+
+/// Where "now" comes from: the wall clock, or tokio's (pausable) clock
+/// anchored at a wall-clock instant, for retry-timing tests.
+#[derive(Clone, Copy, Debug)]
+pub enum Clock {
+    Wall,
+    Tokio {
+        origin_ms: i64,
+        origin: tokio::time::Instant,
+    },
+}
+
+impl Clock {
+    /// A tokio clock that reads `Timestamp::now()` at this instant.
+    pub fn tokio() -> Clock {
+        Clock::Tokio {
+            origin_ms: Timestamp::now().unix_ms(),
+            origin: tokio::time::Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        match self {
+            Clock::Wall => Timestamp::now(),
+            Clock::Tokio { origin_ms, origin } => {
+                let elapsed = i64::try_from(origin.elapsed().as_millis()).unwrap_or(i64::MAX);
+                Timestamp::from_unix_ms(origin_ms.saturating_add(elapsed))
+            }
+        }
+    }
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct WebhookStats {
+    pub attempts: AtomicU64,
+    pub delivered: AtomicU64,
+    pub failed_attempts: AtomicU64,
+    /// Deliveries that spent their attempts.
+    pub exhausted: AtomicU64,
+    pub in_flight: AtomicU64,
+}
+
+#[doc(hidden)]
+pub struct Job {
+    worker: usize,
+    key: Vec<u8>,
+    due_ms: i64,
+    event_id: EventId,
+    recipient: UserId,
+    host: String,
+    attempt: Attempt,
+}
+
+#[doc(hidden)]
+pub struct Finished {
+    job: Job,
+    outcome: Outcome,
+}
+
+pub enum DispatcherMsg {
+    Poll,
+    #[doc(hidden)]
+    Done(Box<Finished>),
+    Redeliver {
+        event: EventId,
+        recipient: Option<UserId>,
+        reply: RpcReplyPort<Result<OutboxEvent, Rejection>>,
+    },
+}
+
+pub enum WorkerMsg {
+    Deliver(Box<Job>),
+}
+
+/// A delivery worker: one attempt at a time.
+struct DeliveryWorker<T: Transport> {
+    transport: Arc<T>,
+}
+
+impl<T: Transport> Actor for DeliveryWorker<T> {
+    type Msg = WorkerMsg;
+    type State = ActorRef<DispatcherMsg>;
+    type Arguments = ActorRef<DispatcherMsg>;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<WorkerMsg>,
+        dispatcher: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(dispatcher)
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<WorkerMsg>,
+        msg: WorkerMsg,
+        dispatcher: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let WorkerMsg::Deliver(job) = msg;
+        let outcome = self.transport.send(job.attempt.clone()).await;
+        let _ = dispatcher.cast(DispatcherMsg::Done(Box::new(Finished {
+            job: *job,
+            outcome,
+        })));
+        Ok(())
+    }
+}
+
+pub struct Dispatcher<T: Transport> {
+    transport: Arc<T>,
+}
+
+pub struct DispatcherArgs {
+    pub store: Store,
+    pub directory: Directory,
+    pub config: WebhookConfig,
+    pub clock: Clock,
+    pub stats: Arc<WebhookStats>,
+}
+
+pub struct DispatcherState {
+    args: DispatcherArgs,
+    workers: Vec<ActorRef<WorkerMsg>>,
+    idle: Vec<usize>,
+    in_flight: HashSet<Vec<u8>>,
+    per_host: HashMap<String, usize>,
+    overlay: Overlay,
+    timer: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The public face of the dispatcher.
+#[derive(Clone)]
+pub struct WebhookHandle {
+    actor: ActorRef<DispatcherMsg>,
+    stats: Arc<WebhookStats>,
+}
+
+impl WebhookHandle {
+    /// Starts the dispatcher and its workers over `transport`.
+    pub async fn start<T: Transport>(
+        transport: T,
+        args: DispatcherArgs,
+    ) -> Result<WebhookHandle, ractor::SpawnErr> {
+        let stats = args.stats.clone();
+        let (actor, _join) = Actor::spawn(
+            None,
+            Dispatcher {
+                transport: Arc::new(transport),
+            },
+            args,
+        )
+        .await?;
+        Ok(WebhookHandle { actor, stats })
+    }
+
+    /// Queues the event again for `recipient` (or every recipient), with a
+    /// fresh retry budget, whatever its state.
+    pub async fn redeliver(
+        &self,
+        event: EventId,
+        recipient: Option<UserId>,
+    ) -> Result<OutboxEvent, Rejection> {
+        let call = self.actor.call(
+            |reply| DispatcherMsg::Redeliver {
+                event,
+                recipient,
+                reply,
+            },
+            Some(Duration::from_secs(10)),
+        );
+        match call.await {
+            Ok(ractor::rpc::CallResult::Success(result)) => result,
+            _ => Err(Rejection::ServiceUnavailable),
+        }
+    }
+
+    pub fn stats(&self) -> &WebhookStats {
+        &self.stats
+    }
+
+    /// Stops the dispatcher and its workers; deliveries in flight are
+    /// attempted again after a restart (their due rows are still there).
+    pub async fn stop(&self) {
+        let _ = self
+            .actor
+            .stop_and_wait(None, Some(Duration::from_secs(5)))
+            .await;
+    }
+}
+
+fn db(e: StorageError) -> Rejection {
+    tracing::error!(error = %e, "storage error in webhook dispatcher");
+    Rejection::DatabaseError
+}
+
+/// Jitter seed of a delivery: its event and recipient.
+fn seed(event: &EventId, recipient: &UserId) -> u64 {
+    let mut bytes = [0u8; 8];
+    for (i, b) in event
+        .as_bytes()
+        .iter()
+        .chain(recipient.as_bytes())
+        .enumerate()
+    {
+        bytes[i % 8] ^= *b;
+    }
+    u64::from_le_bytes(bytes)
+}
+
+impl<T: Transport> Actor for Dispatcher<T> {
+    type Msg = DispatcherMsg;
+    type State = DispatcherState;
+    type Arguments = DispatcherArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<DispatcherMsg>,
+        args: DispatcherArgs,
+    ) -> Result<DispatcherState, ActorProcessingErr> {
+        let mut workers = Vec::with_capacity(args.config.workers.max(1));
+        for _ in 0..args.config.workers.max(1) {
+            let worker = DeliveryWorker {
+                transport: self.transport.clone(),
+            };
+            let (actor, _join) =
+                Actor::spawn_linked(None, worker, me.clone(), me.get_cell()).await?;
+            workers.push(actor);
+        }
+        let idle = (0..workers.len()).collect();
+        Ok(DispatcherState {
+            args,
+            workers,
+            idle,
+            in_flight: HashSet::new(),
+            per_host: HashMap::new(),
+            overlay: Overlay::default(),
+            timer: None,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        me: ActorRef<DispatcherMsg>,
+        state: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
+        let period = Duration::from_millis(state.args.config.poll_ms.max(1));
+        state.timer = Some(me.send_interval(period, || DispatcherMsg::Poll));
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<DispatcherMsg>,
+        state: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = state.timer.take() {
+            timer.abort();
+        }
+        for worker in &state.workers {
+            worker.stop(None);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<DispatcherMsg>,
+        msg: DispatcherMsg,
+        state: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.overlay.prune(state.args.store.applied_seq());
+        match msg {
+            DispatcherMsg::Poll => {}
+            DispatcherMsg::Done(finished) => {
+                if let Err(e) = state.finish(*finished).await {
+                    tracing::error!(error = %e, "recording a webhook attempt failed");
+                }
+            }
+            DispatcherMsg::Redeliver {
+                event,
+                recipient,
+                reply,
+            } => {
+                let _ = reply.send(state.redeliver(event, recipient).await);
+            }
+        }
+        if let Err(e) = state.dispatch().await {
+            tracing::error!(error = %e, "webhook dispatch failed");
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<DispatcherMsg>,
+        event: ractor::SupervisionEvent,
+        state: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A worker that died (it should not: it never returns Err) is
+        // replaced; its delivery's due row stays and is retried later.
+        if let ractor::SupervisionEvent::ActorFailed(cell, error) = event {
+            tracing::error!(%error, "webhook worker failed; replacing it");
+            if let Some(index) = state
+                .workers
+                .iter()
+                .position(|w| w.get_id() == cell.get_id())
+            {
+                let worker = DeliveryWorker {
+                    transport: self.transport.clone(),
+                };
+                let (actor, _join) =
+                    Actor::spawn_linked(None, worker, me.clone(), me.get_cell()).await?;
+                state.workers[index] = actor;
+                if !state.idle.contains(&index) {
+                    state.idle.push(index);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DispatcherState {
+    fn now(&self) -> Timestamp {
+        self.args.clock.now()
+    }
+
+    fn load(&self, id: &EventId) -> Result<Option<OutboxEvent>, StorageError> {
+        match self
+            .overlay
+            .get(&self.args.store, Space::Outbox, id.as_bytes())?
+        {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn write(&mut self, writes: WriteSet) -> Result<(), StorageError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        // Not awaited: see the module comment.
+        let _ticket = self
+            .args
+            .store
+            .submit_tracked(writes, &mut self.overlay)
+            .await?;
+        Ok(())
+    }
+
+    /// Hands due deliveries to idle workers.
+    async fn dispatch(&mut self) -> Result<(), StorageError> {
+        if self.idle.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        let want = self.in_flight.len() + self.idle.len() * 2 + 16;
+        let due = self.args.store.due_deliveries(now.unix_ms(), want)?;
+        let mut writes = WriteSet::new();
+        for item in due {
+            if self.idle.is_empty() {
+                break;
+            }
+            if self.in_flight.contains(&item.key)
+                || self.overlay.is_removed(Space::WebhookDue, &item.key)
+            {
+                continue;
+            }
+            self.start_one(item, now, &mut writes)?;
+        }
+        self.write(writes).await
+    }
+
+    /// Starts, defers, fails or drops one due delivery.
+    fn start_one(
+        &mut self,
+        item: DueDelivery,
+        now: Timestamp,
+        writes: &mut WriteSet,
+    ) -> Result<(), StorageError> {
+        let Some(mut event) = self.load(&item.event_id)? else {
+            writes.remove(Space::WebhookDue, item.key);
+            return Ok(());
+        };
+        let Some(index) = event
+            .deliveries
+            .iter()
+            .position(|d| d.recipient == item.recipient)
+        else {
+            writes.remove(Space::WebhookDue, item.key);
+            return Ok(());
+        };
+        let delivery = &event.deliveries[index];
+        let current = delivery.status == DeliveryStatus::Pending
+            && delivery.next_attempt_at.map(Timestamp::unix_ms) == Some(item.due_unix_ms);
+        if !current {
+            // Superseded by a redelivery or already finished.
+            writes.remove(Space::WebhookDue, item.key);
+            return Ok(());
+        }
+        let user = self.args.directory.get(&item.recipient);
+        let Some((user, url)) = user.and_then(|u| u.webhook_url.clone().map(|url| (u, url))) else {
+            let d = &mut event.deliveries[index];
+            d.status = DeliveryStatus::Failed;
+            d.next_attempt_at = None;
+            d.last_error = Some("the recipient has no webhook_url".into());
+            writes.remove(Space::WebhookDue, item.key);
+            return outbox::put(writes, &event);
+        };
+        let host = url::Url::parse(&url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        if self.per_host.get(&host).copied().unwrap_or(0) >= self.args.config.per_host_max {
+            event.deliveries[index].next_attempt_at = Some(now.plus_ms(self.args.config.defer_ms));
+            writes.remove(Space::WebhookDue, item.key);
+            return outbox::put(writes, &event);
+        }
+        let body = Bytes::from(serde_json::to_vec(&event.payload)?);
+        let t = now.unix_ms().div_euclid(1_000);
+        let mut secrets = vec![user.webhook_secret.expose()];
+        if let (Some(previous), Some(rotated)) = (
+            &user.previous_webhook_secret,
+            user.webhook_secret_rotated_at,
+        ) {
+            if now.unix_ms() - rotated.unix_ms() < self.args.config.secret_grace_ms {
+                secrets.push(previous.expose());
+            }
+        }
+        let attempt_no = event.deliveries[index].attempts + 1;
+        let attempt = Attempt {
+            url,
+            headers: vec![
+                ("x-webhook-id", event.id.to_string()),
+                ("x-webhook-timestamp", t.to_string()),
+                ("x-webhook-signature", signing::header(&secrets, t, &body)),
+                ("x-webhook-event", event.event.as_str().to_owned()),
+                ("x-webhook-attempt", attempt_no.to_string()),
+            ],
+            body,
+        };
+        let Some(worker) = self.idle.pop() else {
+            return Ok(());
+        };
+        let job = Job {
+            worker,
+            key: item.key.clone(),
+            due_ms: item.due_unix_ms,
+            event_id: event.id,
+            recipient: item.recipient,
+            host: host.clone(),
+            attempt,
+        };
+        if let Err(e) = self.workers[worker].cast(WorkerMsg::Deliver(Box::new(job))) {
+            tracing::error!(error = %e, "webhook worker is gone");
+            return Ok(());
+        }
+        self.in_flight.insert(item.key);
+        *self.per_host.entry(host).or_insert(0) += 1;
+        self.args
+            .stats
+            .in_flight
+            .store(self.in_flight.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Records an attempt's outcome and schedules what comes next.
+    async fn finish(&mut self, finished: Finished) -> Result<(), StorageError> {
+        let Finished { job, outcome } = finished;
+        self.idle.push(job.worker);
+        self.in_flight.remove(&job.key);
+        if let Some(n) = self.per_host.get_mut(&job.host) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_host.remove(&job.host);
+            }
+        }
+        let stats = &self.args.stats;
+        stats
+            .in_flight
+            .store(self.in_flight.len() as u64, Ordering::Relaxed);
+        stats.attempts.fetch_add(1, Ordering::Relaxed);
+        let mut writes = WriteSet::new();
+        writes.remove(Space::WebhookDue, job.key.clone());
+        let Some(mut event) = self.load(&job.event_id)? else {
+            return self.write(writes).await;
+        };
+        let now = self.now();
+        let policy = self.args.config.policy;
+        let Some(d) = event
+            .deliveries
+            .iter_mut()
+            .find(|d| d.recipient == job.recipient)
+        else {
+            return self.write(writes).await;
+        };
+        let acknowledged = outcome == Outcome::Status(200);
+        d.attempts += 1;
+        match &outcome {
+            Outcome::Status(code) => {
+                d.last_status_code = Some(*code);
+                d.last_error = (!acknowledged).then(|| format!("HTTP {code}"));
+            }
+            Outcome::Error(e) => {
+                d.last_status_code = None;
+                d.last_error = Some(e.chars().take(300).collect());
+            }
+        }
+        let scheduled = d.status == DeliveryStatus::Pending
+            && d.next_attempt_at.map(Timestamp::unix_ms) == Some(job.due_ms);
+        if acknowledged {
+            if d.status == DeliveryStatus::Pending && !scheduled {
+                // A redelivery was queued meanwhile; it is no longer needed.
+                if let Some(at) = d.next_attempt_at {
+                    writes.remove(
+                        Space::WebhookDue,
+                        outbox::due_key(at.unix_ms(), &job.event_id, &job.recipient),
+                    );
+                }
+            }
+            mark_delivered(d, now);
+            stats.delivered.fetch_add(1, Ordering::Relaxed);
+        } else {
+            stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+            if scheduled {
+                d.round_attempts += 1;
+                if policy.retries_left(d.round_attempts) {
+                    let delay =
+                        policy.delay_ms(d.round_attempts, seed(&job.event_id, &job.recipient));
+                    d.next_attempt_at = Some(now.plus_ms(i64::try_from(delay).unwrap_or(i64::MAX)));
+                } else {
+                    d.status = DeliveryStatus::Failed;
+                    d.next_attempt_at = None;
+                    stats.exhausted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        outbox::put(&mut writes, &event)?;
+        self.write(writes).await
+    }
+
+    async fn redeliver(
+        &mut self,
+        id: EventId,
+        recipient: Option<UserId>,
+    ) -> Result<OutboxEvent, Rejection> {
+        let mut event = self.load(&id).map_err(db)?.ok_or(Rejection::NotFound)?;
+        let now = self.now();
+        let mut writes = WriteSet::new();
+        let mut touched = false;
+        for d in event
+            .deliveries
+            .iter_mut()
+            .filter(|d| recipient.is_none_or(|r| d.recipient == r))
+        {
+            if let (DeliveryStatus::Pending, Some(at)) = (d.status, d.next_attempt_at) {
+                writes.remove(
+                    Space::WebhookDue,
+                    outbox::due_key(at.unix_ms(), &id, &d.recipient),
+                );
+            }
+            d.status = DeliveryStatus::Pending;
+            d.round_attempts = 0;
+            d.next_attempt_at = Some(now);
+            touched = true;
+        }
+        if !touched {
+            return Err(Rejection::NotFound);
+        }
+        outbox::put(&mut writes, &event).map_err(db)?;
+        self.write(writes).await.map_err(db)?;
+        Ok(event)
+    }
+}
+
+fn mark_delivered(d: &mut Delivery, now: Timestamp) {
+    d.status = DeliveryStatus::Delivered;
+    d.next_attempt_at = None;
+    d.delivered_at = Some(now);
+    d.last_error = None;
+}

@@ -1,0 +1,12 @@
+//! Webhooks (SPEC §7): the dispatcher and its worker pool, the retry
+//! policy, signatures, the SSRF guard and the HTTP transport.
+
+pub mod dispatcher;
+pub mod policy;
+pub mod signing;
+pub mod ssrf;
+pub mod transport;
+
+pub use dispatcher::{Clock, DispatcherArgs, WebhookConfig, WebhookHandle, WebhookStats};
+pub use policy::RetryPolicy;
+pub use transport::{Attempt, HttpTransport, Outcome, Transport};

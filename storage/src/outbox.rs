@@ -1,0 +1,126 @@
+//! The webhook outbox. An event row is written in the same batch as the
+//! change that caused it, together with one `WebhookDue` row per pending
+//! delivery (keyed by due time, so the dispatcher reads only what is due)
+//! and one index row per recipient (for its event log). After creation
+//! only the webhook dispatcher rewrites event rows.
+
+use crate::keys::{self, IndexTag};
+use crate::{Space, StorageError, Store, WriteSet};
+use domain::{DeliveryStatus, EventId, OutboxEvent, UserId};
+
+/// A delivery whose attempt is due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueDelivery {
+    /// The `WebhookDue` key, to delete once handled.
+    pub key: Vec<u8>,
+    pub due_unix_ms: i64,
+    pub event_id: EventId,
+    pub recipient: UserId,
+}
+
+pub fn due_key(due_unix_ms: i64, event: &EventId, recipient: &UserId) -> Vec<u8> {
+    let due = u64::try_from(due_unix_ms).unwrap_or(0);
+    let mut key = Vec::with_capacity(40);
+    key.extend_from_slice(&due.to_be_bytes());
+    key.extend_from_slice(event.as_bytes());
+    key.extend_from_slice(recipient.as_bytes());
+    key
+}
+
+/// Adds a new event to `writes`: its row, its recipients' index rows and
+/// a due row for each pending delivery.
+pub fn enqueue(writes: &mut WriteSet, event: &OutboxEvent) -> Result<(), StorageError> {
+    for delivery in &event.deliveries {
+        let index = keys::index(
+            IndexTag::EventsByRecipient,
+            &delivery.recipient,
+            event.id.as_bytes(),
+        );
+        writes.put_raw(Space::Index, index, Vec::new());
+    }
+    put(writes, event)
+}
+
+/// Rewrites an existing event and the due rows of its pending deliveries.
+/// The caller removes the due rows it consumed.
+pub fn put(writes: &mut WriteSet, event: &OutboxEvent) -> Result<(), StorageError> {
+    for delivery in &event.deliveries {
+        if let (DeliveryStatus::Pending, Some(at)) = (delivery.status, delivery.next_attempt_at) {
+            writes.put_raw(
+                Space::WebhookDue,
+                due_key(at.unix_ms(), &event.id, &delivery.recipient),
+                Vec::new(),
+            );
+        }
+    }
+    writes.put(Space::Outbox, event.id.as_bytes().to_vec(), event)
+}
+
+impl Store {
+    pub fn event(&self, id: &EventId) -> Result<Option<OutboxEvent>, StorageError> {
+        self.get(Space::Outbox, id.as_bytes())
+    }
+
+    /// Deliveries due at or before `now_ms`, oldest first, at most `limit`.
+    pub fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>, StorageError> {
+        let end = (u64::try_from(now_ms).unwrap_or(0).saturating_add(1)).to_be_bytes();
+        let mut due = Vec::new();
+        for guard in self
+            .space(Space::WebhookDue)
+            .range(..end.to_vec())
+            .take(limit)
+        {
+            let key = guard.key().map_err(StorageError::from)?;
+            if key.len() != 40 {
+                return Err(StorageError::Codec(
+                    "webhook due key of wrong length".into(),
+                ));
+            }
+            let mut ms = [0u8; 8];
+            ms.copy_from_slice(&key[..8]);
+            let (Some(event_id), Some(recipient)) = (
+                EventId::from_slice(&key[8..24]),
+                UserId::from_slice(&key[24..40]),
+            ) else {
+                return Err(StorageError::Codec(
+                    "webhook due key does not hold ids".into(),
+                ));
+            };
+            due.push(DueDelivery {
+                key: key.to_vec(),
+                due_unix_ms: i64::try_from(u64::from_be_bytes(ms)).unwrap_or(i64::MAX),
+                event_id,
+                recipient,
+            });
+        }
+        Ok(due)
+    }
+
+    /// Number of deliveries waiting (due now or later); a full scan of the
+    /// due rows, which are few next to the event history.
+    pub fn deliveries_waiting(&self) -> Result<usize, StorageError> {
+        self.count(Space::WebhookDue)
+    }
+
+    /// The oldest due time among waiting deliveries.
+    pub fn oldest_due_ms(&self) -> Result<Option<i64>, StorageError> {
+        match self.space(Space::WebhookDue).first_key_value() {
+            Some(guard) => {
+                let key = guard.key().map_err(StorageError::from)?;
+                let mut ms = [0u8; 8];
+                ms.copy_from_slice(
+                    key.get(..8)
+                        .ok_or_else(|| StorageError::Codec("short due key".into()))?,
+                );
+                Ok(Some(
+                    i64::try_from(u64::from_be_bytes(ms)).unwrap_or(i64::MAX),
+                ))
+            }
+            None => Ok(None),
+        }
+    }
+}
