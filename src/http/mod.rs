@@ -118,13 +118,18 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp
     response
 }
 
-async fn respond(app: &App, req: Request<Incoming>, path: &str, peer: SocketAddr) -> Response<Body> {
+async fn respond(
+    app: &App,
+    req: Request<Incoming>,
+    path: &str,
+    peer: SocketAddr,
+) -> Response<Body> {
     let path = path.to_owned();
     let is_api = path.starts_with("/api/");
     if !is_api {
         return match router::route(req.method(), &path) {
             Ok(m) => handlers::outside(app, m.route).await,
-            Err(r) => error::rejection(&r),
+            Err(r) => with_allow(error::rejection(&r), &path),
         };
     }
     let key = req
@@ -141,7 +146,13 @@ async fn respond(app: &App, req: Request<Incoming>, path: &str, peer: SocketAddr
             .limiter
             .check(peer_key(&peer), app.config.rate_limit_per_min),
     };
+    let route_error = router::route(req.method(), &path).err();
     let mut response = match (caller, verdict.allowed) {
+        // An unknown route or method is that, whoever asks (SPEC §1).
+        (_, true) if route_error.is_some() => {
+            let rejection = route_error.unwrap_or(Rejection::NotFound);
+            with_allow(error::rejection(&rejection), &path)
+        }
         (Ok(caller), true) => match api(app, req, &path, caller).await {
             Ok(response) => response,
             Err(rejection) => error::rejection(&rejection),
@@ -227,6 +238,17 @@ async fn drain(body: &mut Incoming) {
             Some(Err(_)) | None => return,
         }
     }
+}
+
+/// Adds `Allow` to a 405 (RFC 9110 §15.5.6).
+fn with_allow(mut response: Response<Body>, path: &str) -> Response<Body> {
+    if response.status() == hyper::StatusCode::METHOD_NOT_ALLOWED {
+        let allowed = router::allowed_methods(path).join(", ");
+        if let Ok(value) = HeaderValue::from_str(&allowed) {
+            response.headers_mut().insert(hyper::header::ALLOW, value);
+        }
+    }
+    response
 }
 
 fn peer_key(peer: &SocketAddr) -> ratelimit::BucketKey {

@@ -76,6 +76,16 @@ impl JsonBody {
         }
     }
 
+    /// An optional string that, when given, must not be blank (names).
+    pub fn non_blank(&self, name: &str, max_chars: usize) -> Result<Option<String>, Rejection> {
+        match self.string(name, max_chars)? {
+            Some(s) if s.trim().is_empty() => Err(Rejection::InvalidRequest(format!(
+                "{name} must not be blank"
+            ))),
+            other => Ok(other),
+        }
+    }
+
     /// A string that `require` has already checked for.
     pub fn required_string(&self, name: &str, max_chars: usize) -> Result<String, Rejection> {
         self.string(name, max_chars)?

@@ -204,6 +204,20 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
     Ok(Matched { route, id })
 }
 
+/// The methods a known path answers to (for `Allow` on a 405).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PATCH, "PATCH"),
+    ]
+    .into_iter()
+    .filter(|(m, _)| route(m, path).is_ok())
+    .map(|(_, name)| name)
+    .collect()
+}
+
 fn pick(method: &Method, allowed: &[(Method, Route)]) -> Result<Route, Rejection> {
     allowed
         .iter()
@@ -254,5 +268,11 @@ mod tests {
             Some(Rejection::MethodNotAllowed)
         );
         assert!(route(&Method::GET, "/api/v1/balance/").is_ok());
+        assert_eq!(allowed_methods("/api/v1/payments"), ["GET", "HEAD", "POST"]);
+        assert_eq!(
+            allowed_methods("/api/v1/users/usr_1"),
+            ["GET", "HEAD", "PATCH"]
+        );
+        assert!(allowed_methods("/nope").is_empty());
     }
 }

@@ -53,7 +53,7 @@ pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         )));
     }
     let patch = UserPatch {
-        name: body.string("name", 200)?,
+        name: body.non_blank("name", 200)?,
         webhook_url: webhook_url_field(ctx, &body).await?,
         ..UserPatch::default()
     };

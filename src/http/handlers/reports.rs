@@ -63,7 +63,9 @@ pub fn summary(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     )?;
     let mut add_payin = |id: &[u8; 16]| {
         if let Some(p) = store.payment(&PaymentId::from_bytes(*id))? {
-            if ctx.caller.can_see(directory, &p.merchant_id, &p.created_by) {
+            if ctx.caller.can_see(directory, &p.merchant_id, &p.created_by)
+                && filters.amount_ok(p.amount)
+            {
                 let t = payins.entry(p.status.as_str()).or_default();
                 t.count += 1;
                 t.amount += u128::from(p.amount.paise());
@@ -107,7 +109,9 @@ pub fn summary(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     )?;
     let mut add_payout = |id: &[u8; 16]| {
         if let Some(p) = store.payout(&PayoutId::from_bytes(*id))? {
-            if ctx.caller.can_see(directory, &p.merchant_id, &p.created_by) {
+            if ctx.caller.can_see(directory, &p.merchant_id, &p.created_by)
+                && filters.amount_ok(p.amount)
+            {
                 let t = payouts.entry(p.status.as_str()).or_default();
                 t.count += 1;
                 t.amount += u128::from(p.amount.paise());

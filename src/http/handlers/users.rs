@@ -24,11 +24,16 @@ pub fn key_response(status: StatusCode, user: &User, key: &str) -> Response<Body
 
 /// The `webhook_url` field of a body: absent (`None`), cleared with null
 /// (`Some(None)`), or a URL that passed the SSRF guard (`Some(Some(url))`).
-pub async fn webhook_url_field(ctx: &Ctx<'_>, body: &JsonBody) -> Result<Option<Option<String>>, Rejection> {
+pub async fn webhook_url_field(
+    ctx: &Ctx<'_>,
+    body: &JsonBody,
+) -> Result<Option<Option<String>>, Rejection> {
     if !body.has("webhook_url") {
         return Ok(None);
     }
-    let Some(url) = body.string("webhook_url", 2_048)? else { return Ok(Some(None)) };
+    let Some(url) = body.string("webhook_url", 2_048)? else {
+        return Ok(Some(None));
+    };
     let allow_private = ctx.app.config.webhook_allow_private;
     match actors::webhook::ssrf::vet_on_save(&url, allow_private).await {
         Ok(vetted) => Ok(Some(Some(vetted))),
@@ -121,7 +126,7 @@ pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         }
     }
     let mut patch = settings(ctx, &body)?;
-    patch.name = body.string("name", 200)?;
+    patch.name = body.non_blank("name", 200)?;
     patch.webhook_url = webhook_url_field(ctx, &body).await?;
     patch.status = match body.string("status", 16)?.as_deref() {
         None => None,
