@@ -20,7 +20,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 #[must_use = "a write is acknowledged only once its ticket resolves"]
 pub struct Ticket {
     seq: u64,
-    done: oneshot::Receiver<Result<(), StorageError>>,
+    wait: Wait,
+}
+
+enum Wait {
+    /// The write set's own round.
+    Write(oneshot::Receiver<Result<(), StorageError>>),
+    /// No write of its own: everything queued up to `seq` must be durable.
+    Barrier(watch::Receiver<u64>, std::sync::Arc<AtomicBool>),
 }
 
 impl Ticket {
@@ -31,7 +38,20 @@ impl Ticket {
     }
 
     pub async fn durable(self) -> Result<(), StorageError> {
-        self.done.await.unwrap_or(Err(StorageError::Closed))
+        match self.wait {
+            Wait::Write(done) => done.await.unwrap_or(Err(StorageError::Closed)),
+            Wait::Barrier(mut durable, healthy) => {
+                let target = self.seq;
+                let reached = durable
+                    .wait_for(|seq| *seq >= target || !healthy.load(Ordering::Acquire))
+                    .await;
+                match reached {
+                    Ok(_) if healthy.load(Ordering::Acquire) => Ok(()),
+                    Ok(_) => Err(StorageError::Poisoned),
+                    Err(_) => Err(StorageError::Closed),
+                }
+            }
+        }
     }
 }
 
@@ -63,6 +83,7 @@ pub(crate) struct Committer {
     /// non-blocking send on an already reserved permit).
     next_seq: Mutex<u64>,
     applied: watch::Receiver<u64>,
+    durable: watch::Receiver<u64>,
     healthy: std::sync::Arc<AtomicBool>,
     stats: std::sync::Arc<CommitStats>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -76,6 +97,7 @@ impl Committer {
     ) -> Result<Committer, StorageError> {
         let (tx, rx) = mpsc::channel(config.commit_queue_depth.max(1));
         let (applied_tx, applied) = watch::channel(0);
+        let (durable_tx, durable) = watch::channel(0);
         let healthy = std::sync::Arc::new(AtomicBool::new(true));
         let stats = std::sync::Arc::new(CommitStats::default());
         let worker = Worker {
@@ -83,6 +105,7 @@ impl Committer {
             spaces,
             rx,
             applied: applied_tx,
+            durable: durable_tx,
             healthy: healthy.clone(),
             stats: stats.clone(),
             mode: match config.durability {
@@ -99,6 +122,7 @@ impl Committer {
             tx: Mutex::new(Some(tx)),
             next_seq: Mutex::new(0),
             applied,
+            durable,
             healthy,
             stats,
             thread: Mutex::new(Some(thread)),
@@ -134,7 +158,10 @@ impl Committer {
             });
             *next
         };
-        Ok(Ticket { seq, done })
+        Ok(Ticket {
+            seq,
+            wait: Wait::Write(done),
+        })
     }
 
     pub(crate) async fn applied_barrier(&self) -> Result<(), StorageError> {
@@ -145,6 +172,16 @@ impl Committer {
             .await
             .map(|_| ())
             .map_err(|_| StorageError::Closed)
+    }
+
+    /// A ticket that resolves once everything queued so far is durable,
+    /// without writing anything.
+    pub(crate) fn durable_barrier(&self) -> Result<Ticket, StorageError> {
+        let seq = *self.next_seq.lock().map_err(|_| StorageError::Poisoned)?;
+        Ok(Ticket {
+            seq,
+            wait: Wait::Barrier(self.durable.clone(), self.healthy.clone()),
+        })
     }
 
     pub(crate) fn applied_seq(&self) -> u64 {
@@ -175,6 +212,7 @@ struct Worker {
     spaces: Vec<Keyspace>,
     rx: mpsc::Receiver<Request>,
     applied: watch::Sender<u64>,
+    durable: watch::Sender<u64>,
     healthy: std::sync::Arc<AtomicBool>,
     stats: std::sync::Arc<CommitStats>,
     mode: PersistMode,
@@ -231,12 +269,14 @@ impl Worker {
                 self.stats
                     .write_sets
                     .fetch_add(round.len() as u64, Ordering::Relaxed);
+                self.durable.send_replace(last_seq);
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; storage refuses further writes");
                 self.healthy.store(false, Ordering::Release);
                 // Wake barrier waiters; their callers will find the store unhealthy.
                 self.applied.send_replace(last_seq);
+                self.durable.send_replace(last_seq);
             }
         }
         result

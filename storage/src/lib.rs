@@ -182,6 +182,13 @@ impl Store {
         self.inner.committer.applied_barrier().await
     }
 
+    /// A ticket that resolves once every write set queued before this call
+    /// is durable. For answers that depend on earlier writes (an idempotent
+    /// replay) without writing anything themselves.
+    pub fn durable_barrier(&self) -> Result<Ticket, StorageError> {
+        self.inner.committer.durable_barrier()
+    }
+
     /// The sequence number of the last write set applied (visible to reads).
     pub fn applied_seq(&self) -> u64 {
         self.inner.committer.applied_seq()

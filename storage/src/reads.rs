@@ -290,6 +290,8 @@ fn scan_ids(
     scan_max: usize,
     keep: &mut impl FnMut(&[u8; 16]) -> Result<bool, StorageError>,
 ) -> Result<Page, StorageError> {
+    // A page holds at least one record, so that a cursor always moves on.
+    let (limit, scan_max) = (limit.max(1), scan_max.max(1));
     let mut page = Page::default();
     let mut last_seen = None;
     for (scanned, guard) in iter.enumerate() {

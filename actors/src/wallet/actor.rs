@@ -213,7 +213,7 @@ impl Actor for WalletActor {
 /// What a create command found for its Idempotency-Key.
 enum Prior<T> {
     None,
-    Replay(T, bool),
+    Replay(T),
 }
 
 impl WalletState {
@@ -263,25 +263,15 @@ impl WalletState {
             return Err(Rejection::IdempotencyConflict);
         }
         let first = serde_json::from_value(record.response).map_err(|e| db(e.into()))?;
-        let still_in_flight = self
-            .store
-            .get_raw(Space::Idempotency, &key)
-            .map_err(db)?
-            .is_none();
-        Ok(Prior::Replay(first, still_in_flight))
+        Ok(Prior::Replay(first))
     }
 
-    /// Replies with an earlier response. If the first request's write is
-    /// still in flight, the replay waits for a later commit round, which
-    /// cannot be durable before the first write is.
-    async fn replay<T>(&mut self, record: T, in_flight: bool) -> Reply<T> {
-        let ticket = if in_flight {
-            match self.store.submit(WriteSet::new()).await {
-                Ok(ticket) => Some(ticket),
-                Err(e) => return Reply::rejected(db(e)),
-            }
-        } else {
-            None
+    /// Replies with an earlier response, but only once the first request's
+    /// write is durable: it may be queued, or visible yet still syncing.
+    async fn replay<T>(&mut self, record: T) -> Reply<T> {
+        let ticket = match self.store.durable_barrier() {
+            Ok(ticket) => Some(ticket),
+            Err(e) => return Reply::rejected(db(e)),
         };
         Reply {
             result: Ok(record),
@@ -418,17 +408,17 @@ impl WalletState {
     async fn create_payin(&mut self, new: NewPayin) -> Reply<Payment> {
         match self.prepare_payin(new) {
             Ok(Prepared::Write(writes, next, payment)) => self.write(writes, next, payment).await,
-            Ok(Prepared::Replay(payment, in_flight)) => self.replay(payment, in_flight).await,
+            Ok(Prepared::Replay(payment)) => self.replay(payment).await,
             Err(rejection) => Reply::rejected(rejection),
         }
     }
 
     fn prepare_payin(&self, new: NewPayin) -> Result<Prepared<Payment>, Rejection> {
         let now = Timestamp::now();
-        if let Prior::Replay(first, in_flight) =
+        if let Prior::Replay(first) =
             self.check_idempotency(&new.created_by, new.idempotency.as_ref(), now)?
         {
-            return Ok(Prepared::Replay(first, in_flight));
+            return Ok(Prepared::Replay(first));
         }
         self.settings.limits.check(new.amount)?;
         if self.unique_taken(UniqueKind::OrderId, &new.order_id)? {
@@ -580,17 +570,17 @@ impl WalletState {
     async fn create_payout(&mut self, new: NewPayout) -> Reply<Payout> {
         match self.prepare_payout(new) {
             Ok(Prepared::Write(writes, next, payout)) => self.write(writes, next, payout).await,
-            Ok(Prepared::Replay(payout, in_flight)) => self.replay(payout, in_flight).await,
+            Ok(Prepared::Replay(payout)) => self.replay(payout).await,
             Err(rejection) => Reply::rejected(rejection),
         }
     }
 
     fn prepare_payout(&self, new: NewPayout) -> Result<Prepared<Payout>, Rejection> {
         let now = Timestamp::now();
-        if let Prior::Replay(first, in_flight) =
+        if let Prior::Replay(first) =
             self.check_idempotency(&new.created_by, new.idempotency.as_ref(), now)?
         {
-            return Ok(Prepared::Replay(first, in_flight));
+            return Ok(Prepared::Replay(first));
         }
         self.settings.limits.check(new.amount)?;
         if let Some(reference) = &new.reference_id {
@@ -738,5 +728,5 @@ impl WalletState {
 /// A command, ready to write or answered from an earlier response.
 enum Prepared<T> {
     Write(WriteSet, Wallet, T),
-    Replay(T, bool),
+    Replay(T),
 }

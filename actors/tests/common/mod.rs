@@ -43,6 +43,8 @@ pub async fn merchant(store: &Store, payin_fee_bps: u32, payout_fee_paise: u64) 
         merchant_id: Some(id),
         webhook_url: None,
         webhook_secret: Secret::new("whsec_test".into()),
+        previous_webhook_secret: None,
+        webhook_secret_rotated_at: None,
         rate_limit_per_min: 6_000,
         payin_fee_bps,
         payout_fee: Money::from_paise(payout_fee_paise),
@@ -105,4 +107,111 @@ pub fn audit(store: &Store, merchant: &UserId) -> domain::Wallet {
     domain::ledger::audit(&wallet, &entries)
         .unwrap_or_else(|e| panic!("ledger audit of {merchant}: {e}"));
     wallet
+}
+
+/// Opens the store in `dir` again after an earlier instance was closed and
+/// dropped. fjall holds a lock file until its last handle (and background
+/// worker) is gone, so this retries briefly, bounded by a deadline.
+pub async fn reopen(dir: &Path, durability: Durability) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let config = StoreConfig {
+            durability,
+            ..StoreConfig::default()
+        };
+        match Store::open(dir, config) {
+            Ok(store) => return store,
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "store still locked; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("store at {} does not reopen: {e}", dir.display()),
+        }
+    }
+}
+
+/// Every record id of one index listing, newest first.
+pub fn index_ids(store: &Store, tag: keys::IndexTag, owner: &UserId) -> Vec<[u8; 16]> {
+    let page = store
+        .list_index(tag, owner, None, None, None, usize::MAX, usize::MAX, |_| {
+            Ok(true)
+        })
+        .unwrap();
+    assert_eq!(page.next, None, "an unbounded listing stopped early");
+    page.ids
+}
+
+/// The numbers of a wallet that money movement changes, for comparisons
+/// that must ignore `updated_at`: available, held, pending_payins,
+/// total_payins, total_payouts, total_fees, last_seq.
+pub fn numbers(w: &domain::Wallet) -> [u64; 7] {
+    [
+        w.available.paise(),
+        w.held.paise(),
+        w.pending_payins.paise(),
+        w.total_payins.paise(),
+        w.total_payouts.paise(),
+        w.total_fees.paise(),
+        w.last_seq,
+    ]
+}
+
+/// Pay-in fee as SPEC §5 defines it: basis points of the amount, rounded
+/// half-up to the paisa (computed here independently of `Money`).
+pub fn payin_fee(amount_paise: u64, bps: u32) -> u64 {
+    let fee = (u128::from(amount_paise) * u128::from(bps) + 5_000) / 10_000;
+    u64::try_from(fee).unwrap()
+}
+
+/// Polls `done` every few milliseconds until it holds or `within` passes;
+/// returns whether it held.
+pub async fn eventually(within: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if done() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Writes merchant `id` with the given fee schedule unless a user with that
+/// id exists already (so a test that restarts keeps its merchants); returns
+/// whether it wrote one.
+pub async fn ensure_merchant_with_id(
+    store: &Store,
+    id: UserId,
+    payin_fee_bps: u32,
+    payout_fee_paise: u64,
+) -> bool {
+    if store.user(&id).unwrap().is_some() {
+        return false;
+    }
+    let now = Timestamp::now();
+    let user = User {
+        id,
+        name: format!("merchant {id}"),
+        email: None,
+        role: Role::Merchant,
+        status: UserStatus::Active,
+        parent_id: None,
+        merchant_id: Some(id),
+        webhook_url: None,
+        webhook_secret: Secret::new("whsec_test".into()),
+        previous_webhook_secret: None,
+        webhook_secret_rotated_at: None,
+        rate_limit_per_min: 6_000,
+        payin_fee_bps,
+        payout_fee: Money::from_paise(payout_fee_paise),
+        key_hash: String::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut writes = WriteSet::new();
+    writes.put(Space::Users, keys::user(&id), &user).unwrap();
+    store.commit(writes).await.unwrap();
+    true
 }
