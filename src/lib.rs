@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod http;
+pub mod metrics;
 
 use anyhow::Context;
 use config::Config;
@@ -20,6 +21,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let metrics = metrics::install().context("installing the metrics recorder")?;
     let store = storage::Store::open(&config.data_dir, config.store())
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let core = actors::Core::start(store.clone(), config.core())
@@ -42,6 +44,7 @@ pub async fn run(
         directory: core.directory().clone(),
         webhooks: core.webhooks().clone(),
         store: store.clone(),
+        metrics,
         limiter: http::ratelimit::RateLimiter::new(
             config.misuse_rejections,
             Duration::from_secs(config.misuse_window_secs),

@@ -8,7 +8,8 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let filter = EnvFilter::try_from_env("TIJORI_LOG").unwrap_or_else(|_| EnvFilter::new("info,lsm_tree=warn,fjall=warn"));
+    let filter = EnvFilter::try_from_env("TIJORI_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,lsm_tree=warn,fjall=warn"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

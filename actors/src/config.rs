@@ -26,6 +26,8 @@ pub struct CoreConfig {
     pub restart_window_ms: u64,
     /// How long an Idempotency-Key is remembered.
     pub idempotency_ttl_ms: i64,
+    /// How often the ledger audit runs (0: never).
+    pub ledger_audit_interval_ms: u64,
     /// Webhook delivery.
     pub webhooks: WebhookConfig,
     /// Rate limit given to new users unless set.
@@ -47,6 +49,7 @@ impl Default for CoreConfig {
             wallet_restarts_max: 5,
             restart_window_ms: 10_000,
             idempotency_ttl_ms: 24 * 3_600 * 1_000,
+            ledger_audit_interval_ms: 30_000,
             webhooks: WebhookConfig::default(),
             default_rate_limit_per_min: 6_000,
             amount_limits: AmountLimits::default(),

@@ -3,6 +3,7 @@
 //! `shutdown` stops settling and delivering, drains every wallet and leaves
 //! the store ready to close.
 
+use crate::audit::{AuditStatus, Auditor};
 use crate::connector::{Connector, ConnectorArgs, ConnectorMsg};
 use crate::registry::{Registry, Supervisor, SupervisorMsg};
 use crate::webhook::{Clock, DispatcherArgs, HttpTransport, WebhookHandle, WebhookStats};
@@ -19,6 +20,8 @@ pub struct Core {
     store: Store,
     supervisor: ActorRef<SupervisorMsg>,
     connector: ActorRef<ConnectorMsg>,
+    audit: Arc<AuditStatus>,
+    audit_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Core {
@@ -50,6 +53,11 @@ impl Core {
             },
         )
         .await?;
+        let auditor = Auditor::new(store.clone(), directory.clone());
+        let audit = auditor.status();
+        let audit_task = (config.ledger_audit_interval_ms > 0).then(|| {
+            tokio::spawn(auditor.run(Duration::from_millis(config.ledger_audit_interval_ms)))
+        });
         let args = ConnectorArgs {
             store: store.clone(),
             wallets: wallets.clone(),
@@ -63,6 +71,8 @@ impl Core {
             store,
             supervisor,
             connector,
+            audit,
+            audit_task,
         })
     }
 
@@ -78,6 +88,11 @@ impl Core {
         &self.webhooks
     }
 
+    /// The live ledger check's latest verdict.
+    pub fn audit(&self) -> &AuditStatus {
+        &self.audit
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -86,6 +101,9 @@ impl Core {
     /// stops the supervisor. The caller closes the store afterwards.
     pub async fn shutdown(self) {
         let wait = Some(Duration::from_secs(10));
+        if let Some(task) = &self.audit_task {
+            task.abort();
+        }
         let _ = self.connector.stop_and_wait(None, wait).await;
         self.webhooks.stop().await;
         self.directory.stop();

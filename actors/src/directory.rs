@@ -360,9 +360,7 @@ impl DirState {
             }
         }
         if let Some(event) = &event {
-            writes
-                .put(Space::Outbox, event.id.as_bytes().to_vec(), event)
-                .map_err(db)?;
+            storage::outbox::enqueue(&mut writes, event).map_err(db)?;
         }
         self.store.commit(writes).await.map_err(db)?;
         if old_hash != Some(user.key_hash.as_str()) {
@@ -550,7 +548,8 @@ impl DirState {
         let mut user = self.user(&id)?;
         let now = Timestamp::now();
         let new_secret = Secret::new(random_token(SECRET_PREFIX, 24)?);
-        user.previous_webhook_secret = Some(std::mem::replace(&mut user.webhook_secret, new_secret));
+        user.previous_webhook_secret =
+            Some(std::mem::replace(&mut user.webhook_secret, new_secret));
         user.webhook_secret_rotated_at = Some(now);
         user.updated_at = now;
         let old = user.key_hash.clone();

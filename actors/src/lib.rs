@@ -5,6 +5,7 @@
 //! The only way in is `WalletHandle` (and `Core`, which owns it): the HTTP
 //! layer calls its methods and never builds an actor message itself.
 
+pub mod audit;
 mod config;
 mod connector;
 mod core;

@@ -10,6 +10,7 @@ use crate::wallet::actor::{WalletActor, WalletArgs};
 use crate::wallet::messages::WalletMsg;
 use crate::CoreConfig;
 use dashmap::DashMap;
+use domain::metric_names as names;
 use domain::{Rejection, Role, UserId};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::{HashMap, VecDeque};
@@ -148,6 +149,8 @@ impl SupervisorState {
         };
         self.merchants.insert(slot.actor.get_id(), merchant);
         self.registry.slots.insert(merchant, slot.clone());
+        metrics::counter!(names::WALLETS_SPAWNED).increment(1);
+        metrics::gauge!(names::WALLETS_ACTIVE).set(self.registry.slots.len() as f64);
         Ok(slot)
     }
 
@@ -211,6 +214,8 @@ impl Actor for Supervisor {
                         .drain_and_wait(Some(Duration::from_secs(5)))
                         .await;
                     tracing::debug!(%merchant, "wallet passivated");
+                    metrics::counter!(names::WALLETS_PASSIVATED).increment(1);
+                    metrics::gauge!(names::WALLETS_ACTIVE).set(state.registry.slots.len() as f64);
                 }
             }
             SupervisorMsg::DrainAll(reply) => {
@@ -246,7 +251,9 @@ impl Actor for Supervisor {
                 };
                 state.registry.forget(merchant, cell.get_id());
                 tracing::error!(%merchant, %error, "wallet actor failed");
+                metrics::gauge!(names::WALLETS_ACTIVE).set(state.registry.slots.len() as f64);
                 if state.may_restart(merchant) {
+                    metrics::counter!(names::WALLETS_RESTARTED).increment(1);
                     if let Err(rejection) = state.spawn(&me, merchant).await {
                         tracing::error!(%merchant, %rejection, "wallet restart failed");
                     }
@@ -258,6 +265,7 @@ impl Actor for Supervisor {
                 if let Some(merchant) = state.merchants.remove(&cell.get_id()) {
                     state.registry.forget(merchant, cell.get_id());
                 }
+                metrics::gauge!(names::WALLETS_ACTIVE).set(state.registry.slots.len() as f64);
             }
             _ => {}
         }

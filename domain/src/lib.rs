@@ -4,6 +4,7 @@
 
 pub mod ids;
 pub mod ledger;
+pub mod metric_names;
 pub mod money;
 pub mod records;
 pub mod rejection;
@@ -15,8 +16,8 @@ pub use ids::{EventId, PaymentId, PayoutId, UserId};
 pub use ledger::{EntryKind, LedgerEntry, Wallet};
 pub use money::{Currency, Money};
 pub use records::{
-    Beneficiary, Delivery, DeliveryStatus, EventType, OutboxEvent, Payment, PaymentStatus, Payout, PayoutMode, PayoutStatus,
-    User, UserStatus,
+    Beneficiary, Delivery, DeliveryStatus, EventType, OutboxEvent, Payment, PaymentStatus, Payout,
+    PayoutMode, PayoutStatus, User, UserStatus,
 };
 pub use rejection::Rejection;
 pub use role::Role;

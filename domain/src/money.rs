@@ -231,7 +231,12 @@ mod tests {
         for paise in (0..100_000).chain([u64::MAX, u64::MAX - 1, 1_000_000_000_007]) {
             let m = Money::from_paise(paise);
             assert_eq!(m.to_string(), m.to_decimal().to_string(), "{paise}");
-            assert_eq!(Money::parse_amount(&m.to_string()).ok().filter(|_| paise > 0), (paise > 0).then_some(m));
+            assert_eq!(
+                Money::parse_amount(&m.to_string())
+                    .ok()
+                    .filter(|_| paise > 0),
+                (paise > 0).then_some(m)
+            );
         }
     }
 

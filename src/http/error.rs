@@ -54,6 +54,11 @@ pub fn text(
 
 /// The seed's error envelope, plus `details` where they help.
 pub fn rejection(rejection: &Rejection) -> Response<Body> {
+    metrics::counter!(domain::metric_names::HTTP_REJECTIONS, "code" => rejection.code())
+        .increment(1);
+    if let Rejection::RateLimitExceeded { .. } = rejection {
+        metrics::counter!(domain::metric_names::RATE_LIMITED).increment(1);
+    }
     let status =
         StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut error = json!({

@@ -14,6 +14,7 @@ pub mod views;
 use crate::config::Config;
 use actors::{Directory, WalletHandle};
 use bytes::Bytes;
+use domain::metric_names as names;
 use domain::{Rejection, UserStatus};
 use error::Body;
 use http_body_util::{BodyExt, Limited};
@@ -41,6 +42,7 @@ pub struct App {
     pub directory: Directory,
     pub webhooks: actors::webhook::WebhookHandle,
     pub store: Store,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub limiter: RateLimiter,
     pub config: Config,
     /// False once shutdown has begun (`/readyz` answers 503).
@@ -85,8 +87,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             async move { Ok::<_, std::convert::Infallible>(handle(&app, req, peer).await) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let open = metrics::gauge!(names::HTTP_CONNECTIONS_OPEN);
+        open.increment(1.0);
         tokio::spawn(async move {
             let _ = conn.await;
+            open.decrement(1.0);
             drop(permit);
         });
     }
@@ -107,7 +112,15 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let label = router::route(&method, &path).map_or("unmatched", |m| m.route.template());
+    let in_flight = metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT);
+    in_flight.increment(1.0);
     let response = respond(app, req, &path, peer).await;
+    in_flight.decrement(1.0);
+    let method_label = metric_method(&method);
+    metrics::counter!(names::HTTP_REQUESTS, "route" => label, "method" => method_label, "status" => response.status().as_str().to_owned())
+        .increment(1);
+    metrics::histogram!(names::HTTP_REQUEST_DURATION, "route" => label, "method" => method_label)
+        .record(started.elapsed().as_secs_f64());
     tracing::debug!(
         %method,
         route = label,
@@ -249,6 +262,19 @@ fn with_allow(mut response: Response<Body>, path: &str) -> Response<Body> {
         }
     }
     response
+}
+
+/// A bounded set of method labels.
+fn metric_method(method: &hyper::Method) -> &'static str {
+    match *method {
+        hyper::Method::GET => "GET",
+        hyper::Method::POST => "POST",
+        hyper::Method::PATCH => "PATCH",
+        hyper::Method::HEAD => "HEAD",
+        hyper::Method::PUT => "PUT",
+        hyper::Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
 }
 
 fn peer_key(peer: &SocketAddr) -> ratelimit::BucketKey {

@@ -9,6 +9,7 @@ use hyper::Method;
 pub enum Route {
     Healthz,
     Readyz,
+    Metrics,
     Balance,
     PaymentsCreate,
     PaymentsList,
@@ -36,9 +37,10 @@ pub enum Route {
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 25] = [
+    pub const ALL: [Route; 26] = [
         Route::Healthz,
         Route::Readyz,
+        Route::Metrics,
         Route::Balance,
         Route::PaymentsCreate,
         Route::PaymentsList,
@@ -69,6 +71,7 @@ impl Route {
         match self {
             Route::Healthz => (Method::GET, "/healthz"),
             Route::Readyz => (Method::GET, "/readyz"),
+            Route::Metrics => (Method::GET, "/metrics"),
             Route::Balance => (Method::GET, "/api/v1/balance"),
             Route::PaymentsCreate => (Method::POST, "/api/v1/payments"),
             Route::PaymentsList => (Method::GET, "/api/v1/payments"),
@@ -101,7 +104,7 @@ impl Route {
 
     /// Whether the route is under `/api/v1` (keyed, rate limited).
     pub fn is_api(self) -> bool {
-        !matches!(self, Route::Healthz | Route::Readyz)
+        !matches!(self, Route::Healthz | Route::Readyz | Route::Metrics)
     }
 }
 
@@ -123,6 +126,7 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
     let (route, id) = match segments.as_slice() {
         ["healthz"] => (pick(m, &[(Method::GET, Route::Healthz)])?, None),
         ["readyz"] => (pick(m, &[(Method::GET, Route::Readyz)])?, None),
+        ["metrics"] => (pick(m, &[(Method::GET, Route::Metrics)])?, None),
         ["api", "v1", rest @ ..] => match rest {
             ["balance"] => (pick(m, &[(Method::GET, Route::Balance)])?, None),
             ["payments"] => (

@@ -10,6 +10,7 @@
 //! recover from the journal.
 
 use crate::{Durability, Overlay, StorageError, StoreConfig, WriteSet};
+use domain::metric_names as names;
 use fjall::{Database, Keyspace, PersistMode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -257,6 +258,8 @@ impl Worker {
             self.applied.send_replace(last_seq);
             let started = Instant::now();
             let persisted = self.db.persist(self.mode).map_err(StorageError::from);
+            metrics::histogram!(names::STORAGE_FSYNC_DURATION)
+                .record(started.elapsed().as_secs_f64());
             self.stats.fsync_nanos.fetch_add(
                 u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
@@ -265,6 +268,9 @@ impl Worker {
         });
         match &result {
             Ok(()) => {
+                metrics::counter!(names::STORAGE_COMMITS).increment(1);
+                metrics::counter!(names::STORAGE_WRITE_SETS).increment(round.len() as u64);
+                metrics::histogram!(names::STORAGE_FSYNC_BATCH).record(round.len() as f64);
                 self.stats.rounds.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .write_sets
@@ -273,6 +279,7 @@ impl Worker {
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; storage refuses further writes");
+                metrics::counter!(names::STORAGE_COMMIT_FAILURES).increment(1);
                 self.healthy.store(false, Ordering::Release);
                 // Wake barrier waiters; their callers will find the store unhealthy.
                 self.applied.send_replace(last_seq);

@@ -366,11 +366,21 @@ impl WalletState {
         Ok(())
     }
 
+    /// Who hears about a payment or payout (SPEC §7): the merchant, and the
+    /// api_user that submitted it (admins and managers acting on the
+    /// merchant's behalf are not recipients).
     fn recipients(&self, created_by: UserId) -> Vec<UserId> {
-        if created_by == self.merchant {
-            vec![self.merchant]
-        } else {
+        let submitter_is_api_user = created_by != self.merchant
+            && self
+                .store
+                .user(&created_by)
+                .ok()
+                .flatten()
+                .is_some_and(|u| u.role == Role::ApiUser);
+        if submitter_is_api_user {
             vec![self.merchant, created_by]
+        } else {
+            vec![self.merchant]
         }
     }
 

@@ -6,6 +6,7 @@
 
 use super::messages::{NewPayin, NewPayout, Reply, WalletMsg};
 use crate::registry::Registry;
+use domain::metric_names as names;
 use domain::{
     Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, UserId, Wallet,
 };
@@ -37,10 +38,17 @@ impl WalletHandle {
         merchant: UserId,
         new: NewPayin,
     ) -> Result<Created<Payment>, Rejection> {
-        self.command(merchant, |reply| {
-            WalletMsg::CreatePayin(Box::new(new), reply)
-        })
-        .await
+        let created = self
+            .command("create_payin", merchant, |reply| {
+                WalletMsg::CreatePayin(Box::new(new), reply)
+            })
+            .await?;
+        if !created.replayed {
+            metrics::counter!(names::PAYINS_CREATED).increment(1);
+            metrics::counter!(names::PAYIN_AMOUNT, "stage" => "created")
+                .increment(created.record.amount.paise());
+        }
+        Ok(created)
     }
 
     /// Settles a pending pay-in: `Completed` credits the net amount, `Failed`
@@ -52,14 +60,20 @@ impl WalletHandle {
         to: PaymentStatus,
         reason: Option<String>,
     ) -> Result<Payment, Rejection> {
-        self.command(merchant, |reply| WalletMsg::SettlePayin {
-            id,
-            to,
-            reason,
-            reply,
-        })
-        .await
-        .map(|c| c.record)
+        let payment = self
+            .command("settle_payin", merchant, |reply| WalletMsg::SettlePayin {
+                id,
+                to,
+                reason,
+                reply,
+            })
+            .await?
+            .record;
+        let outcome = payment.status.as_str();
+        metrics::counter!(names::PAYINS_SETTLED, "outcome" => outcome).increment(1);
+        metrics::counter!(names::PAYIN_AMOUNT, "stage" => outcome)
+            .increment(payment.amount.paise());
+        Ok(payment)
     }
 
     /// Creates a payout, holding amount + fee from `available` at once, or
@@ -69,10 +83,17 @@ impl WalletHandle {
         merchant: UserId,
         new: NewPayout,
     ) -> Result<Created<Payout>, Rejection> {
-        self.command(merchant, |reply| {
-            WalletMsg::CreatePayout(Box::new(new), reply)
-        })
-        .await
+        let created = self
+            .command("create_payout", merchant, |reply| {
+                WalletMsg::CreatePayout(Box::new(new), reply)
+            })
+            .await?;
+        if !created.replayed {
+            metrics::counter!(names::PAYOUTS_CREATED).increment(1);
+            metrics::counter!(names::PAYOUT_AMOUNT, "stage" => "created")
+                .increment(created.record.amount.paise());
+        }
+        Ok(created)
     }
 
     /// Settles a pending payout: `Processed` releases the hold out of the
@@ -84,14 +105,20 @@ impl WalletHandle {
         to: PayoutStatus,
         reason: Option<String>,
     ) -> Result<Payout, Rejection> {
-        self.command(merchant, |reply| WalletMsg::SettlePayout {
-            id,
-            to,
-            reason,
-            reply,
-        })
-        .await
-        .map(|c| c.record)
+        let payout = self
+            .command("settle_payout", merchant, |reply| WalletMsg::SettlePayout {
+                id,
+                to,
+                reason,
+                reply,
+            })
+            .await?
+            .record;
+        let outcome = payout.status.as_str();
+        metrics::counter!(names::PAYOUTS_SETTLED, "outcome" => outcome).increment(1);
+        metrics::counter!(names::PAYOUT_AMOUNT, "stage" => outcome)
+            .increment(payout.amount.paise());
+        Ok(payout)
     }
 
     /// The wallet as its actor holds it (it may include writes a few
@@ -123,6 +150,19 @@ impl WalletHandle {
     }
 
     async fn command<T: Send + 'static>(
+        &self,
+        label: &'static str,
+        merchant: UserId,
+        build: impl FnOnce(RpcReplyPort<Reply<T>>) -> WalletMsg,
+    ) -> Result<Created<T>, Rejection> {
+        let started = std::time::Instant::now();
+        let result = self.command_inner(merchant, build).await;
+        metrics::histogram!(names::WALLET_CALL_DURATION, "command" => label)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn command_inner<T: Send + 'static>(
         &self,
         merchant: UserId,
         build: impl FnOnce(RpcReplyPort<Reply<T>>) -> WalletMsg,

@@ -16,6 +16,7 @@ use super::signing;
 use super::transport::{Attempt, Outcome, Transport};
 use crate::Directory;
 use bytes::Bytes;
+use domain::metric_names as names;
 use domain::{Delivery, DeliveryStatus, EventId, OutboxEvent, Rejection, Timestamp, UserId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::{HashMap, HashSet};
@@ -127,6 +128,8 @@ pub enum DispatcherMsg {
     Redeliver {
         event: EventId,
         recipient: Option<UserId>,
+        /// Only deliveries in this state (e.g. a replay of failed ones).
+        only: Option<DeliveryStatus>,
         reply: RpcReplyPort<Result<OutboxEvent, Rejection>>,
     },
 }
@@ -189,7 +192,11 @@ pub struct DispatcherState {
     per_host: HashMap<String, usize>,
     overlay: Overlay,
     timer: Option<tokio::task::JoinHandle<()>>,
+    queue_sampled_ms: i64,
 }
+
+/// How often the queue gauges are refreshed.
+const QUEUE_SAMPLE_MS: i64 = 2_000;
 
 /// The public face of the dispatcher.
 #[derive(Clone)]
@@ -222,11 +229,13 @@ impl WebhookHandle {
         &self,
         event: EventId,
         recipient: Option<UserId>,
+        only: Option<DeliveryStatus>,
     ) -> Result<OutboxEvent, Rejection> {
         let call = self.actor.call(
             |reply| DispatcherMsg::Redeliver {
                 event,
                 recipient,
+                only,
                 reply,
             },
             Some(Duration::from_secs(10)),
@@ -298,6 +307,7 @@ impl<T: Transport> Actor for Dispatcher<T> {
             per_host: HashMap::new(),
             overlay: Overlay::default(),
             timer: None,
+            queue_sampled_ms: 0,
         })
     }
 
@@ -333,7 +343,7 @@ impl<T: Transport> Actor for Dispatcher<T> {
     ) -> Result<(), ActorProcessingErr> {
         state.overlay.prune(state.args.store.applied_seq());
         match msg {
-            DispatcherMsg::Poll => {}
+            DispatcherMsg::Poll => state.sample_queue(),
             DispatcherMsg::Done(finished) => {
                 if let Err(e) = state.finish(*finished).await {
                     tracing::error!(error = %e, "recording a webhook attempt failed");
@@ -342,9 +352,10 @@ impl<T: Transport> Actor for Dispatcher<T> {
             DispatcherMsg::Redeliver {
                 event,
                 recipient,
+                only,
                 reply,
             } => {
-                let _ = reply.send(state.redeliver(event, recipient).await);
+                let _ = reply.send(state.redeliver(event, recipient, only).await);
             }
         }
         if let Err(e) = state.dispatch().await {
@@ -386,6 +397,24 @@ impl<T: Transport> Actor for Dispatcher<T> {
 impl DispatcherState {
     fn now(&self) -> Timestamp {
         self.args.clock.now()
+    }
+
+    /// Updates the queue gauges, at most every `QUEUE_SAMPLE_MS` (counting
+    /// waiting deliveries is a scan of the due rows).
+    fn sample_queue(&mut self) {
+        let now = self.now();
+        if now.unix_ms() - self.queue_sampled_ms < QUEUE_SAMPLE_MS {
+            return;
+        }
+        self.queue_sampled_ms = now.unix_ms();
+        if let Ok(waiting) = self.args.store.deliveries_waiting() {
+            metrics::gauge!(names::WEBHOOK_QUEUE_DEPTH).set(waiting as f64);
+        }
+        if let Ok(oldest) = self.args.store.oldest_due_ms() {
+            let age_ms = oldest.map_or(0, |due| (now.unix_ms() - due).max(0));
+            metrics::gauge!(names::WEBHOOK_OLDEST_PENDING_AGE).set(age_ms as f64 / 1_000.0);
+        }
+        metrics::gauge!(names::WEBHOOK_IN_FLIGHT).set(self.in_flight.len() as f64);
     }
 
     fn load(&self, id: &EventId) -> Result<Option<OutboxEvent>, StorageError> {
@@ -543,6 +572,8 @@ impl DispatcherState {
             .in_flight
             .store(self.in_flight.len() as u64, Ordering::Relaxed);
         stats.attempts.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(names::WEBHOOK_ATTEMPTS).increment(1);
+        metrics::gauge!(names::WEBHOOK_IN_FLIGHT).set(self.in_flight.len() as f64);
         let mut writes = WriteSet::new();
         writes.remove(Space::WebhookDue, job.key.clone());
         let Some(mut event) = self.load(&job.event_id)? else {
@@ -583,8 +614,15 @@ impl DispatcherState {
             }
             mark_delivered(d, now);
             stats.delivered.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(names::WEBHOOK_DELIVERIES, "result" => "delivered").increment(1);
+            let delay_ms = now
+                .unix_ms()
+                .saturating_sub(event.created_at.unix_ms())
+                .max(0);
+            metrics::histogram!(names::WEBHOOK_DELIVERY_DELAY).record(delay_ms as f64 / 1_000.0);
         } else {
             stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(names::WEBHOOK_DELIVERIES, "result" => "failed_attempt").increment(1);
             if scheduled {
                 d.round_attempts += 1;
                 if policy.retries_left(d.round_attempts) {
@@ -595,6 +633,8 @@ impl DispatcherState {
                     d.status = DeliveryStatus::Failed;
                     d.next_attempt_at = None;
                     stats.exhausted.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(names::WEBHOOK_DELIVERIES, "result" => "exhausted")
+                        .increment(1);
                 }
             }
         }
@@ -606,16 +646,15 @@ impl DispatcherState {
         &mut self,
         id: EventId,
         recipient: Option<UserId>,
+        only: Option<DeliveryStatus>,
     ) -> Result<OutboxEvent, Rejection> {
         let mut event = self.load(&id).map_err(db)?.ok_or(Rejection::NotFound)?;
         let now = self.now();
         let mut writes = WriteSet::new();
         let mut touched = false;
-        for d in event
-            .deliveries
-            .iter_mut()
-            .filter(|d| recipient.is_none_or(|r| d.recipient == r))
-        {
+        for d in event.deliveries.iter_mut().filter(|d| {
+            recipient.is_none_or(|r| d.recipient == r) && only.is_none_or(|s| d.status == s)
+        }) {
             if let (DeliveryStatus::Pending, Some(at)) = (d.status, d.next_attempt_at) {
                 writes.remove(
                     Space::WebhookDue,

@@ -11,6 +11,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use url::{Host, Url};
 
+/// How long saving a URL waits for its name to resolve.
+const SAVE_RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why a webhook URL was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refused(pub String);
@@ -179,7 +182,18 @@ pub async fn resolve(
 pub async fn vet_on_save(text: &str, allow_private: bool) -> Result<String, Refused> {
     let target = vet_url(text, allow_private)?;
     if let Some(name) = &target.domain {
-        match resolve(name, target.port, allow_private).await {
+        // A slow resolver must not hold the request: after the timeout the
+        // name counts as not resolving yet (it is vetted at every delivery).
+        let lookup = tokio::time::timeout(
+            SAVE_RESOLVE_TIMEOUT,
+            resolve(name, target.port, allow_private),
+        );
+        let resolved = lookup.await.unwrap_or_else(|_| {
+            Err(Refused(format!(
+                "webhook host '{name}' does not resolve in time"
+            )))
+        });
+        match resolved {
             Ok(_) => {}
             Err(refused)
                 if refused.0.contains("does not resolve") || refused.0.contains("no addresses") => {

@@ -88,7 +88,7 @@ fn canonical(value: &serde_json::Value) -> serde_json::Value {
 /// Routes under `/api/v1`.
 pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     match route {
-        Route::Healthz | Route::Readyz => Err(Rejection::NotFound),
+        Route::Healthz | Route::Readyz | Route::Metrics => Err(Rejection::NotFound),
         Route::Balance => balance::get(ctx).await,
         Route::PaymentsCreate => payments::create(ctx).await,
         Route::PaymentsList => payments::list(ctx),
@@ -126,6 +126,11 @@ pub async fn outside(app: &App, route: Route) -> Response<Body> {
                 error::rejection(&Rejection::ServiceUnavailable)
             }
         }
+        Route::Metrics => error::text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::render(&app.metrics),
+        ),
         _ => error::rejection(&Rejection::NotFound),
     }
 }

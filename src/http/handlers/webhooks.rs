@@ -84,6 +84,17 @@ struct EventFilter {
 }
 
 impl EventFilter {
+    fn checked(self) -> Result<EventFilter, Rejection> {
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if from > to {
+                return Err(Rejection::InvalidRequest(
+                    "from must not be after to".into(),
+                ));
+            }
+        }
+        Ok(self)
+    }
+
     fn accepts(&self, event: &OutboxEvent, viewer: Option<&UserId>) -> bool {
         let status = match viewer.and_then(|v| event.delivery(v)) {
             Some(d) => d.status,
@@ -175,7 +186,8 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         event: parse_event_type(q.get("event"))?,
         from: q.timestamp("from")?,
         to: q.timestamp("to")?,
-    };
+    }
+    .checked()?;
     let limit = q.limit()?;
     let before = cursor::<EventId>(q, |id| *id.as_bytes())?;
     let (events, page) = scan(ctx, viewer, &filter, before, limit + 1)?;
@@ -200,7 +212,7 @@ pub async fn redeliver(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     if viewer.is_some_and(|v| event.delivery(&v).is_none()) {
         return Err(Rejection::NotFound);
     }
-    let event = ctx.app.webhooks.redeliver(id, viewer).await?;
+    let event = ctx.app.webhooks.redeliver(id, viewer, None).await?;
     Ok(error::ok(
         StatusCode::ACCEPTED,
         &view(&event, viewer.as_ref()),
@@ -225,11 +237,15 @@ pub async fn replay(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         event: parse_event_type(body.string("event", 32)?.as_deref())?,
         from: timestamp("from")?,
         to: timestamp("to")?,
-    };
+    }
+    .checked()?;
     let (events, page) = scan(ctx, viewer, &filter, None, REPLAY_MAX)?;
     let mut replayed = 0usize;
     for event in &events {
-        ctx.app.webhooks.redeliver(event.id, viewer).await?;
+        ctx.app
+            .webhooks
+            .redeliver(event.id, viewer, filter.status)
+            .await?;
         replayed += 1;
     }
     let data = json!({

@@ -1,0 +1,117 @@
+//! Every metric name, in one place (DESIGN §3.9). `tijori_` prefix, base
+//! units in the name, counters end in `_total`. Labels are low-cardinality:
+//! route templates, methods, status codes, outcomes; never an id. The
+//! exporter (src/metrics.rs) gives every histogram explicit buckets, and a
+//! test keeps grafana/ in step with this list.
+
+// HTTP (RED)
+pub const HTTP_REQUESTS: &str = "tijori_http_requests_total";
+pub const HTTP_REQUEST_DURATION: &str = "tijori_http_request_duration_seconds";
+pub const HTTP_REQUESTS_IN_FLIGHT: &str = "tijori_http_requests_in_flight";
+pub const HTTP_CONNECTIONS_OPEN: &str = "tijori_http_connections_open";
+pub const HTTP_REJECTIONS: &str = "tijori_http_rejections_total";
+pub const RATE_LIMITED: &str = "tijori_rate_limited_total";
+
+// Money flow
+pub const PAYINS_CREATED: &str = "tijori_payins_created_total";
+pub const PAYINS_SETTLED: &str = "tijori_payins_settled_total";
+pub const PAYIN_AMOUNT: &str = "tijori_payin_amount_paise_total";
+pub const PAYOUTS_CREATED: &str = "tijori_payouts_created_total";
+pub const PAYOUTS_SETTLED: &str = "tijori_payouts_settled_total";
+pub const PAYOUT_AMOUNT: &str = "tijori_payout_amount_paise_total";
+
+// Wallet actors
+pub const WALLETS_ACTIVE: &str = "tijori_wallets_active";
+pub const WALLETS_SPAWNED: &str = "tijori_wallets_spawned_total";
+pub const WALLETS_PASSIVATED: &str = "tijori_wallets_passivated_total";
+pub const WALLETS_RESTARTED: &str = "tijori_wallets_restarted_total";
+pub const WALLET_CALL_DURATION: &str = "tijori_wallet_call_duration_seconds";
+
+// Storage
+pub const STORAGE_COMMITS: &str = "tijori_storage_commits_total";
+pub const STORAGE_WRITE_SETS: &str = "tijori_storage_write_sets_total";
+pub const STORAGE_COMMIT_FAILURES: &str = "tijori_storage_commit_failures_total";
+pub const STORAGE_FSYNC_DURATION: &str = "tijori_storage_fsync_duration_seconds";
+pub const STORAGE_FSYNC_BATCH: &str = "tijori_storage_fsync_batch_size";
+
+// Webhooks
+pub const WEBHOOK_ATTEMPTS: &str = "tijori_webhook_attempts_total";
+pub const WEBHOOK_DELIVERIES: &str = "tijori_webhook_deliveries_total";
+pub const WEBHOOK_QUEUE_DEPTH: &str = "tijori_webhook_queue_depth";
+pub const WEBHOOK_OLDEST_PENDING_AGE: &str = "tijori_webhook_oldest_pending_age_seconds";
+pub const WEBHOOK_IN_FLIGHT: &str = "tijori_webhook_in_flight";
+pub const WEBHOOK_DELIVERY_DELAY: &str = "tijori_webhook_delivery_delay_seconds";
+
+// Ledger audit
+pub const LEDGER_AUDIT_OK: &str = "tijori_ledger_audit_ok";
+pub const LEDGER_AUDIT_LAST_RUN: &str = "tijori_ledger_audit_last_run_timestamp_seconds";
+pub const LEDGER_AUDIT_WALLETS: &str = "tijori_ledger_audit_wallets_checked";
+pub const LEDGER_AUDIT_FAILURES: &str = "tijori_ledger_audit_failures_total";
+
+// Process (USE) and build
+pub const PROCESS_CPU: &str = "tijori_process_cpu_seconds_total";
+pub const PROCESS_RESIDENT_MEMORY: &str = "tijori_process_resident_memory_bytes";
+pub const PROCESS_OPEN_FDS: &str = "tijori_process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "tijori_process_max_fds";
+pub const PROCESS_THREADS: &str = "tijori_process_threads";
+pub const PROCESS_START_TIME: &str = "tijori_process_start_time_seconds";
+pub const BUILD_INFO: &str = "tijori_build_info";
+
+/// Every metric name, for describing them and for the dashboard test.
+pub const ALL: &[&str] = &[
+    HTTP_REQUESTS,
+    HTTP_REQUEST_DURATION,
+    HTTP_REQUESTS_IN_FLIGHT,
+    HTTP_CONNECTIONS_OPEN,
+    HTTP_REJECTIONS,
+    RATE_LIMITED,
+    PAYINS_CREATED,
+    PAYINS_SETTLED,
+    PAYIN_AMOUNT,
+    PAYOUTS_CREATED,
+    PAYOUTS_SETTLED,
+    PAYOUT_AMOUNT,
+    WALLETS_ACTIVE,
+    WALLETS_SPAWNED,
+    WALLETS_PASSIVATED,
+    WALLETS_RESTARTED,
+    WALLET_CALL_DURATION,
+    STORAGE_COMMITS,
+    STORAGE_WRITE_SETS,
+    STORAGE_COMMIT_FAILURES,
+    STORAGE_FSYNC_DURATION,
+    STORAGE_FSYNC_BATCH,
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_QUEUE_DEPTH,
+    WEBHOOK_OLDEST_PENDING_AGE,
+    WEBHOOK_IN_FLIGHT,
+    WEBHOOK_DELIVERY_DELAY,
+    LEDGER_AUDIT_OK,
+    LEDGER_AUDIT_LAST_RUN,
+    LEDGER_AUDIT_WALLETS,
+    LEDGER_AUDIT_FAILURES,
+    PROCESS_CPU,
+    PROCESS_RESIDENT_MEMORY,
+    PROCESS_OPEN_FDS,
+    PROCESS_MAX_FDS,
+    PROCESS_THREADS,
+    PROCESS_START_TIME,
+    BUILD_INFO,
+];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_follow_the_conventions() {
+        let mut seen = std::collections::HashSet::new();
+        for name in super::ALL {
+            assert!(name.starts_with("tijori_"), "{name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+            assert!(seen.insert(name), "{name} listed twice");
+        }
+    }
+}
