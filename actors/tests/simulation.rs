@@ -1,0 +1,784 @@
+//! Seeded random simulation of the money core against an independent model.
+//!
+//! Each seed drives `OPS_PER_SEED` (10,000) operations over 50 merchant
+//! wallets through the public `WalletHandle` and a real fjall store: pay-in
+//! creation and manual settlement, payouts (some beyond the balance, some to
+//! the sandbox's rejected account), duplicate order / reference ids,
+//! re-settlement of settled records, settlement to `pending` and through the
+//! wrong merchant. The sandbox never settles anything (its delay is an hour),
+//! so every outcome is decided here and the run is reproducible from its
+//! seed, which every assertion message prints.
+//!
+//! The model is plain integers. After EVERY step the touched wallet is
+//! checked: the ledger entries written since the last check are exactly the
+//! ones the model expects, `available + held` equals the running ledger sum,
+//! the stored wallet and the actor's wallet equal the model, and the touched
+//! record's status in storage equals the model's (so a record makes at most
+//! one terminal transition). At the end, money is conserved across all
+//! wallets, every record and index listing matches, and every wallet passes
+//! the full `domain::ledger::audit`.
+//!
+//! Counts: 10,000 operations PER SEED, three seeds (one test each, so the
+//! harness runs them in parallel); 2-3 s per seed, about 6 s for the file,
+//! in a debug build on 2 cores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use actors::WalletHandle;
+use domain::{
+    Currency, EntryKind, LedgerEntry, Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus,
+    Rejection, UserId,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use storage::keys::{IndexTag, UniqueKind};
+use storage::{Durability, Store};
+
+const WALLETS: usize = 50;
+const OPS_PER_SEED: usize = 10_000;
+/// The sandbox's magic values (SPEC §6); harmless here, since the sandbox
+/// never gets to settle, but they must not change what a manual settlement does.
+const FAIL_VPA: &str = "fail@sandbox";
+const REJECT_ACCOUNT: &str = "000000000000";
+const AMOUNT_MAX: u64 = 100_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulation_seed_1() {
+    simulate(0x5EED_0001).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulation_seed_2() {
+    simulate(0xDEC0_DE02).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulation_seed_3() {
+    simulate(0x7131_0203).await;
+}
+
+struct PayinModel {
+    id: PaymentId,
+    order_id: String,
+    amount: u64,
+    fee: u64,
+    status: PaymentStatus,
+}
+
+struct PayoutModel {
+    id: PayoutId,
+    reference: Option<String>,
+    amount: u64,
+    fee: u64,
+    status: PayoutStatus,
+}
+
+impl PayoutModel {
+    fn hold(&self) -> u64 {
+        self.amount + self.fee
+    }
+}
+
+/// A ledger entry the model expects the next operation to write.
+#[derive(Debug, PartialEq, Eq)]
+struct Expected {
+    kind: EntryKind,
+    amount: u64,
+    gross: u64,
+    fee: u64,
+    reference: String,
+}
+
+fn expected_of(e: &LedgerEntry) -> Expected {
+    Expected {
+        kind: e.kind,
+        amount: e.amount.paise(),
+        gross: e.gross.paise(),
+        fee: e.fee.paise(),
+        reference: e.reference.clone(),
+    }
+}
+
+struct WalletModel {
+    merchant: UserId,
+    payin_fee_bps: u32,
+    payout_fee: u64,
+    available: u64,
+    held: u64,
+    pending_payins: u64,
+    total_payins: u64,
+    total_payouts: u64,
+    total_fees: u64,
+    last_seq: u64,
+    /// Whether anything was written for this wallet yet (a refused payout
+    /// on a fresh wallet writes nothing).
+    exists: bool,
+    payins: Vec<PayinModel>,
+    payouts: Vec<PayoutModel>,
+    /// Incremental ledger check: entries up to `checked_seq` were read and
+    /// their effects summed into `ledger_sum`.
+    checked_seq: u64,
+    ledger_sum: i128,
+    next_ref: u64,
+}
+
+impl WalletModel {
+    fn numbers(&self) -> [u64; 7] {
+        [
+            self.available,
+            self.held,
+            self.pending_payins,
+            self.total_payins,
+            self.total_payouts,
+            self.total_fees,
+            self.last_seq,
+        ]
+    }
+
+    fn pending_payin_indexes(&self) -> Vec<usize> {
+        (0..self.payins.len())
+            .filter(|&i| self.payins[i].status == PaymentStatus::Pending)
+            .collect()
+    }
+
+    fn pending_payout_indexes(&self) -> Vec<usize> {
+        (0..self.payouts.len())
+            .filter(|&i| self.payouts[i].status == PayoutStatus::Pending)
+            .collect()
+    }
+}
+
+/// Which record an operation touched, to compare its status with storage.
+enum Touched {
+    Nothing,
+    Payin(usize),
+    Payout(usize),
+}
+
+struct Sim {
+    seed: u64,
+    step: usize,
+    rng: SmallRng,
+    store: Store,
+    wallets: WalletHandle,
+    models: Vec<WalletModel>,
+    /// Outcome counters, to prove the run exercised each path.
+    seen: [usize; 8],
+    /// A second wallet the last operation went through, to check as well.
+    also_touched: Option<usize>,
+}
+
+const SEEN_NAMES: [&str; 8] = [
+    "payin created",
+    "payin settled",
+    "payout created",
+    "payout refused for balance",
+    "payout settled",
+    "duplicate refused",
+    "re-settle refused",
+    "misdirected settle refused",
+];
+
+/// Unwraps a storage or handle result, naming the seed and step on failure.
+fn ok<T, E: std::fmt::Display>(result: Result<T, E>, ctx: &str) -> T {
+    result.unwrap_or_else(|e| panic!("{ctx}: {e}"))
+}
+
+/// Unwraps a record that must exist, naming the seed and step on failure.
+fn must_exist<T>(record: Option<T>, ctx: &str, what: &dyn std::fmt::Display) -> T {
+    record.unwrap_or_else(|| panic!("{ctx}: {what} is missing from storage"))
+}
+
+fn pick<T: Copy>(rng: &mut SmallRng, items: &[T]) -> Option<T> {
+    if items.is_empty() {
+        None
+    } else {
+        Some(items[rng.random_range(0..items.len())])
+    }
+}
+
+impl Sim {
+    fn ctx(&self) -> String {
+        format!("seed {:#x}, step {}", self.seed, self.step)
+    }
+
+    async fn create_payin(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let amount = self.rng.random_range(100..=500_000u64);
+        let vpa = match self.rng.random_range(0..10) {
+            0 => Some(FAIL_VPA.to_owned()),
+            1..=5 => Some("payer@upi".to_owned()),
+            _ => None,
+        };
+        let m = &mut self.models[w];
+        m.next_ref += 1;
+        let order_id = format!("order-{}", m.next_ref);
+        let mut new = common::payin(order_id.clone(), amount, m.merchant);
+        new.payer_vpa = vpa;
+        let created = self
+            .wallets
+            .create_payin(m.merchant, new)
+            .await
+            .unwrap_or_else(|e| panic!("{ctx}: pay-in refused: {e}"));
+        let p = created.record;
+        let fee = common::payin_fee(amount, m.payin_fee_bps);
+        assert!(!created.replayed, "{ctx}: fresh pay-in replayed");
+        assert_eq!(p.status, PaymentStatus::Pending, "{ctx}");
+        assert_eq!(p.merchant_id, m.merchant, "{ctx}");
+        assert_eq!(p.order_id, order_id, "{ctx}");
+        assert_eq!(
+            (p.amount.paise(), p.fee.paise(), p.net_amount.paise()),
+            (amount, fee, amount - fee),
+            "{ctx}: pay-in amount, fee, net"
+        );
+        m.pending_payins += amount;
+        m.exists = true;
+        m.payins.push(PayinModel {
+            id: p.id,
+            order_id,
+            amount,
+            fee,
+            status: PaymentStatus::Pending,
+        });
+        self.seen[0] += 1;
+        (Touched::Payin(m.payins.len() - 1), Vec::new())
+    }
+
+    async fn settle_payin(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let Some(i) = pick(&mut self.rng, &self.models[w].pending_payin_indexes()) else {
+            return self.create_payin(w).await;
+        };
+        let ctx = self.ctx();
+        let to = if self.rng.random_bool(0.75) {
+            PaymentStatus::Completed
+        } else {
+            PaymentStatus::Failed
+        };
+        let m = &mut self.models[w];
+        let id = m.payins[i].id;
+        let settled = self
+            .wallets
+            .settle_payin(m.merchant, id, to, Some("simulated".into()))
+            .await
+            .unwrap_or_else(|e| panic!("{ctx}: settling pending pay-in {id} refused: {e}"));
+        assert_eq!(settled.id, id, "{ctx}");
+        assert_eq!(settled.status, to, "{ctx}");
+        let p = &mut m.payins[i];
+        p.status = to;
+        m.pending_payins -= p.amount;
+        let mut expected = Vec::new();
+        if to == PaymentStatus::Completed {
+            assert!(settled.completed_at.is_some(), "{ctx}: no completed_at");
+            let net = p.amount - p.fee;
+            m.available += net;
+            m.total_payins += p.amount;
+            m.total_fees += p.fee;
+            m.last_seq += 1;
+            expected.push(Expected {
+                kind: EntryKind::PayinCredit,
+                amount: net,
+                gross: p.amount,
+                fee: p.fee,
+                reference: id.to_string(),
+            });
+        } else {
+            assert!(settled.failure_reason.is_some(), "{ctx}: no failure_reason");
+            assert!(
+                settled.completed_at.is_none(),
+                "{ctx}: failed but completed_at"
+            );
+        }
+        self.seen[1] += 1;
+        (Touched::Payin(i), expected)
+    }
+
+    /// A payout whose amount is sometimes beyond the balance, sometimes
+    /// exactly the balance; the model alone decides whether it is refused.
+    async fn create_payout(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let (available, fee) = (self.models[w].available, self.models[w].payout_fee);
+        let amount = match self.rng.random_range(0..10) {
+            // Beyond the balance by a little or a lot.
+            0..=1 => {
+                (available + 1).saturating_sub(fee).max(100) + self.rng.random_range(0..5_000u64)
+            }
+            // Exactly all of it, when that is a valid amount.
+            2 if available >= fee + 100 => available - fee,
+            _ => self.rng.random_range(100..=available.clamp(100, 300_000)),
+        }
+        .min(AMOUNT_MAX);
+        let account = if self.rng.random_bool(0.1) {
+            REJECT_ACCOUNT
+        } else {
+            "123456789012"
+        };
+        let m = &mut self.models[w];
+        let reference = if self.rng.random_bool(0.5) {
+            m.next_ref += 1;
+            Some(format!("ref-{}", m.next_ref))
+        } else {
+            None
+        };
+        let mut new = common::payout(amount, account, m.merchant);
+        new.reference_id = reference.clone();
+        let result = self.wallets.create_payout(m.merchant, new).await;
+        let hold = amount + fee;
+        if hold > available {
+            assert_eq!(
+                result.as_ref().map(|c| c.record.id).unwrap_err(),
+                &Rejection::InsufficientBalance,
+                "{ctx}: payout of {amount}+{fee} with {available} available"
+            );
+            if let Some(reference) = &reference {
+                assert_eq!(
+                    ok(
+                        self.store
+                            .unique(&m.merchant, UniqueKind::ReferenceId, reference),
+                        &ctx
+                    ),
+                    None,
+                    "{ctx}: a refused payout took its reference id"
+                );
+            }
+            self.seen[3] += 1;
+            return (Touched::Nothing, Vec::new());
+        }
+        let created = result.unwrap_or_else(|e| {
+            panic!("{ctx}: payout of {amount}+{fee} with {available} available refused: {e}")
+        });
+        let po = created.record;
+        assert_eq!(po.status, PayoutStatus::Pending, "{ctx}");
+        assert_eq!((po.amount.paise(), po.fee.paise()), (amount, fee), "{ctx}");
+        assert_eq!(po.reference_id, reference, "{ctx}");
+        m.available -= hold;
+        m.held += hold;
+        m.last_seq += 1;
+        m.exists = true;
+        m.payouts.push(PayoutModel {
+            id: po.id,
+            reference,
+            amount,
+            fee,
+            status: PayoutStatus::Pending,
+        });
+        self.seen[2] += 1;
+        let expected = vec![Expected {
+            kind: EntryKind::PayoutHold,
+            amount: hold,
+            gross: amount,
+            fee,
+            reference: po.id.to_string(),
+        }];
+        (Touched::Payout(m.payouts.len() - 1), expected)
+    }
+
+    async fn settle_payout(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let Some(i) = pick(&mut self.rng, &self.models[w].pending_payout_indexes()) else {
+            return self.create_payout(w).await;
+        };
+        let ctx = self.ctx();
+        let to = if self.rng.random_bool(0.7) {
+            PayoutStatus::Processed
+        } else {
+            PayoutStatus::Rejected
+        };
+        let m = &mut self.models[w];
+        let id = m.payouts[i].id;
+        let settled = self
+            .wallets
+            .settle_payout(m.merchant, id, to, Some("simulated".into()))
+            .await
+            .unwrap_or_else(|e| panic!("{ctx}: settling pending payout {id} refused: {e}"));
+        assert_eq!((settled.id, settled.status), (id, to), "{ctx}");
+        let po = &mut m.payouts[i];
+        po.status = to;
+        let hold = po.hold();
+        m.held -= hold;
+        m.last_seq += 1;
+        let kind = if to == PayoutStatus::Processed {
+            assert!(settled.processed_at.is_some(), "{ctx}: no processed_at");
+            m.total_payouts += po.amount;
+            m.total_fees += po.fee;
+            EntryKind::PayoutSettle
+        } else {
+            assert!(
+                settled.processed_at.is_none(),
+                "{ctx}: rejected but processed_at"
+            );
+            m.available += hold;
+            EntryKind::PayoutRelease
+        };
+        self.seen[4] += 1;
+        let expected = vec![Expected {
+            kind,
+            amount: hold,
+            gross: po.amount,
+            fee: po.fee,
+            reference: id.to_string(),
+        }];
+        (Touched::Payout(i), expected)
+    }
+
+    /// Re-uses an order id (pay-in) or a reference id (payout) of the same
+    /// merchant, whatever state its record is in: always `duplicate_order_id`.
+    async fn duplicate(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let use_payin = self.rng.random_bool(0.5);
+        let amount = self.rng.random_range(100..=10_000u64);
+        let m = &self.models[w];
+        let referenced: Vec<usize> = (0..m.payouts.len())
+            .filter(|&i| m.payouts[i].reference.is_some())
+            .collect();
+        if use_payin || referenced.is_empty() {
+            let Some(i) = pick(&mut self.rng, &(0..m.payins.len()).collect::<Vec<_>>()) else {
+                return self.create_payin(w).await;
+            };
+            let new = common::payin(m.payins[i].order_id.clone(), amount, m.merchant);
+            let result = self.wallets.create_payin(m.merchant, new).await;
+            assert_eq!(
+                result.map(|c| c.record.id).unwrap_err(),
+                Rejection::DuplicateOrderId,
+                "{ctx}: re-used order id {}",
+                m.payins[i].order_id
+            );
+            self.seen[5] += 1;
+            return (Touched::Payin(i), Vec::new());
+        }
+        let i = pick(&mut self.rng, &referenced).unwrap();
+        let mut new = common::payout(amount, "123456789012", m.merchant);
+        new.reference_id = m.payouts[i].reference.clone();
+        let result = self.wallets.create_payout(m.merchant, new).await;
+        assert_eq!(
+            result.map(|c| c.record.id).unwrap_err(),
+            Rejection::DuplicateOrderId,
+            "{ctx}: re-used reference id {:?}",
+            m.payouts[i].reference
+        );
+        self.seen[5] += 1;
+        (Touched::Payout(i), Vec::new())
+    }
+
+    /// Settles an already settled record again, to any status: always
+    /// `invalid_status_transition`, and the stored record does not change.
+    async fn resettle(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let m = &self.models[w];
+        let settled_payins: Vec<usize> = (0..m.payins.len())
+            .filter(|&i| m.payins[i].status != PaymentStatus::Pending)
+            .collect();
+        let settled_payouts: Vec<usize> = (0..m.payouts.len())
+            .filter(|&i| m.payouts[i].status != PayoutStatus::Pending)
+            .collect();
+        let reason = Some("again".to_owned());
+        if self.rng.random_bool(0.5) || settled_payouts.is_empty() {
+            let Some(i) = pick(&mut self.rng, &settled_payins) else {
+                return self.settle_payin(w).await;
+            };
+            let to = [
+                PaymentStatus::Pending,
+                PaymentStatus::Completed,
+                PaymentStatus::Failed,
+            ][self.rng.random_range(0..3)];
+            let p = &m.payins[i];
+            let before = ok(self.store.payment(&p.id), &ctx);
+            let result = self
+                .wallets
+                .settle_payin(m.merchant, p.id, to, reason)
+                .await;
+            assert_eq!(
+                result.map(|p| p.status).unwrap_err(),
+                Rejection::InvalidStatusTransition {
+                    from: p.status.as_str(),
+                    to: to.as_str().to_owned()
+                },
+                "{ctx}: re-settling pay-in {}",
+                p.id
+            );
+            assert_eq!(
+                ok(self.store.payment(&p.id), &ctx),
+                before,
+                "{ctx}: a refused re-settlement changed pay-in {}",
+                p.id
+            );
+            self.seen[6] += 1;
+            return (Touched::Payin(i), Vec::new());
+        }
+        let i = pick(&mut self.rng, &settled_payouts).unwrap();
+        let to = [
+            PayoutStatus::Pending,
+            PayoutStatus::Processed,
+            PayoutStatus::Rejected,
+        ][self.rng.random_range(0..3)];
+        let po = &m.payouts[i];
+        let before = ok(self.store.payout(&po.id), &ctx);
+        let result = self
+            .wallets
+            .settle_payout(m.merchant, po.id, to, reason)
+            .await;
+        assert_eq!(
+            result.map(|p| p.status).unwrap_err(),
+            Rejection::InvalidStatusTransition {
+                from: po.status.as_str(),
+                to: to.as_str().to_owned()
+            },
+            "{ctx}: re-settling payout {}",
+            po.id
+        );
+        assert_eq!(
+            ok(self.store.payout(&po.id), &ctx),
+            before,
+            "{ctx}: a refused re-settlement changed payout {}",
+            po.id
+        );
+        self.seen[6] += 1;
+        (Touched::Payout(i), Vec::new())
+    }
+
+    /// A pending record settled to `pending` (invalid transition), or
+    /// settled through another merchant's wallet (not found): both refused,
+    /// and the record stays pending.
+    async fn misdirected(&mut self, w: usize, other: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let pending = self.models[w].pending_payin_indexes();
+        let Some(i) = pick(&mut self.rng, &pending) else {
+            return self.create_payin(w).await;
+        };
+        let id = self.models[w].payins[i].id;
+        let (through, to, want) = if self.rng.random_bool(0.5) || other == w {
+            (
+                self.models[w].merchant,
+                PaymentStatus::Pending,
+                Rejection::InvalidStatusTransition {
+                    from: "pending",
+                    to: "pending".to_owned(),
+                },
+            )
+        } else {
+            (
+                self.models[other].merchant,
+                PaymentStatus::Completed,
+                Rejection::NotFound,
+            )
+        };
+        if through != self.models[w].merchant {
+            self.also_touched = Some(other);
+        }
+        let result = self.wallets.settle_payin(through, id, to, None).await;
+        assert_eq!(
+            result.map(|p| p.status).unwrap_err(),
+            want,
+            "{ctx}: misdirected settlement of {id}"
+        );
+        self.seen[7] += 1;
+        (Touched::Payin(i), Vec::new())
+    }
+
+    /// The per-step check of one wallet: new ledger entries, running sum,
+    /// stored and live wallet against the model, the touched record.
+    async fn check(&mut self, w: usize, touched: &Touched, expected: &[Expected]) {
+        let ctx = self.ctx();
+        let m = &mut self.models[w];
+        let entries = ok(
+            self.store
+                .ledger(&m.merchant, m.checked_seq + 1, usize::MAX),
+            &ctx,
+        );
+        let got: Vec<Expected> = entries.iter().map(expected_of).collect();
+        assert_eq!(got, expected, "{ctx}: new ledger entries of {}", m.merchant);
+        for entry in &entries {
+            assert_eq!(entry.seq, m.checked_seq + 1, "{ctx}: ledger seq gap");
+            assert_eq!(entry.merchant_id, m.merchant, "{ctx}");
+            m.checked_seq = entry.seq;
+            m.ledger_sum += entry.kind.total_effect(entry.amount);
+            assert!(m.ledger_sum >= 0, "{ctx}: ledger sum went negative");
+            let after =
+                i128::from(entry.available_after.paise()) + i128::from(entry.held_after.paise());
+            assert_eq!(
+                after, m.ledger_sum,
+                "{ctx}: entry {} after-balances",
+                entry.seq
+            );
+        }
+        let stored = ok(self.store.wallet(&m.merchant, Currency::Inr), &ctx);
+        assert_eq!(stored.is_some(), m.exists, "{ctx}: wallet row existence");
+        let live = ok(self.wallets.balance(m.merchant).await, &ctx);
+        if let Some(stored) = &stored {
+            assert_eq!(&live, stored, "{ctx}: actor's wallet differs from storage");
+        }
+        assert_eq!(
+            common::numbers(&live),
+            m.numbers(),
+            "{ctx}: wallet of {} against the model \
+             [available, held, pending_payins, total_payins, total_payouts, total_fees, last_seq]",
+            m.merchant
+        );
+        assert_eq!(
+            live.total(),
+            m.ledger_sum,
+            "{ctx}: available + held != Σ ledger"
+        );
+        match *touched {
+            Touched::Nothing => {}
+            Touched::Payin(i) => {
+                let p = &m.payins[i];
+                let stored = must_exist(ok(self.store.payment(&p.id), &ctx), &ctx, &p.id);
+                assert_eq!(stored.status, p.status, "{ctx}: status of {}", p.id);
+            }
+            Touched::Payout(i) => {
+                let po = &m.payouts[i];
+                let stored = must_exist(ok(self.store.payout(&po.id), &ctx), &ctx, &po.id);
+                assert_eq!(stored.status, po.status, "{ctx}: status of {}", po.id);
+            }
+        }
+    }
+
+    /// End of run: every record, every listing, conservation, full audits.
+    fn final_checks(&self) {
+        let ctx = format!("seed {:#x}, final", self.seed);
+        let (mut stored_total, mut expected_total) = (0i128, 0i128);
+        for m in &self.models {
+            for p in &m.payins {
+                let stored = must_exist(ok(self.store.payment(&p.id), &ctx), &ctx, &p.id);
+                assert_eq!(
+                    (stored.status, stored.amount.paise(), stored.fee.paise()),
+                    (p.status, p.amount, p.fee),
+                    "{ctx}: pay-in {}",
+                    p.id
+                );
+                if p.status == PaymentStatus::Completed {
+                    expected_total += i128::from(p.amount - p.fee);
+                }
+            }
+            for po in &m.payouts {
+                let stored = must_exist(ok(self.store.payout(&po.id), &ctx), &ctx, &po.id);
+                assert_eq!(
+                    (stored.status, stored.amount.paise(), stored.fee.paise()),
+                    (po.status, po.amount, po.fee),
+                    "{ctx}: payout {}",
+                    po.id
+                );
+                if po.status == PayoutStatus::Processed {
+                    expected_total -= i128::from(po.hold());
+                }
+            }
+            let payments =
+                common::index_ids(&self.store, IndexTag::PaymentsByMerchant, &m.merchant);
+            assert_eq!(payments.len(), m.payins.len(), "{ctx}: pay-in listing");
+            let payouts = common::index_ids(&self.store, IndexTag::PayoutsByMerchant, &m.merchant);
+            assert_eq!(payouts.len(), m.payouts.len(), "{ctx}: payout listing");
+            if m.exists {
+                let wallet = must_exist(
+                    ok(self.store.wallet(&m.merchant, Currency::Inr), &ctx),
+                    &ctx,
+                    &m.merchant,
+                );
+                let entries = ok(self.store.ledger(&m.merchant, 1, usize::MAX), &ctx);
+                if let Err(e) = domain::ledger::audit(&wallet, &entries) {
+                    panic!("{ctx}: ledger audit of {}: {e}", m.merchant);
+                }
+                assert_eq!(common::numbers(&wallet), m.numbers(), "{ctx}");
+                stored_total += wallet.total();
+            } else {
+                assert!(m.payins.is_empty() && m.payouts.is_empty(), "{ctx}");
+            }
+        }
+        assert_eq!(
+            stored_total, expected_total,
+            "{ctx}: Σ(available + held) != Σ completed net − Σ processed (amount + fee)"
+        );
+        for (name, count) in SEEN_NAMES.iter().zip(self.seen) {
+            assert!(count > 0, "{ctx}: the run never saw '{name}'");
+        }
+    }
+}
+
+async fn simulate(seed: u64) {
+    let started = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), Durability::Buffered);
+    // The sandbox would settle in an hour: all settlement is ours.
+    let core = common::start(&store, common::config(3_600_000)).await;
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut models = Vec::with_capacity(WALLETS);
+    for _ in 0..WALLETS {
+        let payin_fee_bps = rng.random_range(0..=500u32);
+        let payout_fee = rng.random_range(0..=2_000u64);
+        let merchant = common::merchant(&store, payin_fee_bps, payout_fee).await;
+        models.push(WalletModel {
+            merchant,
+            payin_fee_bps,
+            payout_fee,
+            available: 0,
+            held: 0,
+            pending_payins: 0,
+            total_payins: 0,
+            total_payouts: 0,
+            total_fees: 0,
+            last_seq: 0,
+            exists: false,
+            payins: Vec::new(),
+            payouts: Vec::new(),
+            checked_seq: 0,
+            ledger_sum: 0,
+            next_ref: 0,
+        });
+    }
+    let mut sim = Sim {
+        seed,
+        step: 0,
+        rng,
+        store: store.clone(),
+        wallets: core.wallets().clone(),
+        models,
+        seen: [0; 8],
+        also_touched: None,
+    };
+    for step in 0..OPS_PER_SEED {
+        sim.step = step;
+        let w = sim.rng.random_range(0..WALLETS);
+        let other = sim.rng.random_range(0..WALLETS);
+        let (touched, expected) = match sim.rng.random_range(0..100) {
+            0..=29 => sim.create_payin(w).await,
+            30..=49 => sim.settle_payin(w).await,
+            50..=71 => sim.create_payout(w).await,
+            72..=85 => sim.settle_payout(w).await,
+            86..=90 => sim.duplicate(w).await,
+            91..=96 => sim.resettle(w).await,
+            _ => sim.misdirected(w, other).await,
+        };
+        sim.check(w, &touched, &expected).await;
+        if let Some(other) = sim.also_touched.take() {
+            // A misdirected settlement went through `other`: it must be untouched.
+            sim.check(other, &Touched::Nothing, &[]).await;
+        }
+    }
+    sim.final_checks();
+    core.shutdown().await;
+    store.close();
+    eprintln!(
+        "seed {seed:#x}: {OPS_PER_SEED} operations over {WALLETS} wallets in {:?}; {:?}",
+        started.elapsed(),
+        SEEN_NAMES.iter().zip(sim.seen).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn fee_rounds_half_up_like_money() {
+    // The model's fee arithmetic must agree with the domain's on the
+    // rounding boundary, or every pay-in check above would be moot.
+    for (amount, bps) in [
+        (20u64, 250u32),
+        (10, 250),
+        (500_000, 199),
+        (199, 25),
+        (1, 5_000),
+    ] {
+        assert_eq!(
+            common::payin_fee(amount, bps),
+            Money::from_paise(amount).bps_half_up(bps).paise(),
+            "{amount} paise at {bps} bps"
+        );
+    }
+}
