@@ -24,9 +24,19 @@ struct World {
 
 async fn world(wallets: usize) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreConfig { durability: Durability::Sync, ..StoreConfig::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreConfig {
+            durability: Durability::Sync,
+            ..StoreConfig::default()
+        },
+    )
+    .unwrap();
     // Settlement is not what we measure: the rail never comes due.
-    let config = CoreConfig { settle_delay_ms: 3_600_000, ..CoreConfig::default() };
+    let config = CoreConfig {
+        settle_delay_ms: 3_600_000,
+        ..CoreConfig::default()
+    };
     let core = Core::start(store.clone(), config).await.unwrap();
     let key = core.directory().bootstrap(None).await.unwrap().unwrap();
     let admin = core.directory().authenticate(&key).unwrap().id;
@@ -44,7 +54,12 @@ async fn world(wallets: usize) -> World {
         };
         merchants.push(core.directory().create(new).await.unwrap().0.id);
     }
-    World { _dir: dir, store, core, merchants }
+    World {
+        _dir: dir,
+        store,
+        core,
+        merchants,
+    }
 }
 
 fn payin(created_by: UserId) -> NewPayin {
@@ -73,7 +88,12 @@ async fn run(world: &Arc<World>, callers: usize, iters: u64) -> Duration {
         tasks.push(tokio::spawn(async move {
             let merchant = world.merchants[c % world.merchants.len()];
             for _ in 0..per_caller {
-                world.core.wallets().create_payin(merchant, payin(merchant)).await.unwrap();
+                world
+                    .core
+                    .wallets()
+                    .create_payin(merchant, payin(merchant))
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -84,7 +104,11 @@ async fn run(world: &Arc<World>, callers: usize, iters: u64) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("durable_payins");
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
@@ -92,7 +116,10 @@ fn bench(c: &mut Criterion) {
     for (wallets, callers) in [(1, 1), (8, 8), (64, 64), (1, 64)] {
         let world = Arc::new(rt.block_on(world(wallets)));
         let stats = world.store.stats();
-        let (rounds0, sets0) = (stats.rounds.load(Ordering::Relaxed), stats.write_sets.load(Ordering::Relaxed));
+        let (rounds0, sets0) = (
+            stats.rounds.load(Ordering::Relaxed),
+            stats.write_sets.load(Ordering::Relaxed),
+        );
         let id = BenchmarkId::from_parameter(format!("{wallets}_wallets_{callers}_callers"));
         group.bench_with_input(id, &callers, |b, &callers| {
             b.to_async(&rt).iter_custom(|iters| {
