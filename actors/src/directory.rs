@@ -414,8 +414,8 @@ impl DirState {
             Some(k) => k,
             None => random_token(KEY_PREFIX, 20)?,
         };
-        let now = Timestamp::now();
         let id = UserId::new();
+        let now = Timestamp::from_unix_ms(i64::try_from(id.unix_ms()).unwrap_or(i64::MAX));
         let merchant_id = match new.role {
             Role::Merchant => Some(id),
             Role::ApiUser => parent.as_ref().map(|p| p.id),

@@ -63,26 +63,32 @@ impl Server {
         server
     }
 
-    /// Starts a server on `data_dir` (which outlives it).
+    /// Starts a server on `data_dir` (which outlives it). A default flag
+    /// (`--settle-delay-ms`, `--connector-poll-ms`, ...) named in `args` is
+    /// replaced by the caller's value (clap refuses a flag given twice).
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tijori"));
-        cmd.args([
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-key",
-            ADMIN_KEY,
-            "--settle-delay-ms",
-            "50",
-            "--connector-poll-ms",
-            "5",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env("TIJORI_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        let defaults = [
+            ("--listen", "127.0.0.1:0"),
+            ("--admin-key", ADMIN_KEY),
+            ("--settle-delay-ms", "50"),
+            ("--connector-poll-ms", "5"),
+        ];
+        for (flag, value) in defaults {
+            let overridden = args
+                .iter()
+                .any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
+            if !overridden {
+                cmd.args([flag, value]);
+            }
+        }
+        cmd.arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env("TIJORI_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("tijori starts");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -172,6 +178,53 @@ impl Server {
             json,
             text,
         }
+    }
+
+    /// Like `request_with`, but a transport failure (the server died, the
+    /// connection was reset, no answer in 30 s) is an `Err`, not a panic.
+    pub async fn try_request_with(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp, String> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(key) = key {
+            builder = builder.header("x-api-key", key);
+        }
+        if body.is_some() {
+            builder = builder.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .map_err(|_| "no answer within 30 s".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Resp {
+            status,
+            headers,
+            json,
+            text,
+        })
     }
 
     pub async fn get(&self, path: &str, key: &str) -> Resp {

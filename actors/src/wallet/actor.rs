@@ -424,7 +424,9 @@ impl WalletState {
     }
 
     fn prepare_payin(&self, new: NewPayin) -> Result<Prepared<Payment>, Rejection> {
-        let now = Timestamp::now();
+        let id = PaymentId::new();
+        // The record's time is its id's time, so time filters on ids agree with it.
+        let now = Timestamp::from_unix_ms(i64::try_from(id.unix_ms()).unwrap_or(i64::MAX));
         if let Prior::Replay(first) =
             self.check_idempotency(&new.created_by, new.idempotency.as_ref(), now)?
         {
@@ -440,7 +442,7 @@ impl WalletState {
             .checked_sub(fee)
             .ok_or(Rejection::InvalidAmount("fee exceeds amount".into()))?;
         let payment = Payment {
-            id: PaymentId::new(),
+            id,
             order_id: new.order_id,
             merchant_id: self.merchant,
             created_by: new.created_by,
@@ -586,7 +588,8 @@ impl WalletState {
     }
 
     fn prepare_payout(&self, new: NewPayout) -> Result<Prepared<Payout>, Rejection> {
-        let now = Timestamp::now();
+        let id = PayoutId::new();
+        let now = Timestamp::from_unix_ms(i64::try_from(id.unix_ms()).unwrap_or(i64::MAX));
         if let Prior::Replay(first) =
             self.check_idempotency(&new.created_by, new.idempotency.as_ref(), now)?
         {
@@ -599,7 +602,7 @@ impl WalletState {
             }
         }
         let payout = Payout {
-            id: PayoutId::new(),
+            id,
             reference_id: new.reference_id,
             merchant_id: self.merchant,
             created_by: new.created_by,

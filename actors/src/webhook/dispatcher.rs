@@ -449,6 +449,10 @@ impl DispatcherState {
         let want = self.in_flight.len() + self.idle.len() * 2 + 16;
         let due = self.args.store.due_deliveries(now.unix_ms(), want)?;
         let mut writes = WriteSet::new();
+        // Events this pass rewrote (deferred or failed a delivery): a later
+        // delivery of the same event must start from that copy, not the
+        // stored one, or its write would undo the earlier change.
+        let mut rewritten: HashMap<EventId, OutboxEvent> = HashMap::new();
         for item in due {
             if self.idle.is_empty() {
                 break;
@@ -458,7 +462,7 @@ impl DispatcherState {
             {
                 continue;
             }
-            self.start_one(item, now, &mut writes)?;
+            self.start_one(item, now, &mut writes, &mut rewritten)?;
         }
         self.write(writes).await
     }
@@ -469,8 +473,13 @@ impl DispatcherState {
         item: DueDelivery,
         now: Timestamp,
         writes: &mut WriteSet,
+        rewritten: &mut HashMap<EventId, OutboxEvent>,
     ) -> Result<(), StorageError> {
-        let Some(mut event) = self.load(&item.event_id)? else {
+        let loaded = match rewritten.get(&item.event_id) {
+            Some(event) => Some(event.clone()),
+            None => self.load(&item.event_id)?,
+        };
+        let Some(mut event) = loaded else {
             writes.remove(Space::WebhookDue, item.key);
             return Ok(());
         };
@@ -497,7 +506,9 @@ impl DispatcherState {
             d.next_attempt_at = None;
             d.last_error = Some("the recipient has no webhook_url".into());
             writes.remove(Space::WebhookDue, item.key);
-            return outbox::put(writes, &event);
+            outbox::put(writes, &event)?;
+            rewritten.insert(event.id, event);
+            return Ok(());
         };
         let host = url::Url::parse(&url)
             .ok()
@@ -506,7 +517,9 @@ impl DispatcherState {
         if self.per_host.get(&host).copied().unwrap_or(0) >= self.args.config.per_host_max {
             event.deliveries[index].next_attempt_at = Some(now.plus_ms(self.args.config.defer_ms));
             writes.remove(Space::WebhookDue, item.key);
-            return outbox::put(writes, &event);
+            outbox::put(writes, &event)?;
+            rewritten.insert(event.id, event);
+            return Ok(());
         }
         let body = Bytes::from(serde_json::to_vec(&event.payload)?);
         let t = now.unix_ms().div_euclid(1_000);

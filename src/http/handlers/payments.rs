@@ -141,7 +141,22 @@ impl Filters {
     pub fn time_ok(&self, at: Timestamp) -> bool {
         self.from.is_none_or(|f| at >= f) && self.to.is_none_or(|t| at < t)
     }
+
+    /// The id-time range (ms) to scan for `from`/`to`. A record's id is
+    /// made just after its `created_at` is read, so it may carry a later
+    /// millisecond: the upper end is widened by `ID_CLOCK_SLACK_MS` and
+    /// `time_ok` then decides exactly on `created_at`.
+    pub fn id_range(&self) -> (Option<i64>, Option<i64>) {
+        (
+            self.from.map(Timestamp::unix_ms),
+            self.to
+                .map(|t| t.unix_ms().saturating_add(ID_CLOCK_SLACK_MS)),
+        )
+    }
 }
+
+/// Most milliseconds a record's id may run ahead of its `created_at`.
+pub const ID_CLOCK_SLACK_MS: i64 = 1_000;
 
 /// Which index a listing reads for the caller, given an optional
 /// `merchant_id` filter: `None` means every record (admin).
@@ -189,10 +204,7 @@ pub fn run_listing<T>(
             None => Ok(false),
         }
     };
-    let (from, to) = (
-        filters.from.map(Timestamp::unix_ms),
-        filters.to.map(Timestamp::unix_ms),
-    );
+    let (from, to) = filters.id_range();
     let page: Page = match source {
         Some((tag, owner)) => store.list_index(
             tag,

@@ -45,10 +45,7 @@ fn tallies_json(
 pub fn summary(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let filters = Filters::parse(ctx)?;
     let store = &ctx.app.store;
-    let (from, to) = (
-        filters.from.map(|t| t.unix_ms()),
-        filters.to.map(|t| t.unix_ms()),
-    );
+    let (from, to) = filters.id_range();
     let directory = &ctx.app.directory;
 
     let mut payins: BTreeMap<&'static str, Tally> = BTreeMap::new();
@@ -65,6 +62,7 @@ pub fn summary(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         if let Some(p) = store.payment(&PaymentId::from_bytes(*id))? {
             if ctx.caller.can_see(directory, &p.merchant_id, &p.created_by)
                 && filters.amount_ok(p.amount)
+                && filters.time_ok(p.created_at)
             {
                 let t = payins.entry(p.status.as_str()).or_default();
                 t.count += 1;
@@ -111,6 +109,7 @@ pub fn summary(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         if let Some(p) = store.payout(&PayoutId::from_bytes(*id))? {
             if ctx.caller.can_see(directory, &p.merchant_id, &p.created_by)
                 && filters.amount_ok(p.amount)
+                && filters.time_ok(p.created_at)
             {
                 let t = payouts.entry(p.status.as_str()).or_default();
                 t.count += 1;

@@ -138,6 +138,15 @@ pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
             ))
         }
     };
+    // Suspending oneself or an ancestor would block the caller's own key
+    // (and, for the first admin, every key) with no way back.
+    if patch.status == Some(UserStatus::Suspended)
+        && ctx.app.directory.is_within(&user.id, &ctx.caller.id())
+    {
+        return Err(Rejection::InvalidRequest(
+            "you cannot suspend yourself or a user above you".into(),
+        ));
+    }
     if let Some(role) = body.string("role", 16)? {
         ctx.caller.require(&[Role::Admin])?;
         patch.role = Some(Role::parse(&role)?);

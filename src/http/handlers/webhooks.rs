@@ -3,7 +3,7 @@
 //! Merchants and api_users see the events addressed to them; admins see
 //! every event with all its deliveries.
 
-use super::payments::{db, page_end};
+use super::payments::{db, page_end, ID_CLOCK_SLACK_MS};
 use super::{cursor, Ctx, LIST_SCAN_MAX};
 use crate::http::error::{self, Body};
 use crate::http::request::JsonBody;
@@ -149,9 +149,13 @@ fn scan(
         }
         Ok(false)
     };
+    // An event's id may carry a later millisecond than its created_at:
+    // scan a little past `to`; `accepts` decides exactly.
     let (from, to) = (
         filter.from.map(Timestamp::unix_ms),
-        filter.to.map(Timestamp::unix_ms),
+        filter
+            .to
+            .map(|t| t.unix_ms().saturating_add(ID_CLOCK_SLACK_MS)),
     );
     let page = match viewer {
         Some(user) => store.list_index(
@@ -242,11 +246,19 @@ pub async fn replay(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let (events, page) = scan(ctx, viewer, &filter, None, REPLAY_MAX)?;
     let mut replayed = 0usize;
     for event in &events {
-        ctx.app
+        match ctx
+            .app
             .webhooks
             .redeliver(event.id, viewer, filter.status)
-            .await?;
-        replayed += 1;
+            .await
+        {
+            Ok(_) => replayed += 1,
+            // Requeued meanwhile (a concurrent replay or redelivery): no
+            // delivery is in that status any more. Not a reason to fail
+            // the whole replay half-way.
+            Err(Rejection::NotFound) => {}
+            Err(rejection) => return Err(rejection),
+        }
     }
     let data = json!({
         "replayed": replayed,
