@@ -123,6 +123,14 @@ pub struct Config {
     #[arg(long, env = "TIJORI_CONNECTOR_POLL_MS", default_value_t = 20)]
     pub connector_poll_ms: u64,
 
+    /// How often the live ledger audit checks every wallet (0: never).
+    #[arg(
+        long,
+        env = "TIJORI_LEDGER_AUDIT_INTERVAL_MS",
+        default_value_t = 30_000
+    )]
+    pub ledger_audit_interval_ms: u64,
+
     /// Time allowed to drain in-flight requests on shutdown.
     #[arg(long, env = "TIJORI_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
@@ -150,6 +158,7 @@ impl Config {
             wallet_idle_max_ms: self.wallet_idle_max_ms,
             wallet_inflight_max: self.wallet_inflight_max,
             default_rate_limit_per_min: self.rate_limit_per_min,
+            ledger_audit_interval_ms: self.ledger_audit_interval_ms,
             webhooks: actors::webhook::WebhookConfig {
                 policy: actors::webhook::RetryPolicy {
                     base_ms: self.webhook_retry_base_ms,

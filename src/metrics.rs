@@ -42,7 +42,70 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     metrics::gauge!(m::PROCESS_START_TIME).set(process_start_secs());
     metrics::gauge!(m::LEDGER_AUDIT_OK).set(1.0);
+    preregister();
     Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// Registers at zero the counters and histograms (with their known label
+/// sets) that only appear after some event: a failure, a restart, a
+/// settlement outcome, a delivered webhook. A dashboard then shows 0 rather
+/// than "no data", and `rate()` counts the first event as an increase
+/// instead of a series appearing at 1. `increment(0)` adds nothing to a
+/// counter that already moved.
+fn preregister() {
+    use domain::{PaymentStatus, PayoutStatus};
+    for name in [
+        m::RATE_LIMITED,
+        m::PAYINS_CREATED,
+        m::PAYOUTS_CREATED,
+        m::WALLETS_SPAWNED,
+        m::WALLETS_PASSIVATED,
+        m::WALLETS_RESTARTED,
+        m::STORAGE_COMMITS,
+        m::STORAGE_WRITE_SETS,
+        m::STORAGE_COMMIT_FAILURES,
+        m::WEBHOOK_ATTEMPTS,
+        m::LEDGER_AUDIT_FAILURES,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    let payin_outcomes = [PaymentStatus::Completed, PaymentStatus::Failed].map(|s| s.as_str());
+    let payout_outcomes = [PayoutStatus::Processed, PayoutStatus::Rejected].map(|s| s.as_str());
+    for outcome in payin_outcomes {
+        metrics::counter!(m::PAYINS_SETTLED, "outcome" => outcome).increment(0);
+    }
+    for outcome in payout_outcomes {
+        metrics::counter!(m::PAYOUTS_SETTLED, "outcome" => outcome).increment(0);
+    }
+    for stage in std::iter::once("created").chain(payin_outcomes) {
+        metrics::counter!(m::PAYIN_AMOUNT, "stage" => stage).increment(0);
+    }
+    for stage in std::iter::once("created").chain(payout_outcomes) {
+        metrics::counter!(m::PAYOUT_AMOUNT, "stage" => stage).increment(0);
+    }
+    // The results actors/src/webhook/dispatcher.rs records.
+    for result in ["delivered", "failed_attempt", "exhausted"] {
+        metrics::counter!(m::WEBHOOK_DELIVERIES, "result" => result).increment(0);
+    }
+    // No wallet actor runs before the server starts.
+    metrics::gauge!(m::WALLETS_ACTIVE).set(0.0);
+    // A registered histogram renders with empty buckets until it records.
+    for name in [
+        m::STORAGE_FSYNC_DURATION,
+        m::STORAGE_FSYNC_BATCH,
+        m::WEBHOOK_DELIVERY_DELAY,
+    ] {
+        let _ = metrics::histogram!(name);
+    }
+    // The commands actors/src/wallet/handle.rs times.
+    for command in [
+        "create_payin",
+        "settle_payin",
+        "create_payout",
+        "settle_payout",
+    ] {
+        let _ = metrics::histogram!(m::WALLET_CALL_DURATION, "command" => command);
+    }
 }
 
 fn describe() {
@@ -127,10 +190,10 @@ fn describe() {
         m::LEDGER_AUDIT_FAILURES,
         "wallets found unbalanced by audits"
     );
-    describe_counter!(
+    describe_gauge!(
         m::PROCESS_CPU,
         Unit::Seconds,
-        "CPU time used by the process"
+        "CPU time used by the process (only grows)"
     );
     describe_gauge!(m::PROCESS_RESIDENT_MEMORY, Unit::Bytes, "resident memory");
     describe_gauge!(m::PROCESS_OPEN_FDS, "open file descriptors");
@@ -169,7 +232,9 @@ fn sample_process() {
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
-        metrics::counter!(m::PROCESS_CPU).absolute(((num(14) + num(15)) / TICKS_PER_SEC) as u64);
+        // A gauge, so that fractions of a second show (a counter holds whole
+        // units only); it only ever grows, and rate() works on it.
+        metrics::gauge!(m::PROCESS_CPU).set((num(14) + num(15)) / TICKS_PER_SEC);
         metrics::gauge!(m::PROCESS_THREADS).set(num(20));
     }
     if let Some(rss_pages) = std::fs::read_to_string("/proc/self/statm")

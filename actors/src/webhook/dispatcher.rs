@@ -566,6 +566,7 @@ impl DispatcherState {
             .stats
             .in_flight
             .store(self.in_flight.len() as u64, Ordering::Relaxed);
+        metrics::gauge!(names::WEBHOOK_IN_FLIGHT).set(self.in_flight.len() as f64);
         Ok(())
     }
 
