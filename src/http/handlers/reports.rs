@@ -42,105 +42,111 @@ fn tallies_json(
     serde_json::Value::Object(out)
 }
 
+/// What a summary needs of a payment or a payout.
+trait Summarised: Sized {
+    const SPACE: Space;
+    const TAGS: [IndexTag; 3];
+    fn load(store: &storage::Store, id: [u8; 16]) -> Result<Option<Self>, storage::StorageError>;
+    fn owners(&self) -> (UserId, UserId);
+    fn amount(&self) -> Money;
+    fn fee(&self) -> Money;
+    fn created_at(&self) -> domain::Timestamp;
+    fn status(&self) -> &'static str;
+}
+
+impl Summarised for domain::Payment {
+    const SPACE: Space = Space::Payments;
+    const TAGS: [IndexTag; 3] = [
+        IndexTag::PaymentsByMerchant,
+        IndexTag::PaymentsByCreator,
+        IndexTag::PaymentsByTeam,
+    ];
+    fn load(store: &storage::Store, id: [u8; 16]) -> Result<Option<Self>, storage::StorageError> {
+        store.payment(&PaymentId::from_bytes(id))
+    }
+    fn owners(&self) -> (UserId, UserId) {
+        (self.merchant_id, self.created_by)
+    }
+    fn amount(&self) -> Money {
+        self.amount
+    }
+    fn fee(&self) -> Money {
+        self.fee
+    }
+    fn created_at(&self) -> domain::Timestamp {
+        self.created_at
+    }
+    fn status(&self) -> &'static str {
+        self.status.as_str()
+    }
+}
+
+impl Summarised for domain::Payout {
+    const SPACE: Space = Space::Payouts;
+    const TAGS: [IndexTag; 3] = [
+        IndexTag::PayoutsByMerchant,
+        IndexTag::PayoutsByCreator,
+        IndexTag::PayoutsByTeam,
+    ];
+    fn load(store: &storage::Store, id: [u8; 16]) -> Result<Option<Self>, storage::StorageError> {
+        store.payout(&PayoutId::from_bytes(id))
+    }
+    fn owners(&self) -> (UserId, UserId) {
+        (self.merchant_id, self.created_by)
+    }
+    fn amount(&self) -> Money {
+        self.amount
+    }
+    fn fee(&self) -> Money {
+        self.fee
+    }
+    fn created_at(&self) -> domain::Timestamp {
+        self.created_at
+    }
+    fn status(&self) -> &'static str {
+        self.status.as_str()
+    }
+}
+
+/// Counts and sums the caller's records of one kind by status; the bool
+/// says whether the scan budget ran out first.
+fn tally<R: Summarised>(
+    ctx: &Ctx<'_>,
+    filters: &Filters,
+) -> Result<(BTreeMap<&'static str, Tally>, bool), Rejection> {
+    let store = &ctx.app.store;
+    let directory = &ctx.app.directory;
+    let (from, to) = filters.id_range();
+    let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
+    let mut add = |id: &[u8; 16]| {
+        if let Some(r) = R::load(store, *id)? {
+            let (merchant, created_by) = r.owners();
+            if ctx.caller.can_see(directory, &merchant, &created_by)
+                && filters.amount_ok(r.amount())
+                && filters.time_ok(r.created_at())
+            {
+                let t = tallies.entry(r.status()).or_default();
+                t.count += 1;
+                t.amount += u128::from(r.amount().paise());
+                t.fees += u128::from(r.fee().paise());
+            }
+        }
+        Ok(false)
+    };
+    let page = match listing_source(ctx, filters.merchant, R::TAGS)? {
+        Some((tag, owner)) => {
+            store.list_index(tag, &owner, from, to, None, 1, SUMMARY_SCAN_MAX, &mut add)
+        }
+        None => store.list_all(R::SPACE, from, to, None, 1, SUMMARY_SCAN_MAX, &mut add),
+    }
+    .map_err(db)?;
+    Ok((tallies, page.next.is_some()))
+}
+
 pub fn summary(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let filters = Filters::parse(ctx)?;
-    let store = &ctx.app.store;
-    let (from, to) = filters.id_range();
-    let directory = &ctx.app.directory;
-
-    let mut payins: BTreeMap<&'static str, Tally> = BTreeMap::new();
-    let source = listing_source(
-        ctx,
-        filters.merchant,
-        [
-            IndexTag::PaymentsByMerchant,
-            IndexTag::PaymentsByCreator,
-            IndexTag::PaymentsByTeam,
-        ],
-    )?;
-    let mut add_payin = |id: &[u8; 16]| {
-        if let Some(p) = store.payment(&PaymentId::from_bytes(*id))? {
-            if ctx.caller.can_see(directory, &p.merchant_id, &p.created_by)
-                && filters.amount_ok(p.amount)
-                && filters.time_ok(p.created_at)
-            {
-                let t = payins.entry(p.status.as_str()).or_default();
-                t.count += 1;
-                t.amount += u128::from(p.amount.paise());
-                t.fees += u128::from(p.fee.paise());
-            }
-        }
-        Ok(false)
-    };
-    let payin_page = match source {
-        Some((tag, owner)) => store.list_index(
-            tag,
-            &owner,
-            from,
-            to,
-            None,
-            1,
-            SUMMARY_SCAN_MAX,
-            &mut add_payin,
-        ),
-        None => store.list_all(
-            Space::Payments,
-            from,
-            to,
-            None,
-            1,
-            SUMMARY_SCAN_MAX,
-            &mut add_payin,
-        ),
-    }
-    .map_err(db)?;
-
-    let mut payouts: BTreeMap<&'static str, Tally> = BTreeMap::new();
-    let source = listing_source(
-        ctx,
-        filters.merchant,
-        [
-            IndexTag::PayoutsByMerchant,
-            IndexTag::PayoutsByCreator,
-            IndexTag::PayoutsByTeam,
-        ],
-    )?;
-    let mut add_payout = |id: &[u8; 16]| {
-        if let Some(p) = store.payout(&PayoutId::from_bytes(*id))? {
-            if ctx.caller.can_see(directory, &p.merchant_id, &p.created_by)
-                && filters.amount_ok(p.amount)
-                && filters.time_ok(p.created_at)
-            {
-                let t = payouts.entry(p.status.as_str()).or_default();
-                t.count += 1;
-                t.amount += u128::from(p.amount.paise());
-                t.fees += u128::from(p.fee.paise());
-            }
-        }
-        Ok(false)
-    };
-    let payout_page = match source {
-        Some((tag, owner)) => store.list_index(
-            tag,
-            &owner,
-            from,
-            to,
-            None,
-            1,
-            SUMMARY_SCAN_MAX,
-            &mut add_payout,
-        ),
-        None => store.list_all(
-            Space::Payouts,
-            from,
-            to,
-            None,
-            1,
-            SUMMARY_SCAN_MAX,
-            &mut add_payout,
-        ),
-    }
-    .map_err(db)?;
+    let (payins, payins_truncated) = tally::<domain::Payment>(ctx, &filters)?;
+    let (payouts, payouts_truncated) = tally::<domain::Payout>(ctx, &filters)?;
 
     let completed = payins.get(PaymentStatus::Completed.as_str());
     let processed = payouts.get(PayoutStatus::Processed.as_str());
@@ -154,7 +160,7 @@ pub fn summary(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         "payouts": tallies_json(&payouts, &["pending", "processed", "rejected"]),
         "fees": { "payins": money_json(payin_fees), "payouts": money_json(payout_fees), "total": money_json(payin_fees + payout_fees) },
         "net": signed_money_json(i128::try_from(credited).unwrap_or(i128::MAX) - i128::try_from(debited).unwrap_or(i128::MAX)),
-        "truncated": payin_page.next.is_some() || payout_page.next.is_some(),
+        "truncated": payins_truncated || payouts_truncated,
     });
     Ok(error::ok(StatusCode::OK, &data))
 }
