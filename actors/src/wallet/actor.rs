@@ -168,7 +168,7 @@ impl Actor for WalletActor {
         }
         match msg {
             WalletMsg::CreatePayin(new, reply) => {
-                let _ = reply.send(state.create_payin(*new).await);
+                let _ = reply.send(state.run(state.prepare_payin(*new)).await);
             }
             WalletMsg::SettlePayin {
                 id,
@@ -176,10 +176,10 @@ impl Actor for WalletActor {
                 reason,
                 reply,
             } => {
-                let _ = reply.send(state.settle_payin(id, to, reason).await);
+                let _ = reply.send(state.run(state.prepare_settle_payin(id, to, reason)).await);
             }
             WalletMsg::CreatePayout(new, reply) => {
-                let _ = reply.send(state.create_payout(*new).await);
+                let _ = reply.send(state.run(state.prepare_payout(*new)).await);
             }
             WalletMsg::SettlePayout {
                 id,
@@ -187,7 +187,7 @@ impl Actor for WalletActor {
                 reason,
                 reply,
             } => {
-                let _ = reply.send(state.settle_payout(id, to, reason).await);
+                let _ = reply.send(state.run(state.prepare_settle_payout(id, to, reason)).await);
             }
             WalletMsg::Balance(reply) => {
                 let _ = reply.send(state.wallet.clone());
@@ -277,6 +277,16 @@ impl WalletState {
             result: Ok(record),
             ticket,
             replayed: true,
+        }
+    }
+
+    /// Carries out a prepared command: write it, replay an earlier answer,
+    /// or pass the rejection on.
+    async fn run<T>(&mut self, prepared: Result<Prepared<T>, Rejection>) -> Reply<T> {
+        match prepared {
+            Ok(Prepared::Write(writes, next, record)) => self.write(writes, next, record).await,
+            Ok(Prepared::Replay(record)) => self.replay(record).await,
+            Err(rejection) => Reply::rejected(rejection),
         }
     }
 
@@ -415,14 +425,6 @@ impl WalletState {
         writes.put_raw(Space::Pending, key, self.merchant.as_bytes().to_vec());
     }
 
-    async fn create_payin(&mut self, new: NewPayin) -> Reply<Payment> {
-        match self.prepare_payin(new) {
-            Ok(Prepared::Write(writes, next, payment)) => self.write(writes, next, payment).await,
-            Ok(Prepared::Replay(payment)) => self.replay(payment).await,
-            Err(rejection) => Reply::rejected(rejection),
-        }
-    }
-
     fn prepare_payin(&self, new: NewPayin) -> Result<Prepared<Payment>, Rejection> {
         let id = PaymentId::new();
         // The record's time is its id's time, so time filters on ids agree with it.
@@ -507,19 +509,6 @@ impl WalletState {
         Ok(Prepared::Write(writes, next, payment))
     }
 
-    async fn settle_payin(
-        &mut self,
-        id: PaymentId,
-        to: PaymentStatus,
-        reason: Option<String>,
-    ) -> Reply<Payment> {
-        match self.prepare_settle_payin(id, to, reason) {
-            Ok(Prepared::Write(writes, next, payment)) => self.write(writes, next, payment).await,
-            Ok(Prepared::Replay(..)) => Reply::rejected(Rejection::DatabaseError),
-            Err(rejection) => Reply::rejected(rejection),
-        }
-    }
-
     fn prepare_settle_payin(
         &self,
         id: PaymentId,
@@ -577,14 +566,6 @@ impl WalletState {
         )?;
         self.put_common(&mut writes, &next, entry.as_ref(), Some(&event))?;
         Ok(Prepared::Write(writes, next, payment))
-    }
-
-    async fn create_payout(&mut self, new: NewPayout) -> Reply<Payout> {
-        match self.prepare_payout(new) {
-            Ok(Prepared::Write(writes, next, payout)) => self.write(writes, next, payout).await,
-            Ok(Prepared::Replay(payout)) => self.replay(payout).await,
-            Err(rejection) => Reply::rejected(rejection),
-        }
     }
 
     fn prepare_payout(&self, new: NewPayout) -> Result<Prepared<Payout>, Rejection> {
@@ -666,19 +647,6 @@ impl WalletState {
         )?;
         self.put_common(&mut writes, &next, Some(&entry), None)?;
         Ok(Prepared::Write(writes, next, payout))
-    }
-
-    async fn settle_payout(
-        &mut self,
-        id: PayoutId,
-        to: PayoutStatus,
-        reason: Option<String>,
-    ) -> Reply<Payout> {
-        match self.prepare_settle_payout(id, to, reason) {
-            Ok(Prepared::Write(writes, next, payout)) => self.write(writes, next, payout).await,
-            Ok(Prepared::Replay(..)) => Reply::rejected(Rejection::DatabaseError),
-            Err(rejection) => Reply::rejected(rejection),
-        }
     }
 
     fn prepare_settle_payout(
