@@ -549,23 +549,17 @@ impl WalletState {
         } else {
             (None, EventType::PaymentFailed)
         };
-        let event_id = EventId::new();
-        let event = OutboxEvent::new(
-            event_id,
+        let key = keys::payment(&payment.id);
+        let created_by = payment.created_by;
+        let settled = Settled {
+            space: Space::Payments,
+            key,
+            created_by,
+            entry,
             event_type,
-            &self.recipients(payment.created_by),
-            payment.event_payload(event_id, event_type, now),
             now,
-        );
-        let mut writes = WriteSet::new();
-        Self::put(
-            &mut writes,
-            Space::Payments,
-            keys::payment(&payment.id),
-            &payment,
-        )?;
-        self.put_common(&mut writes, &next, entry.as_ref(), Some(&event))?;
-        Ok(Prepared::Write(writes, next, payment))
+        };
+        self.settlement(settled, next, payment, Payment::event_payload)
     }
 
     fn prepare_payout(&self, new: NewPayout) -> Result<Prepared<Payout>, Rejection> {
@@ -686,24 +680,55 @@ impl WalletState {
                 .checked_add(payout.fee)
                 .ok_or(Rejection::DatabaseError)?;
         }
-        let event_id = EventId::new();
-        let event = OutboxEvent::new(
-            event_id,
+        let key = keys::payout(&payout.id);
+        let created_by = payout.created_by;
+        let settled = Settled {
+            space: Space::Payouts,
+            key,
+            created_by,
+            entry: Some(entry),
             event_type,
-            &self.recipients(payout.created_by),
-            payout.event_payload(event_id, event_type, now),
             now,
-        );
-        let mut writes = WriteSet::new();
-        Self::put(
-            &mut writes,
-            Space::Payouts,
-            keys::payout(&payout.id),
-            &payout,
-        )?;
-        self.put_common(&mut writes, &next, Some(&entry), Some(&event))?;
-        Ok(Prepared::Write(writes, next, payout))
+        };
+        self.settlement(settled, next, payout, Payout::event_payload)
     }
+
+    /// The write set of a settlement: the record, the wallet (and its
+    /// ledger entry, if money moved) and the webhook event.
+    fn settlement<T: Serialize>(
+        &self,
+        settled: Settled,
+        next: Wallet,
+        record: T,
+        payload: impl FnOnce(&T, EventId, EventType, Timestamp) -> serde_json::Value,
+    ) -> Result<Prepared<T>, Rejection> {
+        let Settled {
+            space,
+            key,
+            created_by,
+            entry,
+            event_type,
+            now,
+        } = settled;
+        let event_id = EventId::new();
+        let recipients = self.recipients(created_by);
+        let body = payload(&record, event_id, event_type, now);
+        let event = OutboxEvent::new(event_id, event_type, &recipients, body, now);
+        let mut writes = WriteSet::new();
+        Self::put(&mut writes, space, key, &record)?;
+        self.put_common(&mut writes, &next, entry.as_ref(), Some(&event))?;
+        Ok(Prepared::Write(writes, next, record))
+    }
+}
+
+/// What a settlement wrote besides the wallet.
+struct Settled {
+    space: Space,
+    key: Vec<u8>,
+    created_by: UserId,
+    entry: Option<LedgerEntry>,
+    event_type: EventType,
+    now: Timestamp,
 }
 
 /// A command, ready to write or answered from an earlier response.
