@@ -545,14 +545,12 @@ async fn retries_happen_exactly_when_the_policy_says() {
     fx.shutdown().await;
 }
 
-/// With `per_host_max = 2`, a host whose two attempts hang gets no third:
-/// its other deliveries are deferred by exactly `defer_ms`, again and again,
-/// without spending their retry budget (max_attempts is 3; they are
-/// deferred five times), while another host's delivery goes at once. When
-/// the hanging attempts finish, the deferred ones start at their (deferred)
-/// due time.
+/// With `per_host_max = 2`, an endpoint whose two attempts hang gets no
+/// third: its other deliveries wait in the dispatcher's queue, untouched
+/// (same due time, no attempt spent, no rewrite), while another endpoint's
+/// delivery goes at once; they start the moment a slot frees.
 #[tokio::test(start_paused = true)]
-async fn per_host_cap_defers_without_spending_attempts() {
+async fn per_endpoint_cap_queues_without_spending_attempts() {
     let config = WebhookConfig {
         policy: RetryPolicy {
             base_ms: 1_000,
@@ -562,7 +560,6 @@ async fn per_host_cap_defers_without_spending_attempts() {
         workers: 8,
         per_host_max: 2,
         poll_ms: 1,
-        defer_ms: 1_000,
         ..WebhookConfig::default()
     };
     let (fx, users) = fixture(
@@ -581,12 +578,6 @@ async fn per_host_cap_defers_without_spending_attempts() {
     spin_until("first round", || {
         fx.transport.calls().len() == 3
             && fx.event(&fast).deliveries[0].status == DeliveryStatus::Delivered
-            && slow[2..].iter().all(|id| {
-                fx.event(id).deliveries[0]
-                    .next_attempt_at
-                    .map(|t| fx.offset(t))
-                    == Some(1_010)
-            })
     })
     .await;
     let calls = fx.transport.calls();
@@ -599,45 +590,29 @@ async fn per_host_cap_defers_without_spending_attempts() {
     assert_eq!(started, [slow[0].to_string(), slow[1].to_string()]);
     assert!(calls.iter().all(|c| fx.offset_of(c.start) == 10));
 
-    // While the host is at its cap, every due time moves on by defer_ms.
-    for due in [1_010, 2_010, 3_010, 4_010] {
-        fx.advance_to(due).await;
-        spin_until("deferred again", || {
-            slow[2..].iter().all(|id| {
-                fx.event(id).deliveries[0]
-                    .next_attempt_at
-                    .map(|t| fx.offset(t))
-                    == Some(due + 1_000)
-            })
-        })
-        .await;
-        assert_eq!(fx.transport.calls().len(), 3, "no attempt at {due}");
+    // While the endpoint is at its cap, the others wait as they are.
+    for now in [1_010, 2_010, 3_010, 4_010] {
+        fx.advance_to(now).await;
+        assert_eq!(fx.transport.calls().len(), 3, "no attempt at {now}");
         for id in &slow[2..] {
             let d = fx.event(id).deliveries[0].clone();
             assert_eq!(d.status, DeliveryStatus::Pending);
-            assert_eq!((d.attempts, d.round_attempts), (0, 0), "deferral is free");
+            assert_eq!((d.attempts, d.round_attempts), (0, 0), "waiting is free");
+            assert_eq!(d.next_attempt_at.map(|t| fx.offset(t)), Some(10));
         }
     }
-    // The hanging attempts finish at 4,510; the others wait for their due time.
+    // The hanging attempts finish at 4,510; the waiting two start at once.
     fx.advance_to(4_510).await;
-    spin_until("first two delivered", || {
-        slow[..2]
-            .iter()
-            .all(|id| fx.event(id).deliveries[0].status == DeliveryStatus::Delivered)
-    })
-    .await;
-    assert_eq!(fx.transport.calls().len(), 3);
-    fx.advance_to(5_010).await;
-    spin_until("the deferred two start", || fx.transport.calls().len() == 5).await;
+    spin_until("the waiting two start", || fx.transport.calls().len() == 5).await;
     let late: Vec<(String, i64)> = fx.transport.calls()[3..]
         .iter()
         .map(|c| (c.event.clone(), fx.offset_of(c.start)))
         .collect();
     assert_eq!(
         late,
-        [(slow[2].to_string(), 5_010), (slow[3].to_string(), 5_010)]
+        [(slow[2].to_string(), 4_510), (slow[3].to_string(), 4_510)]
     );
-    fx.advance_to(9_510).await;
+    fx.advance_to(9_010).await;
     spin_until("all delivered", || {
         slow.iter()
             .all(|id| fx.event(id).deliveries[0].status == DeliveryStatus::Delivered)
@@ -652,11 +627,11 @@ async fn per_host_cap_defers_without_spending_attempts() {
     fx.shutdown().await;
 }
 
-/// One event for two recipients on a host at its cap: both deliveries are
-/// deferred in the same dispatch pass, and both deferrals must stick (the
-/// second must not overwrite the first with a stale copy of the event).
+/// One event for two recipients on an endpoint with room for one attempt:
+/// the deliveries go one after the other, and recording the first does not
+/// overwrite the second's state with a stale copy of the event.
 #[tokio::test(start_paused = true)]
-async fn two_deliveries_of_one_event_deferred_in_one_pass() {
+async fn two_deliveries_of_one_event_share_a_capped_endpoint() {
     let config = WebhookConfig {
         policy: RetryPolicy {
             base_ms: 1_000,
@@ -666,7 +641,6 @@ async fn two_deliveries_of_one_event_deferred_in_one_pass() {
         workers: 8,
         per_host_max: 1,
         poll_ms: 1,
-        defer_ms: 1_000,
         ..WebhookConfig::default()
     };
     let (fx, users) = fixture(
@@ -679,60 +653,19 @@ async fn two_deliveries_of_one_event_deferred_in_one_pass() {
     )
     .await;
     fx.transport.set("shared.example", Script::SlowOk(2_500));
-    // Due 1 ms after the origin: exactly one poll tick reaches it, so a
-    // deferral lost in that pass is not repaired by a later tick at the
-    // same instant.
     let blocker = fx.enqueue(&users[..1], 1).await;
     let both = fx.enqueue(&users[1..], 1).await;
-    let due_of = |i: usize| {
-        fx.event(&both).deliveries[i]
-            .next_attempt_at
-            .map(|t| fx.offset(t))
-    };
     fx.advance_to(1).await;
-    let deferred = spin(|| {
-        fx.transport.calls().len() == 1 && due_of(0) == Some(1_001) && due_of(1) == Some(1_001)
-    })
-    .await;
-    assert!(
-        deferred,
-        "both deliveries must be deferred to 1,001; due at {:?} and {:?}",
-        due_of(0),
-        due_of(1)
-    );
+    spin_until("the blocker goes", || fx.transport.calls().len() == 1).await;
     assert_eq!(fx.transport.calls()[0].event, blocker.to_string());
-    for due in [1_001, 2_001] {
-        fx.advance_to(due).await;
-        spin_until("both deferred again", || {
-            due_of(0) == Some(due + 1_000) && due_of(1) == Some(due + 1_000)
-        })
-        .await;
-    }
     fx.advance_to(2_501).await;
-    spin_until("blocker delivered", || {
-        fx.event(&blocker).deliveries[0].status == DeliveryStatus::Delivered
+    spin_until("the first of both goes", || fx.transport.calls().len() == 2).await;
+    fx.advance_to(5_001).await;
+    spin_until("the second of both goes", || {
+        fx.transport.calls().len() == 3
     })
     .await;
-    // At 3,001 the host has room for one: the first recipient goes, the
-    // second is deferred (until the first's attempt ends at 5,501).
-    fx.advance_to(3_001).await;
-    spin_until("one goes, one waits", || {
-        fx.transport.calls().len() == 2 && due_of(1) == Some(4_001)
-    })
-    .await;
-    assert_eq!(fx.transport.calls()[1].event, both.to_string());
-    for due in [4_001, 5_001] {
-        fx.advance_to(due).await;
-        spin_until("second deferred again", || due_of(1) == Some(due + 1_000)).await;
-    }
-    fx.advance_to(5_501).await;
-    spin_until("first delivered", || {
-        fx.event(&both).deliveries[0].status == DeliveryStatus::Delivered
-    })
-    .await;
-    fx.advance_to(6_001).await;
-    spin_until("second goes", || fx.transport.calls().len() == 3).await;
-    fx.advance_to(8_501).await;
+    fx.advance_to(7_501).await;
     spin_until("both delivered", || {
         fx.event(&both)
             .deliveries
@@ -746,7 +679,7 @@ async fn two_deliveries_of_one_event_deferred_in_one_pass() {
         .iter()
         .map(|c| fx.offset_of(c.start))
         .collect();
-    assert_eq!(starts, [1, 3_001, 6_001]);
+    assert_eq!(starts, [1, 2_501, 5_001]);
     assert_eq!(fx.transport.max_open("shared.example"), 1);
     fx.shutdown().await;
 }

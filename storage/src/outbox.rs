@@ -56,6 +56,31 @@ pub fn put(writes: &mut WriteSet, event: &OutboxEvent) -> Result<(), StorageErro
     writes.put(Space::Outbox, event.id.as_bytes().to_vec(), event)
 }
 
+/// Reads a `WebhookDue` key back.
+fn parse_due(key: &[u8]) -> Result<DueDelivery, StorageError> {
+    if key.len() != 40 {
+        return Err(StorageError::Codec(
+            "webhook due key of wrong length".into(),
+        ));
+    }
+    let mut ms = [0u8; 8];
+    ms.copy_from_slice(&key[..8]);
+    let (Some(event_id), Some(recipient)) = (
+        EventId::from_slice(&key[8..24]),
+        UserId::from_slice(&key[24..40]),
+    ) else {
+        return Err(StorageError::Codec(
+            "webhook due key does not hold ids".into(),
+        ));
+    };
+    Ok(DueDelivery {
+        key: key.to_vec(),
+        due_unix_ms: i64::try_from(u64::from_be_bytes(ms)).unwrap_or(i64::MAX),
+        event_id,
+        recipient,
+    })
+}
+
 impl Store {
     pub fn event(&self, id: &EventId) -> Result<Option<OutboxEvent>, StorageError> {
         self.get(Space::Outbox, id.as_bytes())
@@ -67,35 +92,29 @@ impl Store {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<DueDelivery>, StorageError> {
-        let end = (u64::try_from(now_ms).unwrap_or(0).saturating_add(1)).to_be_bytes();
+        self.due_deliveries_after(None, now_ms, limit)
+    }
+
+    /// Like `due_deliveries`, starting after the due row `after`.
+    pub fn due_deliveries_after(
+        &self,
+        after: Option<&[u8]>,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>, StorageError> {
+        use std::ops::Bound;
+        let end = (u64::try_from(now_ms).unwrap_or(0).saturating_add(1))
+            .to_be_bytes()
+            .to_vec();
+        let start = match after {
+            Some(key) => Bound::Excluded(key.to_vec()),
+            None => Bound::Unbounded,
+        };
+        let range = (start, Bound::Excluded(end));
         let mut due = Vec::new();
-        for guard in self
-            .space(Space::WebhookDue)
-            .range(..end.to_vec())
-            .take(limit)
-        {
+        for guard in self.space(Space::WebhookDue).range(range).take(limit) {
             let key = guard.key().map_err(StorageError::from)?;
-            if key.len() != 40 {
-                return Err(StorageError::Codec(
-                    "webhook due key of wrong length".into(),
-                ));
-            }
-            let mut ms = [0u8; 8];
-            ms.copy_from_slice(&key[..8]);
-            let (Some(event_id), Some(recipient)) = (
-                EventId::from_slice(&key[8..24]),
-                UserId::from_slice(&key[24..40]),
-            ) else {
-                return Err(StorageError::Codec(
-                    "webhook due key does not hold ids".into(),
-                ));
-            };
-            due.push(DueDelivery {
-                key: key.to_vec(),
-                due_unix_ms: i64::try_from(u64::from_be_bytes(ms)).unwrap_or(i64::MAX),
-                event_id,
-                recipient,
-            });
+            due.push(parse_due(&key)?);
         }
         Ok(due)
     }

@@ -377,8 +377,8 @@ impl WalletState {
     }
 
     /// Who hears about a payment or payout (SPEC §7): the merchant, and the
-    /// api_user that submitted it (admins and managers acting on the
-    /// merchant's behalf are not recipients).
+    /// api_user that submitted it if it set a URL of its own (admins and
+    /// managers acting on the merchant's behalf are not recipients).
     fn recipients(&self, created_by: UserId) -> Vec<UserId> {
         let submitter_is_api_user = created_by != self.merchant
             && self
@@ -386,7 +386,7 @@ impl WalletState {
                 .user(&created_by)
                 .ok()
                 .flatten()
-                .is_some_and(|u| u.role == Role::ApiUser);
+                .is_some_and(|u| u.role == Role::ApiUser && u.webhook_url.is_some());
         if submitter_is_api_user {
             vec![self.merchant, created_by]
         } else {

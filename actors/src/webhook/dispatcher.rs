@@ -19,7 +19,7 @@ use bytes::Bytes;
 use domain::metric_names as names;
 use domain::{Delivery, DeliveryStatus, EventId, OutboxEvent, Rejection, Timestamp, UserId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,12 +32,10 @@ pub struct WebhookConfig {
     pub policy: RetryPolicy,
     /// Delivery worker actors.
     pub workers: usize,
-    /// Most attempts in flight against one host.
+    /// Most attempts in flight against one endpoint (host and port).
     pub per_host_max: usize,
     /// How often the outbox is checked for due deliveries.
     pub poll_ms: u64,
-    /// How far a delivery for a host at its cap is pushed back.
-    pub defer_ms: i64,
     pub allow_private: bool,
     pub connect_timeout_ms: u64,
     /// Whole attempt, from connect to response headers.
@@ -53,7 +51,6 @@ impl Default for WebhookConfig {
             workers: 32,
             per_host_max: 4,
             poll_ms: 50,
-            defer_ms: 1_000,
             allow_private: false,
             connect_timeout_ms: 5_000,
             timeout_ms: 10_000,
@@ -193,7 +190,23 @@ pub struct DispatcherState {
     overlay: Overlay,
     timer: Option<tokio::task::JoinHandle<()>>,
     queue_sampled_ms: i64,
+    /// Due deliveries read from storage, waiting for a worker, by endpoint.
+    queues: HashMap<String, VecDeque<DueDelivery>>,
+    /// Their keys.
+    queued: HashSet<Vec<u8>>,
+    /// Endpoints with queued deliveries, in round-robin order.
+    rotation: VecDeque<String>,
+    /// The last due row read; the next read starts after it.
+    cursor: Option<Vec<u8>>,
+    rescanned_ms: i64,
 }
+
+/// Most due deliveries held in memory waiting for a worker.
+const QUEUED_MAX: usize = 20_000;
+/// Most due rows read per pass.
+const READ_MAX: usize = 2_048;
+/// How often the read cursor goes back to the start of the due rows.
+const RESCAN_MS: i64 = 5_000;
 
 /// How often the queue gauges are refreshed.
 const QUEUE_SAMPLE_MS: i64 = 2_000;
@@ -308,6 +321,11 @@ impl<T: Transport> Actor for Dispatcher<T> {
             overlay: Overlay::default(),
             timer: None,
             queue_sampled_ms: 0,
+            queues: HashMap::new(),
+            queued: HashSet::new(),
+            rotation: VecDeque::new(),
+            cursor: None,
+            rescanned_ms: 0,
         })
     }
 
@@ -440,37 +458,98 @@ impl DispatcherState {
         Ok(())
     }
 
-    /// Hands due deliveries to idle workers.
+    /// The endpoint a recipient's deliveries go to (`host:port`), which is
+    /// what the per-endpoint cap counts; `None` when it has no usable URL.
+    fn endpoint_of(&self, recipient: &UserId) -> Option<String> {
+        let user = self.args.directory.get(recipient)?;
+        let url = url::Url::parse(user.webhook_url.as_deref()?).ok()?;
+        Some(format!(
+            "{}:{}",
+            url.host_str()?,
+            url.port_or_known_default()?
+        ))
+    }
+
+    /// Reads newly due deliveries into per-endpoint queues, then starts as
+    /// many as there are idle workers, round-robin over endpoints, skipping
+    /// an endpoint at its cap. A slow or dead endpoint therefore holds at
+    /// most `per_host_max` workers and never the queue of anyone else, and
+    /// nothing is rewritten to wait.
     async fn dispatch(&mut self) -> Result<(), StorageError> {
-        if self.idle.is_empty() {
-            return Ok(());
-        }
         let now = self.now();
-        let want = self.in_flight.len() + self.idle.len() * 2 + 16;
-        let due = self.args.store.due_deliveries(now.unix_ms(), want)?;
+        self.read_due(now)?;
         let mut writes = WriteSet::new();
-        // Events this pass rewrote (deferred or failed a delivery): a later
-        // delivery of the same event must start from that copy, not the
-        // stored one, or its write would undo the earlier change.
+        // Events this pass rewrote (a delivery failed for want of a URL): a
+        // later delivery of the same event must start from that copy.
         let mut rewritten: HashMap<EventId, OutboxEvent> = HashMap::new();
-        for item in due {
-            if self.idle.is_empty() {
+        let cap = self.args.config.per_host_max;
+        let mut blocked_in_a_row = 0;
+        while !self.idle.is_empty() && blocked_in_a_row < self.rotation.len() {
+            let Some(endpoint) = self.rotation.pop_front() else {
                 break;
-            }
-            if self.in_flight.contains(&item.key)
-                || self.overlay.is_removed(Space::WebhookDue, &item.key)
-            {
+            };
+            let busy = self.per_host.get(&endpoint).copied().unwrap_or(0);
+            if !endpoint.is_empty() && busy >= cap {
+                self.rotation.push_back(endpoint);
+                blocked_in_a_row += 1;
                 continue;
             }
-            self.start_one(item, now, &mut writes, &mut rewritten)?;
+            blocked_in_a_row = 0;
+            let queue = self.queues.entry(endpoint.clone()).or_default();
+            let item = queue.pop_front();
+            let more = !queue.is_empty();
+            if more {
+                self.rotation.push_back(endpoint.clone());
+            } else {
+                self.queues.remove(&endpoint);
+            }
+            if let Some(item) = item {
+                self.queued.remove(&item.key);
+                self.start_one(item, endpoint, now, &mut writes, &mut rewritten)?;
+            }
         }
         self.write(writes).await
     }
 
-    /// Starts, defers, fails or drops one due delivery.
+    /// Moves due rows past the read cursor into the endpoint queues. The
+    /// cursor spares each pass the rows (and deletions) already seen; a full
+    /// re-read every `RESCAN_MS` catches rows written behind it.
+    fn read_due(&mut self, now: Timestamp) -> Result<(), StorageError> {
+        if now.unix_ms() - self.rescanned_ms >= RESCAN_MS {
+            self.cursor = None;
+            self.rescanned_ms = now.unix_ms();
+        }
+        let room = QUEUED_MAX.saturating_sub(self.queued.len()).min(READ_MAX);
+        if room == 0 {
+            return Ok(());
+        }
+        let store = self.args.store.clone();
+        let due = store.due_deliveries_after(self.cursor.as_deref(), now.unix_ms(), room)?;
+        for item in due {
+            self.cursor = Some(item.key.clone());
+            if self.in_flight.contains(&item.key)
+                || self.queued.contains(&item.key)
+                || self.overlay.is_removed(Space::WebhookDue, &item.key)
+            {
+                continue;
+            }
+            // No usable URL: queued under "" (never capped); start_one fails it.
+            let endpoint = self.endpoint_of(&item.recipient).unwrap_or_default();
+            self.queued.insert(item.key.clone());
+            let queue = self.queues.entry(endpoint.clone()).or_default();
+            if queue.is_empty() {
+                self.rotation.push_back(endpoint);
+            }
+            queue.push_back(item);
+        }
+        Ok(())
+    }
+
+    /// Starts, fails or drops one due delivery.
     fn start_one(
         &mut self,
         item: DueDelivery,
+        endpoint: String,
         now: Timestamp,
         writes: &mut WriteSet,
         rewritten: &mut HashMap<EventId, OutboxEvent>,
@@ -510,17 +589,6 @@ impl DispatcherState {
             rewritten.insert(event.id, event);
             return Ok(());
         };
-        let host = url::Url::parse(&url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default();
-        if self.per_host.get(&host).copied().unwrap_or(0) >= self.args.config.per_host_max {
-            event.deliveries[index].next_attempt_at = Some(now.plus_ms(self.args.config.defer_ms));
-            writes.remove(Space::WebhookDue, item.key);
-            outbox::put(writes, &event)?;
-            rewritten.insert(event.id, event);
-            return Ok(());
-        }
         let body = Bytes::from(serde_json::to_vec(&event.payload)?);
         let t = now.unix_ms().div_euclid(1_000);
         let mut secrets = vec![user.webhook_secret.expose()];
@@ -553,7 +621,7 @@ impl DispatcherState {
             due_ms: item.due_unix_ms,
             event_id: event.id,
             recipient: item.recipient,
-            host: host.clone(),
+            host: endpoint.clone(),
             attempt,
         };
         if let Err(e) = self.workers[worker].cast(WorkerMsg::Deliver(Box::new(job))) {
@@ -561,7 +629,7 @@ impl DispatcherState {
             return Ok(());
         }
         self.in_flight.insert(item.key);
-        *self.per_host.entry(host).or_insert(0) += 1;
+        *self.per_host.entry(endpoint).or_insert(0) += 1;
         self.args
             .stats
             .in_flight
