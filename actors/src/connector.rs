@@ -36,7 +36,13 @@ pub(crate) struct ConnectorState {
     args: ConnectorArgs,
     in_flight: HashSet<Vec<u8>>,
     timer: Option<tokio::task::JoinHandle<()>>,
+    /// The last pending row read; the next poll starts after it.
+    cursor: Option<Vec<u8>>,
+    rescanned: std::time::Instant,
 }
+
+/// How often the connector reads the pending rows from the start again.
+const RESCAN: Duration = Duration::from_secs(5);
 
 /// FNV-1a: a fixed, seedless hash, so the same id always gets the same fate.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -90,6 +96,8 @@ impl Actor for Connector {
             args,
             in_flight: HashSet::new(),
             timer,
+            cursor: None,
+            rescanned: std::time::Instant::now(),
         })
     }
 
@@ -123,17 +131,28 @@ impl Actor for Connector {
                 if room == 0 {
                     return Ok(());
                 }
-                let due = match state
-                    .args
-                    .store
-                    .due_pending(Timestamp::now().unix_ms(), room + state.in_flight.len())
-                {
+                // Read forward from a cursor, so settled rows (deleted but
+                // still in the memtable) are not walked on every poll; go
+                // back to the start now and then for rows left behind
+                // (a settlement that failed and must be retried).
+                if state.rescanned.elapsed() >= RESCAN {
+                    state.cursor = None;
+                    state.rescanned = std::time::Instant::now();
+                }
+                let due = match state.args.store.due_pending_after(
+                    state.cursor.as_deref(),
+                    Timestamp::now().unix_ms(),
+                    room,
+                ) {
                     Ok(due) => due,
                     Err(e) => {
                         tracing::error!(error = %e, "connector could not read pending transactions");
                         return Ok(());
                     }
                 };
+                if let Some(last) = due.last() {
+                    state.cursor = Some(last.key.clone());
+                }
                 let fresh: Vec<PendingItem> = due
                     .into_iter()
                     .filter(|i| !state.in_flight.contains(&i.key))

@@ -105,13 +105,21 @@ impl JsonBody {
         }
     }
 
-    /// A non-negative fee or setting amount (zero allowed).
+    /// A non-negative fee or setting amount: zero (`0`, `0.00`, `"0.0"`)
+    /// is allowed, otherwise as `money`.
     pub fn money_or_zero(&self, name: &str) -> Result<Option<Money>, Rejection> {
-        match self.present(name) {
-            Some(Value::Number(n)) if n.as_str() == "0" => Ok(Some(Money::ZERO)),
-            Some(Value::String(s)) if s.trim() == "0" => Ok(Some(Money::ZERO)),
-            _ => self.money(name),
+        let text = match self.present(name) {
+            Some(Value::Number(n)) => Some(n.as_str()),
+            Some(Value::String(s)) => Some(s.trim()),
+            _ => None,
+        };
+        let is_zero = text
+            .and_then(|t| rust_decimal::Decimal::from_str_exact(t).ok())
+            .is_some_and(|d| d.is_zero() && d.scale() <= 2);
+        if is_zero {
+            return Ok(Some(Money::ZERO));
         }
+        self.money(name)
     }
 
     pub fn u32(&self, name: &str, max: u32) -> Result<Option<u32>, Rejection> {
@@ -278,6 +286,12 @@ mod tests {
         assert!(body.string("s", 10).is_err());
         assert!(body.string("n", 0).is_err());
         assert_eq!(body.money_or_zero("fee").unwrap(), Some(Money::ZERO));
+        for zero in [r#"{"f": "0.00"}"#, r#"{"f": 0.0}"#, r#"{"f": "0"}"#] {
+            let b = JsonBody::parse(zero.as_bytes()).unwrap();
+            assert_eq!(b.money_or_zero("f").unwrap(), Some(Money::ZERO), "{zero}");
+        }
+        let b = JsonBody::parse(br#"{"f": "0.001"}"#).unwrap();
+        assert!(b.money_or_zero("f").is_err());
         assert!(body.u32("big", 10_000).is_err());
     }
 

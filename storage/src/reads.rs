@@ -235,9 +235,28 @@ impl Store {
 
     /// Pending transactions due at or before `now_ms`, oldest first.
     pub fn due_pending(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingItem>, StorageError> {
+        self.due_pending_after(None, now_ms, limit)
+    }
+
+    /// Like `due_pending`, starting after the row `after` (a poller's
+    /// cursor, so that it does not walk rows it has already handled).
+    pub fn due_pending_after(
+        &self,
+        after: Option<&[u8]>,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingItem>, StorageError> {
         let end = keys::pending(now_ms.saturating_add(1), 0, &[0; 16]);
+        let start = match after {
+            Some(key) => Bound::Excluded(key.to_vec()),
+            None => Bound::Unbounded,
+        };
         let mut items = Vec::new();
-        for guard in self.space(Space::Pending).range(..end).take(limit) {
+        for guard in self
+            .space(Space::Pending)
+            .range((start, Bound::Excluded(end)))
+            .take(limit)
+        {
             let (key, value) = guard.into_inner().map_err(engine)?;
             if key.len() != 25 {
                 return Err(StorageError::Codec("pending key of wrong length".into()));
