@@ -4,7 +4,10 @@
 
 local keys = {}
 local counter = 0
-local thread_no = 0
+-- A global, not a local: setup() sets it per thread with thread:set(), which
+-- writes the thread's global; a local would stay 0 in every thread, and the
+-- threads would send the same order ids (half the requests answered 409).
+thread_no = 0
 local prefix = tostring(os.time())
 
 function setup(thread)

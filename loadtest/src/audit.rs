@@ -1,0 +1,1117 @@
+//! The money audit. `observe` reads what the server holds through the API
+//! (after waiting, bounded, for settlement and for the last webhooks);
+//! `audit` is pure: it compares that with the harness's `Model` and lists
+//! every `Problem`. The rules:
+//!
+//! - every acknowledged (201) pay-in and payout exists, on its merchant,
+//!   with the amount sent and the fee the harness computed (bps half-up;
+//!   the flat payout fee), and a terminal status the sandbox allows:
+//!   fail@sandbox → `failed`, account 000000000000 → `rejected`, otherwise
+//!   `completed`/`processed` (or `failed` too when the server runs a
+//!   pay-in failure rate);
+//! - a request that got no answer may exist (then it is audited like an
+//!   acknowledged one) or not; anything else on the merchant is unexpected;
+//! - each balance field equals the model: the model's amounts, with the
+//!   statuses the server reports (missing records are reported and left
+//!   out, so one loss is one problem);
+//! - the ledger has sequence numbers 1..n, sums to `available + held`,
+//!   ends at the balance, and has exactly the entries the records imply;
+//! - with the webhook sink: signatures verify, and every settled record has
+//!   an event with its status and amount.
+
+use crate::client::Api;
+use crate::model::{Model, Payin, Payout};
+use crate::money;
+use crate::sink::{Sink, SinkLog};
+use hyper::Method;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenPayment {
+    pub id: String,
+    pub order_id: String,
+    pub merchant_id: String,
+    pub amount: Option<u64>,
+    pub fee: Option<u64>,
+    pub net_amount: Option<u64>,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenPayout {
+    pub id: String,
+    pub reference_id: String,
+    pub merchant_id: String,
+    pub amount: Option<u64>,
+    pub fee: Option<u64>,
+    pub status: String,
+}
+
+/// `GET /balance`, in paise.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeenBalance {
+    pub available: Option<u64>,
+    pub held: Option<u64>,
+    pub pending_payins: Option<u64>,
+    pub total_payins: Option<u64>,
+    pub total_payouts: Option<u64>,
+    pub total_fees: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenEntry {
+    pub seq: u64,
+    pub kind: String,
+    pub amount: Option<u64>,
+    pub available_after: Option<u64>,
+    pub held_after: Option<u64>,
+    pub reference: String,
+}
+
+/// What the server holds for one merchant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeenMerchant {
+    pub payments: Vec<SeenPayment>,
+    pub payouts: Vec<SeenPayout>,
+    pub balance: SeenBalance,
+    pub ledger: Vec<SeenEntry>,
+    /// Reads that failed (the merchant then cannot be audited).
+    pub fetch_errors: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// Aligned with `Model::merchants`.
+    pub merchants: Vec<SeenMerchant>,
+    /// Settlement finished (no pending pay-ins, nothing held) in time.
+    pub settled: bool,
+    pub settle_wait: Duration,
+    pub webhooks: Option<SinkLog>,
+    pub webhook_wait: Duration,
+}
+
+/// One disagreement between the model and the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    Fetch {
+        merchant: usize,
+        error: String,
+    },
+    MissingPayment {
+        merchant: usize,
+        id: String,
+    },
+    PaymentField {
+        id: String,
+        field: &'static str,
+        expected: String,
+        actual: String,
+    },
+    PaymentStatus {
+        id: String,
+        expected: &'static str,
+        actual: String,
+    },
+    UnexpectedPayment {
+        merchant: usize,
+        id: String,
+        order_id: String,
+    },
+    MissingPayout {
+        merchant: usize,
+        id: String,
+    },
+    PayoutField {
+        id: String,
+        field: &'static str,
+        expected: String,
+        actual: String,
+    },
+    PayoutStatus {
+        id: String,
+        expected: &'static str,
+        actual: String,
+    },
+    UnexpectedPayout {
+        merchant: usize,
+        id: String,
+        reference_id: String,
+    },
+    Balance {
+        merchant: usize,
+        field: &'static str,
+        expected: i128,
+        actual: Option<u64>,
+    },
+    Ledger {
+        merchant: usize,
+        detail: String,
+    },
+    WebhookSignature {
+        event_id: String,
+    },
+    WebhookLost {
+        id: String,
+        status: String,
+    },
+    WebhookMismatch {
+        id: String,
+        detail: String,
+    },
+}
+
+impl Problem {
+    /// A short label for counting problems by kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Problem::Fetch { .. } => "fetch",
+            Problem::MissingPayment { .. } => "missing_payment",
+            Problem::PaymentField { .. } => "payment_field",
+            Problem::PaymentStatus { .. } => "payment_status",
+            Problem::UnexpectedPayment { .. } => "unexpected_payment",
+            Problem::MissingPayout { .. } => "missing_payout",
+            Problem::PayoutField { .. } => "payout_field",
+            Problem::PayoutStatus { .. } => "payout_status",
+            Problem::UnexpectedPayout { .. } => "unexpected_payout",
+            Problem::Balance { .. } => "balance",
+            Problem::Ledger { .. } => "ledger",
+            Problem::WebhookSignature { .. } => "webhook_signature",
+            Problem::WebhookLost { .. } => "webhook_lost",
+            Problem::WebhookMismatch { .. } => "webhook_mismatch",
+        }
+    }
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "none".into(), money::render)
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Fetch { merchant, error } => write!(f, "merchant #{merchant}: could not read: {error}"),
+            Problem::MissingPayment { merchant, id } => {
+                write!(f, "merchant #{merchant}: acknowledged pay-in {id} is not on the server")
+            }
+            Problem::PaymentField { id, field, expected, actual } => {
+                write!(f, "pay-in {id}: {field} is {actual}, expected {expected}")
+            }
+            Problem::PaymentStatus { id, expected, actual } => {
+                write!(f, "pay-in {id}: status {actual}, expected {expected}")
+            }
+            Problem::UnexpectedPayment { merchant, id, order_id } => write!(
+                f,
+                "merchant #{merchant}: pay-in {id} (order {order_id}) was never acknowledged or sent"
+            ),
+            Problem::MissingPayout { merchant, id } => {
+                write!(f, "merchant #{merchant}: acknowledged payout {id} is not on the server")
+            }
+            Problem::PayoutField { id, field, expected, actual } => {
+                write!(f, "payout {id}: {field} is {actual}, expected {expected}")
+            }
+            Problem::PayoutStatus { id, expected, actual } => {
+                write!(f, "payout {id}: status {actual}, expected {expected}")
+            }
+            Problem::UnexpectedPayout { merchant, id, reference_id } => write!(
+                f,
+                "merchant #{merchant}: payout {id} (reference {reference_id}) was never acknowledged or sent"
+            ),
+            Problem::Balance { merchant, field, expected, actual } => write!(
+                f,
+                "merchant #{merchant}: balance {field} is {}, the model says {}",
+                opt(*actual),
+                money::render_signed(*expected)
+            ),
+            Problem::Ledger { merchant, detail } => write!(f, "merchant #{merchant}: ledger: {detail}"),
+            Problem::WebhookSignature { event_id } => {
+                write!(f, "webhook {event_id}: signature did not verify")
+            }
+            Problem::WebhookLost { id, status } => {
+                write!(f, "{id} ({status}): no webhook event arrived")
+            }
+            Problem::WebhookMismatch { id, detail } => write!(f, "webhook for {id}: {detail}"),
+        }
+    }
+}
+
+/// Counts of what the audit looked at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub payins: u64,
+    pub payouts: u64,
+    /// Unanswered requests found on the server (and audited).
+    pub adopted: u64,
+    /// Unanswered requests not on the server (nothing happened).
+    pub absent: u64,
+    pub statuses: BTreeMap<String, u64>,
+    pub ledger_entries: u64,
+    pub merchants: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct AuditReport {
+    pub problems: Vec<Problem>,
+    pub checked: Checked,
+    pub settled: bool,
+}
+
+impl AuditReport {
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    pub fn by_kind(&self) -> BTreeMap<&'static str, u64> {
+        let mut out = BTreeMap::new();
+        for p in &self.problems {
+            *out.entry(p.kind()).or_insert(0) += 1;
+        }
+        out
+    }
+}
+
+/// Running expectation of one merchant's balance, in signed paise.
+#[derive(Default)]
+struct Expect {
+    available: i128,
+    held: i128,
+    pending_payins: i128,
+    total_payins: i128,
+    total_payouts: i128,
+    total_fees: i128,
+}
+
+fn field(expected: u64, actual: Option<u64>) -> Option<(String, String)> {
+    (actual != Some(expected)).then(|| (money::render(expected), opt(actual)))
+}
+
+/// Compares the server's state with the model. Pure: no I/O.
+pub fn audit(model: &Model, observed: &Observed) -> AuditReport {
+    let mut problems = Vec::new();
+    let mut checked = Checked::default();
+    for (i, mm) in model.merchants.iter().enumerate() {
+        let Some(seen) = observed.merchants.get(i) else {
+            problems.push(Problem::Fetch {
+                merchant: i,
+                error: "not observed".into(),
+            });
+            continue;
+        };
+        if !seen.fetch_errors.is_empty() {
+            problems.extend(seen.fetch_errors.iter().map(|e| Problem::Fetch {
+                merchant: i,
+                error: e.clone(),
+            }));
+            continue;
+        }
+        checked.merchants += 1;
+        let mut cx = Cx {
+            merchant_id: &mm.id,
+            failures_allowed: model.payin_failures_allowed,
+            expect: Expect::default(),
+            checked: &mut checked,
+            problems: &mut problems,
+        };
+        let payments: HashMap<&str, &SeenPayment> =
+            seen.payments.iter().map(|p| (p.id.as_str(), p)).collect();
+        let by_order: HashMap<&str, &SeenPayment> = seen
+            .payments
+            .iter()
+            .map(|p| (p.order_id.as_str(), p))
+            .collect();
+        let mut accounted: HashSet<&str> = HashSet::new();
+        for p in &mm.payins {
+            cx.checked.payins += 1;
+            match payments.get(p.id.as_str()) {
+                None => cx.problems.push(Problem::MissingPayment {
+                    merchant: i,
+                    id: p.id.clone(),
+                }),
+                Some(s) => {
+                    accounted.insert(s.id.as_str());
+                    check_payin(&mut cx, p, s);
+                }
+            }
+        }
+        for p in &mm.uncertain_payins {
+            match by_order.get(p.order_id.as_str()) {
+                Some(s) if !accounted.contains(s.id.as_str()) => {
+                    cx.checked.adopted += 1;
+                    accounted.insert(s.id.as_str());
+                    check_payin(&mut cx, p, s);
+                }
+                _ => cx.checked.absent += 1,
+            }
+        }
+        for s in &seen.payments {
+            if !accounted.contains(s.id.as_str()) {
+                cx.problems.push(Problem::UnexpectedPayment {
+                    merchant: i,
+                    id: s.id.clone(),
+                    order_id: s.order_id.clone(),
+                });
+            }
+        }
+
+        let payouts: HashMap<&str, &SeenPayout> =
+            seen.payouts.iter().map(|p| (p.id.as_str(), p)).collect();
+        let by_reference: HashMap<&str, &SeenPayout> = seen
+            .payouts
+            .iter()
+            .map(|p| (p.reference_id.as_str(), p))
+            .collect();
+        let mut accounted: HashSet<&str> = HashSet::new();
+        for p in &mm.payouts {
+            cx.checked.payouts += 1;
+            match payouts.get(p.id.as_str()) {
+                None => cx.problems.push(Problem::MissingPayout {
+                    merchant: i,
+                    id: p.id.clone(),
+                }),
+                Some(s) => {
+                    accounted.insert(s.id.as_str());
+                    check_payout(&mut cx, p, s);
+                }
+            }
+        }
+        for p in &mm.uncertain_payouts {
+            match by_reference.get(p.reference_id.as_str()) {
+                Some(s) if !accounted.contains(s.id.as_str()) => {
+                    cx.checked.adopted += 1;
+                    accounted.insert(s.id.as_str());
+                    check_payout(&mut cx, p, s);
+                }
+                _ => cx.checked.absent += 1,
+            }
+        }
+        for s in &seen.payouts {
+            if !accounted.contains(s.id.as_str()) {
+                cx.problems.push(Problem::UnexpectedPayout {
+                    merchant: i,
+                    id: s.id.clone(),
+                    reference_id: s.reference_id.clone(),
+                });
+            }
+        }
+
+        let expect = cx.expect;
+        let b = &seen.balance;
+        for (name, expected, actual) in [
+            ("available", expect.available, b.available),
+            ("held", expect.held, b.held),
+            ("pending_payins", expect.pending_payins, b.pending_payins),
+            ("total_payins", expect.total_payins, b.total_payins),
+            ("total_payouts", expect.total_payouts, b.total_payouts),
+            ("total_fees", expect.total_fees, b.total_fees),
+        ] {
+            if actual.map(i128::from) != Some(expected) {
+                problems.push(Problem::Balance {
+                    merchant: i,
+                    field: name,
+                    expected,
+                    actual,
+                });
+            }
+        }
+        checked.ledger_entries += seen.ledger.len() as u64;
+        audit_ledger(i, seen, &mut problems);
+    }
+    if model.webhooks_expected {
+        match &observed.webhooks {
+            Some(log) => audit_webhooks(model, observed, log, &mut problems),
+            None => problems.push(Problem::WebhookMismatch {
+                id: "-".into(),
+                detail: "webhooks were expected but no sink log was taken".into(),
+            }),
+        }
+    }
+    AuditReport {
+        problems,
+        checked,
+        settled: observed.settled,
+    }
+}
+
+/// The per-merchant audit context.
+struct Cx<'a> {
+    merchant_id: &'a str,
+    failures_allowed: bool,
+    expect: Expect,
+    checked: &'a mut Checked,
+    problems: &'a mut Vec<Problem>,
+}
+
+fn check_payin(cx: &mut Cx<'_>, p: &Payin, s: &SeenPayment) {
+    let mut wrong = |field: &'static str, expected: String, actual: String| {
+        cx.problems.push(Problem::PaymentField {
+            id: s.id.clone(),
+            field,
+            expected,
+            actual,
+        })
+    };
+    if s.merchant_id != cx.merchant_id {
+        wrong(
+            "merchant_id",
+            cx.merchant_id.to_owned(),
+            s.merchant_id.clone(),
+        );
+    }
+    if s.order_id != p.order_id {
+        wrong("order_id", p.order_id.clone(), s.order_id.clone());
+    }
+    if let Some((e, a)) = field(p.amount, s.amount) {
+        wrong("amount", e, a);
+    }
+    if let Some((e, a)) = field(p.fee, s.fee) {
+        wrong("fee", e, a);
+    }
+    // The server's own arithmetic: net = amount − fee of its record.
+    let net = s.amount.zip(s.fee).and_then(|(a, f)| a.checked_sub(f));
+    if net.is_none() || s.net_amount != net {
+        wrong("net_amount", opt(net), opt(s.net_amount));
+    }
+    *cx.checked
+        .statuses
+        .entry(format!("payin_{}", s.status))
+        .or_insert(0) += 1;
+    let amount = i128::from(p.amount);
+    let fee = i128::from(p.fee);
+    let status_problem = |expected: &'static str| Problem::PaymentStatus {
+        id: s.id.clone(),
+        expected,
+        actual: s.status.clone(),
+    };
+    match s.status.as_str() {
+        "completed" => {
+            if p.expect_fail {
+                cx.problems.push(status_problem("failed"));
+            }
+            cx.expect.available += amount - fee;
+            cx.expect.total_payins += amount;
+            cx.expect.total_fees += fee;
+        }
+        "failed" => {
+            if !p.expect_fail && !cx.failures_allowed {
+                cx.problems.push(status_problem("completed"));
+            }
+        }
+        "pending" => {
+            cx.problems.push(status_problem(if p.expect_fail {
+                "failed"
+            } else {
+                "completed"
+            }));
+            cx.expect.pending_payins += amount;
+        }
+        _ => cx.problems.push(status_problem("completed or failed")),
+    }
+}
+
+fn check_payout(cx: &mut Cx<'_>, p: &Payout, s: &SeenPayout) {
+    let mut wrong = |field: &'static str, expected: String, actual: String| {
+        cx.problems.push(Problem::PayoutField {
+            id: s.id.clone(),
+            field,
+            expected,
+            actual,
+        })
+    };
+    if s.merchant_id != cx.merchant_id {
+        wrong(
+            "merchant_id",
+            cx.merchant_id.to_owned(),
+            s.merchant_id.clone(),
+        );
+    }
+    if s.reference_id != p.reference_id {
+        wrong(
+            "reference_id",
+            p.reference_id.clone(),
+            s.reference_id.clone(),
+        );
+    }
+    if let Some((e, a)) = field(p.amount, s.amount) {
+        wrong("amount", e, a);
+    }
+    if let Some((e, a)) = field(p.fee, s.fee) {
+        wrong("fee", e, a);
+    }
+    *cx.checked
+        .statuses
+        .entry(format!("payout_{}", s.status))
+        .or_insert(0) += 1;
+    let hold = i128::from(p.amount) + i128::from(p.fee);
+    let status_problem = |expected: &'static str| Problem::PayoutStatus {
+        id: s.id.clone(),
+        expected,
+        actual: s.status.clone(),
+    };
+    match s.status.as_str() {
+        "processed" => {
+            if p.expect_reject {
+                cx.problems.push(status_problem("rejected"));
+            }
+            cx.expect.available -= hold;
+            cx.expect.total_payouts += i128::from(p.amount);
+            cx.expect.total_fees += i128::from(p.fee);
+        }
+        "rejected" => {
+            if !p.expect_reject {
+                cx.problems.push(status_problem("processed"));
+            }
+        }
+        "pending" => {
+            cx.problems.push(status_problem(if p.expect_reject {
+                "rejected"
+            } else {
+                "processed"
+            }));
+            cx.expect.available -= hold;
+            cx.expect.held += hold;
+        }
+        _ => cx.problems.push(status_problem("processed or rejected")),
+    }
+}
+
+/// The ledger against the balance and the server's own records.
+fn audit_ledger(i: usize, seen: &SeenMerchant, problems: &mut Vec<Problem>) {
+    let mut problem = |detail: String| {
+        problems.push(Problem::Ledger {
+            merchant: i,
+            detail,
+        })
+    };
+    let mut entries: Vec<&SeenEntry> = seen.ledger.iter().collect();
+    entries.sort_by_key(|e| e.seq);
+    for (n, e) in entries.iter().enumerate() {
+        if e.seq != n as u64 + 1 {
+            problem(format!("entry {n} has seq {} (want {})", e.seq, n + 1));
+            break;
+        }
+    }
+    let mut sum: i128 = 0;
+    let mut actual: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    for e in &entries {
+        let Some(amount) = e.amount else {
+            problem(format!("entry {} has no readable amount", e.seq));
+            continue;
+        };
+        match e.kind.as_str() {
+            "payin_credit" => sum += i128::from(amount),
+            "payout_settle" => sum -= i128::from(amount),
+            "payout_hold" | "payout_release" => {}
+            other => problem(format!("entry {} has unknown kind {other}", e.seq)),
+        }
+        let after = e
+            .available_after
+            .zip(e.held_after)
+            .map(|(a, h)| i128::from(a) + i128::from(h));
+        if after != Some(sum) {
+            problem(format!(
+                "entry {}: available_after + held_after = {} but the running sum is {}",
+                e.seq,
+                after.map_or_else(|| "none".into(), money::render_signed),
+                money::render_signed(sum)
+            ));
+        }
+        actual
+            .entry((e.reference.clone(), e.kind.clone()))
+            .or_default()
+            .push(amount);
+    }
+    let b = &seen.balance;
+    let total = b
+        .available
+        .zip(b.held)
+        .map(|(a, h)| i128::from(a) + i128::from(h));
+    if total != Some(sum) {
+        problem(format!(
+            "available + held = {} but the ledger sums to {}",
+            total.map_or_else(|| "none".into(), money::render_signed),
+            money::render_signed(sum)
+        ));
+    }
+    if let Some(last) = entries.last() {
+        if (last.available_after, last.held_after) != (b.available, b.held) {
+            problem(format!(
+                "last entry (seq {}) ends at available {} held {}, the balance says {} / {}",
+                last.seq,
+                opt(last.available_after),
+                opt(last.held_after),
+                opt(b.available),
+                opt(b.held)
+            ));
+        }
+    }
+    // The entries the server's own records imply.
+    let mut wanted: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    let mut want = |reference: &str, kind: &str, amount: Option<u64>| {
+        wanted
+            .entry((reference.to_owned(), kind.to_owned()))
+            .or_default()
+            .push(amount.unwrap_or(u64::MAX));
+    };
+    for p in &seen.payments {
+        if p.status == "completed" {
+            want(&p.id, "payin_credit", p.net_amount);
+        }
+    }
+    for p in &seen.payouts {
+        let hold = p.amount.zip(p.fee).and_then(|(a, f)| a.checked_add(f));
+        want(&p.id, "payout_hold", hold);
+        match p.status.as_str() {
+            "processed" => want(&p.id, "payout_settle", hold),
+            "rejected" => want(&p.id, "payout_release", hold),
+            _ => {}
+        }
+    }
+    let mut differences = 0;
+    for key in wanted
+        .keys()
+        .chain(actual.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let w = wanted.get(key).cloned().unwrap_or_default();
+        let a = actual.get(key).cloned().unwrap_or_default();
+        if w != a {
+            differences += 1;
+            if differences <= 10 {
+                let show = |v: &[u64]| {
+                    v.iter()
+                        .map(|x| money::render(*x))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                problem(format!(
+                    "{} {}: entries [{}], the records imply [{}]",
+                    key.0,
+                    key.1,
+                    show(&a),
+                    show(&w)
+                ));
+            }
+        }
+    }
+    if differences > 10 {
+        problem(format!("… and {} more entry differences", differences - 10));
+    }
+}
+
+fn audit_webhooks(model: &Model, observed: &Observed, log: &SinkLog, problems: &mut Vec<Problem>) {
+    for event_id in &log.bad_signatures {
+        problems.push(Problem::WebhookSignature {
+            event_id: event_id.clone(),
+        });
+    }
+    let mut known: HashSet<&str> = HashSet::new();
+    for (i, seen) in observed
+        .merchants
+        .iter()
+        .enumerate()
+        .take(model.merchants.len())
+    {
+        let records = seen
+            .payments
+            .iter()
+            .map(|p| {
+                (
+                    p.id.as_str(),
+                    p.status.as_str(),
+                    p.amount,
+                    ["completed", "failed"],
+                )
+            })
+            .chain(seen.payouts.iter().map(|p| {
+                (
+                    p.id.as_str(),
+                    p.status.as_str(),
+                    p.amount,
+                    ["processed", "rejected"],
+                )
+            }));
+        for (id, status, amount, terminal) in records {
+            known.insert(id);
+            if !terminal.contains(&status) {
+                continue;
+            }
+            let Some(events) = log.records.get(id) else {
+                problems.push(Problem::WebhookLost {
+                    id: id.to_owned(),
+                    status: status.to_owned(),
+                });
+                continue;
+            };
+            for e in events {
+                let mut mismatch = |detail: String| {
+                    problems.push(Problem::WebhookMismatch {
+                        id: id.to_owned(),
+                        detail,
+                    })
+                };
+                if e.status != status {
+                    mismatch(format!(
+                        "event {} says {}, the record {status}",
+                        e.event_id, e.status
+                    ));
+                }
+                if e.amount != amount {
+                    mismatch(format!(
+                        "event {} amount {}, the record {}",
+                        e.event_id,
+                        opt(e.amount),
+                        opt(amount)
+                    ));
+                }
+                if e.merchant_index != i {
+                    mismatch(format!(
+                        "event {} went to merchant #{}'s URL, not #{i}'s",
+                        e.event_id, e.merchant_index
+                    ));
+                }
+            }
+        }
+    }
+    for id in log.records.keys() {
+        if !known.contains(id.as_str()) {
+            problems.push(Problem::WebhookMismatch {
+                id: id.clone(),
+                detail: "event for a record the server does not list".into(),
+            });
+        }
+    }
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_owned()
+}
+
+fn seen_payment(v: &Value) -> SeenPayment {
+    SeenPayment {
+        id: s(&v["id"]),
+        order_id: s(&v["order_id"]),
+        merchant_id: s(&v["merchant_id"]),
+        amount: money::value_paise(&v["amount"]),
+        fee: money::value_paise(&v["fee"]),
+        net_amount: money::value_paise(&v["net_amount"]),
+        status: s(&v["status"]),
+    }
+}
+
+fn seen_payout(v: &Value) -> SeenPayout {
+    SeenPayout {
+        id: s(&v["id"]),
+        reference_id: s(&v["reference_id"]),
+        merchant_id: s(&v["merchant_id"]),
+        amount: money::value_paise(&v["amount"]),
+        fee: money::value_paise(&v["fee"]),
+        status: s(&v["status"]),
+    }
+}
+
+/// A zero amount renders as `0`; `parse_paise` reads it as 0.
+fn seen_balance(v: &Value) -> SeenBalance {
+    SeenBalance {
+        available: money::value_paise(&v["available"]),
+        held: money::value_paise(&v["held"]),
+        pending_payins: money::value_paise(&v["pending_payins"]),
+        total_payins: money::value_paise(&v["total_payins"]),
+        total_payouts: money::value_paise(&v["total_payouts"]),
+        total_fees: money::value_paise(&v["total_fees"]),
+    }
+}
+
+fn seen_entry(v: &Value) -> SeenEntry {
+    SeenEntry {
+        seq: v["seq"].as_u64().unwrap_or(0),
+        kind: s(&v["kind"]),
+        amount: money::value_paise(&v["amount"]),
+        available_after: money::value_paise(&v["available_after"]),
+        held_after: money::value_paise(&v["held_after"]),
+        reference: s(&v["reference"]),
+    }
+}
+
+/// Polls every merchant's balance until nothing is pending or held, or
+/// `within` passes (strictly: one attempt per merchant and pass, each cut
+/// at the deadline, so a server that stops answering cannot stall it).
+pub async fn wait_for_settlement(api: &Api, model: &Model, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut done = vec![false; model.merchants.len()];
+    loop {
+        for (i, m) in model.merchants.iter().enumerate() {
+            if done[i] {
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let call = api.call(Method::GET, "/api/v1/balance", Some(&m.key), None, None);
+            if let Ok(Ok(r)) = tokio::time::timeout(left, call).await {
+                if r.status == 200 {
+                    let b = seen_balance(&r.json()["data"]);
+                    done[i] = b.pending_payins == Some(0) && b.held == Some(0);
+                }
+            }
+        }
+        if done.iter().all(|d| *d) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reads one merchant's records, balance and ledger with its own key.
+async fn read_merchant(api: &Api, key: &str) -> SeenMerchant {
+    let mut seen = SeenMerchant::default();
+    match api
+        .list_all("/api/v1/payments?limit=500", key, 10_000)
+        .await
+    {
+        Ok(items) => seen.payments = items.iter().map(seen_payment).collect(),
+        Err(e) => seen.fetch_errors.push(e),
+    }
+    match api.list_all("/api/v1/payouts?limit=500", key, 10_000).await {
+        Ok(items) => seen.payouts = items.iter().map(seen_payout).collect(),
+        Err(e) => seen.fetch_errors.push(e),
+    }
+    match api
+        .expect(Method::GET, "/api/v1/balance", key, None, 200)
+        .await
+    {
+        Ok(b) => seen.balance = seen_balance(&b),
+        Err(e) => seen.fetch_errors.push(e),
+    }
+    match api
+        .list_all("/api/v1/reports/ledger?limit=500", key, 10_000)
+        .await
+    {
+        Ok(items) => seen.ledger = items.iter().map(seen_entry).collect(),
+        Err(e) => seen.fetch_errors.push(e),
+    }
+    seen
+}
+
+/// Waits for settlement, reads every merchant (within `read_within` in
+/// all; a merchant not read by then is a `Fetch` problem), then waits for
+/// the webhooks of every settled record (bounded) and takes the sink's log.
+pub async fn observe(
+    api: &Api,
+    model: &Model,
+    sink: Option<&Sink>,
+    settle_within: Duration,
+    read_within: Duration,
+    webhooks_within: Duration,
+) -> Observed {
+    let started = Instant::now();
+    let settled = wait_for_settlement(api, model, settle_within).await;
+    let settle_wait = started.elapsed();
+    let gate = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut tasks = Vec::new();
+    for m in &model.merchants {
+        let (api, key, gate) = (api.clone(), m.key.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            read_merchant(&api, &key).await
+        }));
+    }
+    let read_deadline = Instant::now() + read_within;
+    let mut merchants = Vec::with_capacity(tasks.len());
+    for mut t in tasks {
+        let left = read_deadline.saturating_duration_since(Instant::now());
+        let seen = match tokio::time::timeout(left, &mut t).await {
+            Ok(Ok(seen)) => seen,
+            Ok(Err(e)) => SeenMerchant {
+                fetch_errors: vec![e.to_string()],
+                ..SeenMerchant::default()
+            },
+            Err(_) => {
+                t.abort();
+                SeenMerchant {
+                    fetch_errors: vec![format!(
+                        "not read within {} s (the server is not answering in time)",
+                        read_within.as_secs()
+                    )],
+                    ..SeenMerchant::default()
+                }
+            }
+        };
+        merchants.push(seen);
+    }
+    let started = Instant::now();
+    let webhooks = match sink {
+        None => None,
+        Some(sink) => {
+            let terminal: Vec<String> = merchants
+                .iter()
+                .flat_map(|m| {
+                    m.payments
+                        .iter()
+                        .filter(|p| p.status == "completed" || p.status == "failed")
+                        .map(|p| p.id.clone())
+                        .chain(
+                            m.payouts
+                                .iter()
+                                .filter(|p| p.status == "processed" || p.status == "rejected")
+                                .map(|p| p.id.clone()),
+                        )
+                })
+                .collect();
+            let deadline = Instant::now() + webhooks_within;
+            while sink.count_with_events(&terminal) < terminal.len() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // A moment for duplicates still in flight to show up.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Some(sink.snapshot())
+        }
+    };
+    Observed {
+        merchants,
+        settled,
+        settle_wait,
+        webhooks,
+        webhook_wait: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MerchantModel;
+
+    fn payment(id: &str, order: &str, amount: u64, fee: u64, status: &str) -> SeenPayment {
+        SeenPayment {
+            id: id.into(),
+            order_id: order.into(),
+            merchant_id: "usr_m".into(),
+            amount: Some(amount),
+            fee: Some(fee),
+            net_amount: Some(amount - fee),
+            status: status.into(),
+        }
+    }
+
+    fn entry(seq: u64, kind: &str, amount: u64, available: u64, held: u64, r: &str) -> SeenEntry {
+        SeenEntry {
+            seq,
+            kind: kind.into(),
+            amount: Some(amount),
+            available_after: Some(available),
+            held_after: Some(held),
+            reference: r.into(),
+        }
+    }
+
+    /// One merchant (150 bps, payout fee 5.00): an acknowledged pay-in of
+    /// 100.00 (fee 1.50), an unanswered one of 10.00 that the server does
+    /// have, and a processed payout of 20.00.
+    fn world() -> (Model, Observed) {
+        let payin = |id: &str, order: &str, amount| Payin {
+            id: id.into(),
+            order_id: order.into(),
+            amount,
+            fee: crate::money::bps_half_up(amount, 150),
+            expect_fail: false,
+        };
+        let model = Model {
+            merchants: vec![MerchantModel {
+                index: 0,
+                id: "usr_m".into(),
+                key: "k".into(),
+                payin_fee_bps: 150,
+                payout_fee: 500,
+                webhook_secret: String::new(),
+                api_users: Vec::new(),
+                payins: vec![payin("txn_a", "o1", 10_000)],
+                payouts: vec![Payout {
+                    id: "po_a".into(),
+                    reference_id: "r1".into(),
+                    amount: 2_000,
+                    fee: 500,
+                    expect_reject: false,
+                }],
+                uncertain_payins: vec![payin("", "o2", 1_000)],
+                uncertain_payouts: Vec::new(),
+            }],
+            payin_failures_allowed: false,
+            webhooks_expected: false,
+        };
+        // available = 98.50 + 9.85 − 25.00 = 83.35
+        let seen = SeenMerchant {
+            payments: vec![
+                payment("txn_a", "o1", 10_000, 150, "completed"),
+                payment("txn_b", "o2", 1_000, 15, "completed"),
+            ],
+            payouts: vec![SeenPayout {
+                id: "po_a".into(),
+                reference_id: "r1".into(),
+                merchant_id: "usr_m".into(),
+                amount: Some(2_000),
+                fee: Some(500),
+                status: "processed".into(),
+            }],
+            balance: SeenBalance {
+                available: Some(8_335),
+                held: Some(0),
+                pending_payins: Some(0),
+                total_payins: Some(11_000),
+                total_payouts: Some(2_000),
+                total_fees: Some(665),
+            },
+            ledger: vec![
+                entry(1, "payin_credit", 9_850, 9_850, 0, "txn_a"),
+                entry(2, "payout_hold", 2_500, 7_350, 2_500, "po_a"),
+                entry(3, "payin_credit", 985, 8_335, 2_500, "txn_b"),
+                entry(4, "payout_settle", 2_500, 8_335, 0, "po_a"),
+            ],
+            fetch_errors: Vec::new(),
+        };
+        let observed = Observed {
+            merchants: vec![seen],
+            settled: true,
+            settle_wait: Duration::ZERO,
+            webhooks: None,
+            webhook_wait: Duration::ZERO,
+        };
+        (model, observed)
+    }
+
+    #[test]
+    fn a_consistent_world_is_clean_and_adopts_the_unanswered_payin() {
+        let (model, observed) = world();
+        let report = audit(&model, &observed);
+        assert_eq!(report.problems, Vec::new());
+        assert_eq!((report.checked.adopted, report.checked.absent), (1, 0));
+        assert_eq!(report.checked.ledger_entries, 4);
+    }
+
+    #[test]
+    fn phantoms_wrong_statuses_and_ledger_gaps_are_named() {
+        let (model, mut observed) = world();
+        let seen = &mut observed.merchants[0];
+        seen.payments.push(payment("txn_x", "o9", 500, 8, "failed"));
+        seen.payouts[0].status = "rejected".into();
+        seen.ledger.remove(2);
+        let kinds: Vec<_> = audit(&model, &observed)
+            .problems
+            .iter()
+            .map(Problem::kind)
+            .collect();
+        // The phantom pay-in; the payout's status; balance fields that now
+        // disagree with the model (the payout no longer debits); the ledger
+        // gap, its running sums and its missing/extra entries.
+        assert!(kinds.contains(&"unexpected_payment"), "{kinds:?}");
+        assert!(kinds.contains(&"payout_status"), "{kinds:?}");
+        assert!(kinds.contains(&"balance"), "{kinds:?}");
+        assert!(kinds.contains(&"ledger"), "{kinds:?}");
+        assert!(!kinds.contains(&"missing_payment"), "{kinds:?}");
+    }
+}

@@ -1,0 +1,227 @@
+//! The load harness against the real server, and its money audit.
+//!
+//! (a) A short open-loop run (a few merchants, modest rate, webhook sink
+//!     on) against a `tijori` started by `common::Server` must audit clean:
+//!     every acknowledged pay-in and payout present and settled per the
+//!     sandbox rules, balances equal to the harness's own model, ledgers
+//!     summing to the balances, every settled record's webhook received
+//!     with a valid signature.
+//! (b) The audit must fail, naming exactly what is wrong, when the server
+//!     lost a payment (the model holds an acknowledged id the server never
+//!     had), when a balance is one paisa away from the model, when the
+//!     server's balance itself was altered by one paisa, and when a webhook
+//!     was lost.
+//!
+//! The harness is used as a library (a path dev-dependency): cargo then
+//! builds it once as part of this test binary, which is faster than
+//! building and spawning its own binary, and lets (b) re-audit the very
+//! same observations with tampered inputs without a second load run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use clap::Parser;
+use common::Server;
+use tijori_loadtest::audit::{audit, Problem};
+use tijori_loadtest::config::Config;
+use tijori_loadtest::model::Payin;
+use tijori_loadtest::money;
+
+fn harness(server: &Server, extra: &[&str]) -> Config {
+    let mut args = vec![
+        "tijori-loadtest",
+        "--target",
+        &server.base,
+        "--admin-key",
+        &server.admin_key,
+        "--webhook-sink",
+        "--server-settle-delay-ms",
+        "50",
+        "--settle-timeout-secs",
+        "20",
+        "--webhook-wait-secs",
+        "20",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    Config::parse_from(args)
+}
+
+/// Server flags: private webhook URLs allowed (the sink is on loopback),
+/// quick retries, and room for the sink's host so delivery is not deferred.
+const SERVER_ARGS: [&str; 5] = [
+    "--webhook-allow-private",
+    "--webhook-retry-base-ms",
+    "200",
+    "--webhook-per-host-max",
+    "16",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_run_audits_clean() {
+    let server = Server::start(&SERVER_ARGS);
+    let cfg = harness(
+        &server,
+        &[
+            "--merchants",
+            "3",
+            "--api-users-per-merchant",
+            "2",
+            "--rate",
+            "80",
+            "--warmup-secs",
+            "1",
+            "--duration-secs",
+            "7",
+        ],
+    );
+    let outcome = tijori_loadtest::run(&cfg).await.expect("the run completes");
+    let report = outcome.text();
+    let audit = outcome.audit.as_ref().expect("the audit ran");
+    assert!(audit.passed(), "the audit must be clean:\n{report}");
+    assert!(audit.settled, "{report}");
+
+    // The run really moved money through every path the audit checks.
+    let s = &outcome.summary;
+    assert!(s.achieved_rate > 60.0, "achieved rate too low:\n{report}");
+    assert_eq!(s.all.errors.len(), 0, "no request may fail:\n{report}");
+    let c = &audit.checked;
+    assert_eq!(c.merchants, 3);
+    assert!(c.payins >= 250, "{report}");
+    assert!(c.payouts >= 10, "{report}");
+    for status in [
+        "payin_completed",
+        "payin_failed",
+        "payout_processed",
+        "payout_rejected",
+    ] {
+        assert!(
+            c.statuses.get(status).copied().unwrap_or(0) > 0,
+            "no {status}:\n{report}"
+        );
+    }
+    let log = outcome
+        .observed
+        .as_ref()
+        .and_then(|o| o.webhooks.as_ref())
+        .expect("the sink's log");
+    assert!(log.bad_signatures.is_empty());
+    let settled = c.statuses.values().sum::<u64>();
+    assert_eq!(log.records.len() as u64, settled, "{report}");
+    assert!(c.ledger_entries >= c.payins / 2 + c.payouts, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b_the_audit_names_lost_and_altered_money() {
+    let server = Server::start(&SERVER_ARGS);
+    let cfg = harness(
+        &server,
+        &[
+            "--merchants",
+            "2",
+            "--api-users-per-merchant",
+            "1",
+            "--rate",
+            "60",
+            "--warmup-secs",
+            "0",
+            "--duration-secs",
+            "3",
+            "--mix",
+            "payin=80,payout=20",
+        ],
+    );
+    let outcome = tijori_loadtest::run(&cfg).await.expect("the run completes");
+    let report = outcome.text();
+    let clean = outcome.audit.as_ref().expect("the audit ran");
+    assert!(clean.passed(), "the untouched run must be clean:\n{report}");
+    let observed = outcome.observed.clone().expect("observations");
+    let model = &outcome.model;
+
+    // 1. The server lost a payment: the model has an acknowledged pay-in
+    //    the server never had. Exactly one problem, naming it.
+    let mut lost = model.clone();
+    let ghost = "txn_0000000000007000800000000000dead".to_owned();
+    lost.merchants[0].payins.push(Payin {
+        id: ghost.clone(),
+        order_id: "never-sent".into(),
+        amount: 12_345,
+        fee: 0,
+        expect_fail: false,
+    });
+    assert_eq!(
+        audit(&lost, &observed).problems,
+        vec![Problem::MissingPayment {
+            merchant: 0,
+            id: ghost
+        }]
+    );
+
+    // 2. The model's expected balance is one paisa off: one completed
+    //    pay-in modelled one paisa larger. The record and the two balance
+    //    fields it feeds are named, each off by exactly one paisa.
+    let m = 1;
+    let seen = &observed.merchants[m];
+    let (k, payin) = model.merchants[m]
+        .payins
+        .iter()
+        .enumerate()
+        .find(|(_, p)| {
+            seen.payments
+                .iter()
+                .any(|s| s.id == p.id && s.status == "completed")
+        })
+        .expect("a completed pay-in");
+    let mut off = model.clone();
+    off.merchants[m].payins[k].amount += 1;
+    let available = seen.balance.available.unwrap();
+    let total_payins = seen.balance.total_payins.unwrap();
+    assert_eq!(
+        audit(&off, &observed).problems,
+        vec![
+            Problem::PaymentField {
+                id: payin.id.clone(),
+                field: "amount",
+                expected: money::render(payin.amount + 1),
+                actual: money::render(payin.amount),
+            },
+            Problem::Balance {
+                merchant: m,
+                field: "available",
+                expected: i128::from(available) + 1,
+                actual: Some(available),
+            },
+            Problem::Balance {
+                merchant: m,
+                field: "total_payins",
+                expected: i128::from(total_payins) + 1,
+                actual: Some(total_payins),
+            },
+        ]
+    );
+
+    // 3. The server's balance was altered by one paisa: the balance check
+    //    and the ledger (sum and last entry) both catch it.
+    let mut altered = observed.clone();
+    altered.merchants[0].balance.available =
+        Some(observed.merchants[0].balance.available.unwrap() - 1);
+    let problems = audit(model, &altered).problems;
+    let kinds: Vec<_> = problems.iter().map(Problem::kind).collect();
+    assert_eq!(kinds, ["balance", "ledger", "ledger"], "{problems:?}");
+    assert!(matches!(
+        &problems[0],
+        Problem::Balance { merchant: 0, field: "available", expected, actual: Some(a) }
+            if *expected == i128::from(*a) + 1
+    ));
+
+    // 4. A lost webhook: one settled record's events removed from the log.
+    let mut no_hook = observed.clone();
+    let log = no_hook.webhooks.as_mut().expect("the sink's log");
+    let id = observed.merchants[0].payments[0].id.clone();
+    let status = observed.merchants[0].payments[0].status.clone();
+    assert!(log.records.remove(&id).is_some());
+    assert_eq!(
+        audit(model, &no_hook).problems,
+        vec![Problem::WebhookLost { id, status }]
+    );
+}
