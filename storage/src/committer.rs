@@ -185,6 +185,10 @@ impl Committer {
         })
     }
 
+    pub(crate) fn durable_seq(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
     pub(crate) fn applied_seq(&self) -> u64 {
         *self.applied.borrow()
     }

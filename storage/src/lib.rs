@@ -189,6 +189,11 @@ impl Store {
         self.inner.committer.durable_barrier()
     }
 
+    /// The sequence number of the last write set made durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.inner.committer.durable_seq()
+    }
+
     /// The sequence number of the last write set applied (visible to reads).
     pub fn applied_seq(&self) -> u64 {
         self.inner.committer.applied_seq()
