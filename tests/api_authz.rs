@@ -1078,6 +1078,10 @@ impl World {
     /// Creates a user as `creator` (setup: must succeed).
     async fn add_user(&mut self, creator: &str, label: &str, role: Role, parent: Option<&str>) {
         let mut body = json!({ "name": label, "role": role.as_str() });
+        if role == Role::ApiUser {
+            // SPEC §7: an api_user gets its own events only if it set a URL.
+            body["webhook_url"] = json!("http://127.0.0.1:9/hook");
+        }
         if let Some(p) = parent {
             body["parent_id"] = json!(self.id(p));
         }
@@ -1160,7 +1164,9 @@ impl World {
 
 // ---------------------------------------------------------------- the world
 
-const SLOW_RAIL: [&str; 2] = ["--settle-delay-ms", "3600000"];
+/// Nothing settles by itself; api_users may point their webhooks at a
+/// loopback port (their deliveries fail, which the matrix does not mind).
+const SLOW_RAIL: [&str; 3] = ["--settle-delay-ms", "3600000", "--webhook-allow-private"];
 
 /// A server on the slow rail, its bootstrap admin, and the users of `tree`
 /// as (creator, label, role, parent when not the creator).
