@@ -5,7 +5,9 @@
 # arguments, then stops the server (SIGTERM, by its pid) and removes the
 # data. Exit status: the harness's (0 clean, 1 audit failed, 2 error).
 # Usage: benches/loadtest/run.sh --rate 2000 --duration-secs 20 --merchants 64 [...]
-# Server flags can be added with TIJORI_SERVER_ARGS="--durability buffered".
+# Server flags can be added with TIJORI_SERVER_ARGS="--durability buffered";
+# other binaries used with TIJORI_BIN / TIJORI_LOADTEST_BIN (default: the
+# release builds in target/release).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 port=${TIJORI_PORT:-18282}
@@ -21,12 +23,12 @@ cleanup() {
 }
 trap cleanup EXIT
 # shellcheck disable=SC2086
-./target/release/tijori --listen "127.0.0.1:$port" --data-dir "$dir/data" --admin-key "$admin" \
+"${TIJORI_BIN:-./target/release/tijori}" --listen "127.0.0.1:$port" --data-dir "$dir/data" --admin-key "$admin" \
   --settle-delay-ms 1000 --webhook-allow-private ${TIJORI_SERVER_ARGS:-} >"$dir/out" 2>"$dir/err" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done
 grep -q listening "$dir/out" || { cat "$dir/err" >&2; exit 2; }
 status=0
-./target/release/tijori-loadtest --target "http://127.0.0.1:$port" --admin-key "$admin" \
+"${TIJORI_LOADTEST_BIN:-./target/release/tijori-loadtest}" --target "http://127.0.0.1:$port" --admin-key "$admin" \
   --server-settle-delay-ms 1000 "$@" || status=$?
 exit $status
