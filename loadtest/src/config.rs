@@ -85,10 +85,12 @@ pub struct Config {
     #[arg(long, action = ArgAction::Set, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     pub webhook_sink: bool,
 
-    /// Loopback addresses the sink listens on (merchant i uses address
-    /// i mod N): 0 means one per merchant, like merchants with their own
-    /// endpoints; 1 puts every merchant on 127.0.0.1 (one receiving host).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    /// Loopback addresses the sink listens on, each on a free port
+    /// (merchant i uses address i mod N): 1 (the default) puts every
+    /// merchant on 127.0.0.1, one receiving host; 0 means one address per
+    /// merchant (127.0.0.1, then 127.77.x.y), like merchants with their own
+    /// endpoints (the server limits concurrent deliveries per host).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1_000))]
     pub webhook_sink_hosts: u32,
 
     /// The server's --payin-failure-rate (0 to 1): above 0, a pay-in without

@@ -43,7 +43,7 @@ async fn merchant(
         "role": "merchant",
         "rate_limit_per_min": RATE_LIMIT_PER_MIN,
         "payin_fee_bps": bps,
-        // "0.00" is refused as a fee (only a bare 0 is a zero fee).
+        // A bare 0 for a zero fee: servers before e72de84 refused "0.00".
         "payout_fee": if payout_fee == 0 { json!(0) } else { json!(money::render(payout_fee)) },
     });
     if let Some(sink) = sink {
