@@ -1,15 +1,17 @@
 //! The live ledger check. Every `ledger_audit_interval_ms` it verifies, for
-//! every merchant wallet, that `available + held` equals the sum of its
-//! ledger and agrees with the last entry's balances, and publishes the
-//! verdict as `tijori_ledger_audit_ok`. It is incremental: it remembers each
-//! wallet's checked prefix (sequence and running sum) and reads only the
-//! entries written since, so a run costs what changed, not all history.
-//! Entries beyond the wallet row's `last_seq` are left for the next run
-//! (they belong to a write the wallet row read here did not include yet).
+//! every merchant wallet, that replaying the transfers it posted gives back
+//! its balances and postings (SPEC §11): numbering without gaps, every
+//! after-balance, the wallet's shares of all accounts summing to zero; and
+//! across wallets, that every account kind's balances sum to zero. The
+//! verdict is `tijori_ledger_audit_ok`. It is incremental: it keeps each
+//! wallet's replayed books and reads only the transfers posted since, so a
+//! run costs what changed, not all history. Transfers beyond the wallet
+//! row's `last_posting` are left for the next run (they belong to a write
+//! the wallet row read here did not include yet).
 
 use crate::Directory;
 use domain::metric_names as names;
-use domain::{Currency, EntryKind, Timestamp, UserId};
+use domain::{AccountKind, Currency, Timestamp, UserId, Wallet};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,16 +29,11 @@ pub struct AuditStatus {
     pub last_failure: Mutex<Option<String>>,
 }
 
-#[derive(Clone, Copy, Default)]
-struct Checked {
-    seq: u64,
-    sum: i128,
-}
-
 pub struct Auditor {
     store: Store,
     directory: Directory,
-    checked: HashMap<UserId, Checked>,
+    /// Each wallet's books as replayed from its transfers so far.
+    checked: HashMap<UserId, Wallet>,
     status: Arc<AuditStatus>,
 }
 
@@ -72,6 +69,10 @@ impl Auditor {
                 }
             }
         }
+        let total: i128 = self.account_totals().iter().sum();
+        if total != 0 {
+            problems.push(format!("all accounts sum to {total} paise, not 0"));
+        }
         let ok = problems.is_empty();
         self.status.ok.store(ok, Ordering::Release);
         self.status.runs.fetch_add(1, Ordering::Relaxed);
@@ -105,61 +106,61 @@ impl Auditor {
         else {
             return Ok(false);
         };
-        let mut checked = self.checked.get(merchant).copied().unwrap_or_default();
-        if wallet.last_seq < checked.seq {
+        wallet.check().map_err(fail)?;
+        let mut books = match self.checked.get(merchant) {
+            Some(books) => books.clone(),
+            None => Wallet::new(*merchant, wallet.currency, wallet.updated_at),
+        };
+        if wallet.last_posting < books.last_posting {
             return Err(fail(format!(
-                "last_seq went back from {} to {}",
-                checked.seq, wallet.last_seq
+                "last_posting went back from {} to {}",
+                books.last_posting, wallet.last_posting
             )));
         }
-        let mut last = None;
-        while checked.seq < wallet.last_seq {
+        while books.last_posting < wallet.last_posting {
             let batch = self
                 .store
-                .ledger(merchant, checked.seq + 1, 4_096)
+                .ledger(merchant, books.last_posting + 1, 4_096)
                 .map_err(|e| fail(e.to_string()))?;
             if batch.is_empty() {
                 return Err(fail(format!(
-                    "ledger ends at {} but the wallet says {}",
-                    checked.seq, wallet.last_seq
+                    "transfers end at posting {} but the wallet says {}",
+                    books.last_posting, wallet.last_posting
                 )));
             }
-            for entry in batch.into_iter().take_while(|e| e.seq <= wallet.last_seq) {
-                if entry.seq != checked.seq + 1 {
-                    return Err(fail(format!(
-                        "ledger skips from {} to {}",
-                        checked.seq, entry.seq
-                    )));
-                }
-                checked.sum += EntryKind::total_effect(entry.kind, entry.amount);
-                checked.seq = entry.seq;
-                let after = i128::from(entry.available_after.paise())
-                    + i128::from(entry.held_after.paise());
-                if after != checked.sum {
-                    return Err(fail(format!(
-                        "entry {} balances {after} != running sum {}",
-                        entry.seq, checked.sum
-                    )));
-                }
-                last = Some(entry);
+            for transfer in batch
+                .iter()
+                .take_while(|t| t.posting <= wallet.last_posting)
+            {
+                books.replay(transfer).map_err(fail)?;
             }
         }
-        if checked.sum != wallet.total() {
+        if !books.same_books(&wallet) {
             return Err(fail(format!(
-                "available + held = {} but the ledger sums to {}",
-                wallet.total(),
-                checked.sum
+                "balances {}/{} (posting {}) differ from its transfers' {}/{} (posting {})",
+                wallet.available,
+                wallet.held,
+                wallet.last_posting,
+                books.available,
+                books.held,
+                books.last_posting
             )));
         }
-        if let Some(entry) = last {
-            if (entry.available_after, entry.held_after) != (wallet.available, wallet.held) {
-                return Err(fail(
-                    "the last entry's balances differ from the wallet".into(),
-                ));
+        self.checked.insert(*merchant, books);
+        Ok(true)
+    }
+
+    /// Every account kind's balance summed over all audited wallets (the
+    /// platform accounts' balances; the merchant kinds' totals). Each must
+    /// be zero in sum.
+    pub fn account_totals(&self) -> [i128; 7] {
+        let mut totals = [0i128; 7];
+        for books in self.checked.values() {
+            for kind in AccountKind::ALL {
+                totals[kind.index()] += books.balance(kind);
             }
         }
-        self.checked.insert(*merchant, checked);
-        Ok(true)
+        totals
     }
 
     /// Runs forever (until the task is aborted), one audit per `interval`,

@@ -182,7 +182,8 @@ fn expected_wallets(logs: &[TaskLog]) -> Vec<[u64; 7]> {
                     total[p.merchant] += i128::from(p.amount - p.fee);
                     w[3] += p.amount;
                     w[5] += p.fee;
-                    w[6] += 1;
+                    // payin_credit touches the merchant; payin_fee does not.
+                    w[6] += u64::from(p.amount > p.fee);
                 }
                 PaymentStatus::Failed => {}
             }
@@ -197,7 +198,8 @@ fn expected_wallets(logs: &[TaskLog]) -> Vec<[u64; 7]> {
                     total[po.merchant] -= i128::from(hold);
                     w[4] += po.amount;
                     w[5] += po.fee;
-                    w[6] += 1;
+                    // payout_settle, and payout_fee when there is a fee.
+                    w[6] += 1 + u64::from(po.fee > 0);
                 }
                 PayoutStatus::Rejected => w[6] += 1,
             }

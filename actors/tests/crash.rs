@@ -28,7 +28,8 @@ mod common;
 
 use actors::{Created, Idempotency, WalletHandle};
 use domain::{
-    EntryKind, Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, UserId,
+    TransferKind,
+    Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, UserId,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -440,7 +441,7 @@ fn check_merchant(
     let entries = store.ledger(m, 1, usize::MAX).unwrap();
 
     // Ledger entries per (kind, record): at most one of each.
-    let mut per_record: HashMap<(EntryKind, String), u64> = HashMap::new();
+    let mut per_record: HashMap<(TransferKind, String), u64> = HashMap::new();
     for e in &entries {
         assert_eq!(e.merchant_id, *m);
         let previous = per_record.insert((e.kind, e.reference.clone()), e.amount.paise());
@@ -452,7 +453,7 @@ fn check_merchant(
         );
     }
     let mut explained = 0;
-    let mut entry = |kind: EntryKind, reference: String, want: Option<u64>| {
+    let mut entry = |kind: TransferKind, reference: String, want: Option<u64>| {
         let got = per_record.get(&(kind, reference.clone())).copied();
         assert_eq!(got, want, "{when}: {m}: {kind:?} entry of {reference}");
         explained += usize::from(got.is_some());
@@ -473,8 +474,11 @@ fn check_merchant(
             p.id
         );
         assert_eq!(p.fee.paise() + p.net_amount.paise(), p.amount.paise());
-        let credit = (p.status == PaymentStatus::Completed).then(|| p.net_amount.paise());
-        entry(EntryKind::PayinCredit, p.id.to_string(), credit);
+        let completed = p.status == PaymentStatus::Completed;
+        let credit = completed.then(|| p.net_amount.paise()).filter(|&v| v > 0);
+        let fee = completed.then(|| p.fee.paise()).filter(|&v| v > 0);
+        entry(TransferKind::PayinCredit, p.id.to_string(), credit);
+        entry(TransferKind::PayinFee, p.id.to_string(), fee);
         if p.status == PaymentStatus::Pending {
             assert!(
                 pending_rows.contains(&(PendingKind::Payin.tag(), *p.id.as_bytes())),
@@ -492,21 +496,26 @@ fn check_merchant(
         }
         let hold = p.amount.paise() + p.fee.paise();
         let id = p.id.to_string();
-        entry(EntryKind::PayoutHold, id.clone(), Some(hold));
-        let (settle, release) = match p.status {
+        entry(TransferKind::PayoutHold, id.clone(), Some(hold));
+        let (settle, fee, release) = match p.status {
             PayoutStatus::Pending => {
                 assert!(
                     pending_rows.contains(&(PendingKind::Payout.tag(), *p.id.as_bytes())),
                     "{when}: pending {} has no Pending row: it would never settle",
                     p.id
                 );
-                (None, None)
+                (None, None, None)
             }
-            PayoutStatus::Processed => (Some(hold), None),
-            PayoutStatus::Rejected => (None, Some(hold)),
+            PayoutStatus::Processed => (
+                Some(p.amount.paise()),
+                Some(p.fee.paise()).filter(|&v| v > 0),
+                None,
+            ),
+            PayoutStatus::Rejected => (None, None, Some(hold)),
         };
-        entry(EntryKind::PayoutSettle, id.clone(), settle);
-        entry(EntryKind::PayoutRelease, id, release);
+        entry(TransferKind::PayoutSettle, id.clone(), settle);
+        entry(TransferKind::PayoutFee, id.clone(), fee);
+        entry(TransferKind::PayoutRelease, id, release);
     }
     assert_eq!(
         explained,

@@ -20,7 +20,7 @@ mod common;
 
 use actors::CoreConfig;
 use domain::{
-    Currency, LedgerEntry, Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus,
+    Currency, Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus,
     Rejection, UserId, Wallet,
 };
 use rand::rngs::SmallRng;
@@ -47,7 +47,7 @@ const TAGS: [IndexTag; 4] = [
 #[derive(Debug, PartialEq)]
 struct Snapshot {
     wallets: Vec<Option<Wallet>>,
-    ledgers: Vec<Vec<LedgerEntry>>,
+    ledgers: Vec<Vec<domain::Transfer>>,
     listings: Vec<Vec<[u8; 16]>>,
     payments: Vec<Option<Payment>>,
     payouts: Vec<Option<Payout>>,
@@ -116,7 +116,8 @@ fn wallet_from_records(payments: &[Payment], payouts: &[Payout]) -> [u64; 7] {
                 total += i128::from(p.net_amount.paise());
                 w[3] += p.amount.paise();
                 w[5] += p.fee.paise();
-                w[6] += 1;
+                // payin_credit touches the merchant; payin_fee does not.
+                w[6] += u64::from(p.net_amount.paise() > 0);
             }
             PaymentStatus::Failed => {}
         }
@@ -130,7 +131,8 @@ fn wallet_from_records(payments: &[Payment], payouts: &[Payout]) -> [u64; 7] {
                 total -= i128::from(hold);
                 w[4] += po.amount.paise();
                 w[5] += po.fee.paise();
-                w[6] += 1;
+                // payout_settle, and payout_fee when there is a fee.
+                w[6] += 1 + u64::from(po.fee.paise() > 0);
             }
             PayoutStatus::Rejected => w[6] += 1,
         }

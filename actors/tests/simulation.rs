@@ -28,8 +28,8 @@ mod common;
 
 use actors::WalletHandle;
 use domain::{
-    Currency, EntryKind, LedgerEntry, Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus,
-    Rejection, UserId,
+    AccountKind, Currency, Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus,
+    Rejection, Transfer, TransferKind, UserId,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -81,23 +81,45 @@ impl PayoutModel {
     }
 }
 
-/// A ledger entry the model expects the next operation to write.
+/// A transfer the model expects the next operation to post.
 #[derive(Debug, PartialEq, Eq)]
 struct Expected {
-    kind: EntryKind,
+    kind: TransferKind,
     amount: u64,
-    gross: u64,
-    fee: u64,
     reference: String,
 }
 
-fn expected_of(e: &LedgerEntry) -> Expected {
+impl Expected {
+    /// The expected transfer, or none for a zero amount (nothing moves).
+    fn of(kind: TransferKind, amount: u64, reference: &impl ToString) -> Option<Expected> {
+        (amount > 0).then(|| Expected {
+            kind,
+            amount,
+            reference: reference.to_string(),
+        })
+    }
+}
+
+fn expected_of(t: &Transfer) -> Expected {
     Expected {
-        kind: e.kind,
-        amount: e.amount.paise(),
-        gross: e.gross.paise(),
-        fee: e.fee.paise(),
-        reference: e.reference.clone(),
+        kind: t.kind,
+        amount: t.amount.paise(),
+        reference: t.reference.clone(),
+    }
+}
+
+/// SPEC §11's table, written out again here (independently of the domain
+/// code): which account each kind debits and credits.
+fn spec_accounts(kind: TransferKind) -> (AccountKind, AccountKind) {
+    use AccountKind::*;
+    match kind {
+        TransferKind::PayinCredit => (RailPayins, Available),
+        TransferKind::PayinFee => (RailPayins, PlatformFees),
+        TransferKind::PayoutHold => (Available, Held),
+        TransferKind::PayoutSettle => (Held, RailPayouts),
+        TransferKind::PayoutFee => (Held, PlatformFees),
+        TransferKind::PayoutRelease => (Held, Available),
+        other => panic!("the simulation does not make {other:?} transfers"),
     }
 }
 
@@ -117,10 +139,11 @@ struct WalletModel {
     exists: bool,
     payins: Vec<PayinModel>,
     payouts: Vec<PayoutModel>,
-    /// Incremental ledger check: entries up to `checked_seq` were read and
-    /// their effects summed into `ledger_sum`.
+    /// Incremental ledger check: transfers up to `checked_posting` were
+    /// read and posted to `accounts` (balances by `AccountKind::index`).
+    checked_posting: u64,
     checked_seq: u64,
-    ledger_sum: i128,
+    accounts: [i128; 7],
     next_ref: u64,
 }
 
@@ -275,14 +298,10 @@ impl Sim {
             m.available += net;
             m.total_payins += p.amount;
             m.total_fees += p.fee;
-            m.last_seq += 1;
-            expected.push(Expected {
-                kind: EntryKind::PayinCredit,
-                amount: net,
-                gross: p.amount,
-                fee: p.fee,
-                reference: id.to_string(),
-            });
+            // The credit touches the merchant's ledger; the fee does not.
+            m.last_seq += u64::from(net > 0);
+            expected.extend(Expected::of(TransferKind::PayinCredit, net, &id));
+            expected.extend(Expected::of(TransferKind::PayinFee, p.fee, &id));
         } else {
             assert!(settled.failure_reason.is_some(), "{ctx}: no failure_reason");
             assert!(
@@ -364,13 +383,8 @@ impl Sim {
             status: PayoutStatus::Pending,
         });
         self.seen[2] += 1;
-        let expected = vec![Expected {
-            kind: EntryKind::PayoutHold,
-            amount: hold,
-            gross: amount,
-            fee,
-            reference: po.id.to_string(),
-        }];
+        let expected: Vec<Expected> =
+            Expected::of(TransferKind::PayoutHold, hold, &po.id).into_iter().collect();
         (Touched::Payout(m.payouts.len() - 1), expected)
     }
 
@@ -396,28 +410,30 @@ impl Sim {
         po.status = to;
         let hold = po.hold();
         m.held -= hold;
-        m.last_seq += 1;
-        let kind = if to == PayoutStatus::Processed {
+        let expected: Vec<Expected> = if to == PayoutStatus::Processed {
             assert!(settled.processed_at.is_some(), "{ctx}: no processed_at");
             m.total_payouts += po.amount;
             m.total_fees += po.fee;
-            EntryKind::PayoutSettle
+            m.last_seq += 1 + u64::from(po.fee > 0);
+            [
+                Expected::of(TransferKind::PayoutSettle, po.amount, &id),
+                Expected::of(TransferKind::PayoutFee, po.fee, &id),
+            ]
+            .into_iter()
+            .flatten()
+            .collect()
         } else {
             assert!(
                 settled.processed_at.is_none(),
                 "{ctx}: rejected but processed_at"
             );
             m.available += hold;
-            EntryKind::PayoutRelease
+            m.last_seq += 1;
+            Expected::of(TransferKind::PayoutRelease, hold, &id)
+                .into_iter()
+                .collect()
         };
         self.seen[4] += 1;
-        let expected = vec![Expected {
-            kind,
-            amount: hold,
-            gross: po.amount,
-            fee: po.fee,
-            reference: id.to_string(),
-        }];
         (Touched::Payout(i), expected)
     }
 
@@ -580,25 +596,42 @@ impl Sim {
     async fn check(&mut self, w: usize, touched: &Touched, expected: &[Expected]) {
         let ctx = self.ctx();
         let m = &mut self.models[w];
-        let entries = ok(
+        let transfers = ok(
             self.store
-                .ledger(&m.merchant, m.checked_seq + 1, usize::MAX),
+                .ledger(&m.merchant, m.checked_posting + 1, usize::MAX),
             &ctx,
         );
-        let got: Vec<Expected> = entries.iter().map(expected_of).collect();
-        assert_eq!(got, expected, "{ctx}: new ledger entries of {}", m.merchant);
-        for entry in &entries {
-            assert_eq!(entry.seq, m.checked_seq + 1, "{ctx}: ledger seq gap");
-            assert_eq!(entry.merchant_id, m.merchant, "{ctx}");
-            m.checked_seq = entry.seq;
-            m.ledger_sum += entry.kind.total_effect(entry.amount);
-            assert!(m.ledger_sum >= 0, "{ctx}: ledger sum went negative");
-            let after =
-                i128::from(entry.available_after.paise()) + i128::from(entry.held_after.paise());
+        let got: Vec<Expected> = transfers.iter().map(expected_of).collect();
+        assert_eq!(got, expected, "{ctx}: new transfers of {}", m.merchant);
+        for t in &transfers {
+            assert_eq!(t.posting, m.checked_posting + 1, "{ctx}: posting gap");
+            assert_eq!(t.merchant_id, m.merchant, "{ctx}");
+            m.checked_posting = t.posting;
+            let (debit, credit) = spec_accounts(t.kind);
+            if debit.is_merchant() || credit.is_merchant() {
+                assert_eq!(t.seq, m.checked_seq + 1, "{ctx}: ledger seq gap");
+                m.checked_seq = t.seq;
+            } else {
+                assert_eq!(t.seq, 0, "{ctx}: {:?} has a merchant seq", t.kind);
+            }
+            let amount = i128::from(t.amount.paise());
+            assert!(amount > 0, "{ctx}: a transfer of nothing");
+            m.accounts[debit.index()] -= amount;
+            m.accounts[credit.index()] += amount;
+            assert_eq!(m.accounts.iter().sum::<i128>(), 0, "{ctx}: zero sum");
+            let (available, held) = (
+                m.accounts[AccountKind::Available.index()],
+                m.accounts[AccountKind::Held.index()],
+            );
+            assert!(available >= 0 && held >= 0, "{ctx}: a negative balance");
             assert_eq!(
-                after, m.ledger_sum,
-                "{ctx}: entry {} after-balances",
-                entry.seq
+                (
+                    i128::from(t.available_after.paise()),
+                    i128::from(t.held_after.paise())
+                ),
+                (available, held),
+                "{ctx}: transfer {} after-balances",
+                t.id
             );
         }
         let stored = ok(self.store.wallet(&m.merchant, Currency::Inr), &ctx);
@@ -614,11 +647,18 @@ impl Sim {
              [available, held, pending_payins, total_payins, total_payouts, total_fees, last_seq]",
             m.merchant
         );
-        assert_eq!(
-            live.total(),
-            m.ledger_sum,
-            "{ctx}: available + held != Σ ledger"
-        );
+        // Every account's balance (the wallet's share of the platform
+        // accounts included) against the transfers read back.
+        for kind in AccountKind::ALL {
+            assert_eq!(
+                live.balance(kind),
+                m.accounts[kind.index()],
+                "{ctx}: {kind:?} of {} against its transfers",
+                m.merchant
+            );
+        }
+        assert_eq!(live.zero_sum(), 0, "{ctx}: the wallet's accounts sum");
+        assert_eq!(live.last_posting, m.checked_posting, "{ctx}: last_posting");
         match *touched {
             Touched::Nothing => {}
             Touched::Payin(i) => {
@@ -720,8 +760,9 @@ async fn simulate(seed: u64) {
             exists: false,
             payins: Vec::new(),
             payouts: Vec::new(),
+            checked_posting: 0,
             checked_seq: 0,
-            ledger_sum: 0,
+            accounts: [0; 7],
             next_ref: 0,
         });
     }

@@ -111,6 +111,11 @@ prefixed_id!(
     EventId,
     "evt_"
 );
+prefixed_id!(
+    /// A ledger transfer between two accounts (SPEC §11).
+    TransferId,
+    "tr_"
+);
 
 #[cfg(test)]
 mod tests {

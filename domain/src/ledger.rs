@@ -1,73 +1,328 @@
-//! The wallet and its ledger. Every balance change is one `LedgerEntry`,
-//! made by `Wallet::apply`, which is the only code that changes `available`
-//! or `held`. Invariant (SPEC §5): for every wallet,
-//! `available + held == Σ credits − Σ debits` over its ledger, and neither
-//! balance is ever negative.
+//! The double-entry ledger (SPEC §11). Every movement of money is a
+//! `Transfer` of a positive amount from one `Account` (debited) to another
+//! (credited). An account's balance is `credits_posted − debits_posted`, so
+//! per currency the balances of all accounts always sum to exactly zero.
+//!
+//! The platform accounts (`platform:fees`, `rail:*`) are shared by every
+//! merchant, but each merchant's wallet posts only its own share of them:
+//! a `Wallet` keeps the debits and credits it posted to each of the seven
+//! account kinds. The shares of one wallet sum to zero by themselves (every
+//! transfer a wallet posts touches two of its shares), so the platform-wide
+//! zero sum is a sum of zeros: it can be checked wallet by wallet,
+//! incrementally, without a global lock on the hot path.
+//!
+//! `Wallet::post` is the only code that changes a balance. It asserts the
+//! zero sum after every transfer; `Wallet::replay` and `audit` check a
+//! wallet against its stored transfers.
 
-use crate::{Currency, Money, Rejection, Timestamp, UserId};
+use crate::{Currency, Money, Rejection, Timestamp, TransferId, UserId};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The seven kinds of account. The two merchant kinds exist once per
+/// merchant; the others once per platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    /// A completed pay-in: the net (gross − fee) is credited to `available`.
-    PayinCredit,
-    /// A new payout: amount + fee moves from `available` to `held`.
-    PayoutHold,
-    /// A rejected payout: the hold goes back from `held` to `available`.
-    PayoutRelease,
-    /// A processed payout: the hold leaves the wallet.
-    PayoutSettle,
+pub enum AccountKind {
+    /// `merchant:<id>:available`: what the platform owes the merchant, spendable.
+    Available,
+    /// `merchant:<id>:held`: reserved for pending payouts, refunds, settlements.
+    Held,
+    /// `platform:fees`: fees earned.
+    PlatformFees,
+    /// `rail:payins`: collected from customers through the rail.
+    RailPayins,
+    /// `rail:payouts`: sent to beneficiaries.
+    RailPayouts,
+    /// `rail:refunds`: returned to customers.
+    RailRefunds,
+    /// `rail:settlements`: sent to merchants' own bank accounts.
+    RailSettlements,
 }
 
-impl EntryKind {
+/// Whether an account's balance normally grows with debits (assets) or
+/// with credits (liabilities, revenue).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Normal {
+    Debit,
+    Credit,
+}
+
+impl Normal {
     pub fn as_str(self) -> &'static str {
         match self {
-            EntryKind::PayinCredit => "payin_credit",
-            EntryKind::PayoutHold => "payout_hold",
-            EntryKind::PayoutRelease => "payout_release",
-            EntryKind::PayoutSettle => "payout_settle",
-        }
-    }
-
-    /// Signed effect of an entry of `amount` paise on the wallet's total
-    /// (`available + held`): credits are positive, debits negative.
-    pub fn total_effect(self, amount: Money) -> i128 {
-        let amount = i128::from(amount.paise());
-        match self {
-            EntryKind::PayinCredit => amount,
-            EntryKind::PayoutHold | EntryKind::PayoutRelease => 0,
-            EntryKind::PayoutSettle => -amount,
+            Normal::Debit => "debit",
+            Normal::Credit => "credit",
         }
     }
 }
 
-/// One immutable ledger line. `amount` is the magnitude moved; `gross` and
-/// `fee` record how a pay-in credit or payout hold was made up.
+impl AccountKind {
+    pub const ALL: [AccountKind; 7] = [
+        AccountKind::Available,
+        AccountKind::Held,
+        AccountKind::PlatformFees,
+        AccountKind::RailPayins,
+        AccountKind::RailPayouts,
+        AccountKind::RailRefunds,
+        AccountKind::RailSettlements,
+    ];
+
+    /// Position in `ALL` (and in a wallet's shares).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn is_merchant(self) -> bool {
+        matches!(self, AccountKind::Available | AccountKind::Held)
+    }
+
+    pub fn normal(self) -> Normal {
+        match self {
+            AccountKind::RailPayins
+            | AccountKind::RailPayouts
+            | AccountKind::RailRefunds
+            | AccountKind::RailSettlements => Normal::Debit,
+            _ => Normal::Credit,
+        }
+    }
+
+    /// The account id of a platform account; `None` for the merchant kinds.
+    fn platform_name(self) -> Option<&'static str> {
+        match self {
+            AccountKind::PlatformFees => Some("platform:fees"),
+            AccountKind::RailPayins => Some("rail:payins"),
+            AccountKind::RailPayouts => Some("rail:payouts"),
+            AccountKind::RailRefunds => Some("rail:refunds"),
+            AccountKind::RailSettlements => Some("rail:settlements"),
+            AccountKind::Available | AccountKind::Held => None,
+        }
+    }
+}
+
+/// An account id: a merchant account (kind + merchant) or a platform one.
+/// Renders as SPEC §11 names it: `merchant:usr_…:available`, `rail:payins`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Account {
+    kind: AccountKind,
+    merchant: Option<UserId>,
+}
+
+impl Account {
+    /// The account of `kind` as seen from `merchant`'s wallet: its own for
+    /// the merchant kinds, the shared one otherwise.
+    pub fn of(kind: AccountKind, merchant: UserId) -> Account {
+        Account {
+            kind,
+            merchant: kind.is_merchant().then_some(merchant),
+        }
+    }
+
+    /// A platform account; `None` for the merchant kinds.
+    pub fn platform(kind: AccountKind) -> Option<Account> {
+        (!kind.is_merchant()).then_some(Account {
+            kind,
+            merchant: None,
+        })
+    }
+
+    pub fn kind(&self) -> AccountKind {
+        self.kind
+    }
+
+    /// The merchant of a merchant account.
+    pub fn merchant(&self) -> Option<UserId> {
+        self.merchant
+    }
+}
+
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.kind, self.merchant) {
+            (AccountKind::Available, Some(m)) => write!(f, "merchant:{m}:available"),
+            (AccountKind::Held, Some(m)) => write!(f, "merchant:{m}:held"),
+            (kind, _) => f.write_str(kind.platform_name().unwrap_or("?")),
+        }
+    }
+}
+
+impl FromStr for Account {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Account, ()> {
+        if let Some(rest) = text.strip_prefix("merchant:") {
+            let (id, side) = rest.rsplit_once(':').ok_or(())?;
+            let kind = match side {
+                "available" => AccountKind::Available,
+                "held" => AccountKind::Held,
+                _ => return Err(()),
+            };
+            return Ok(Account::of(kind, id.parse()?));
+        }
+        AccountKind::ALL
+            .into_iter()
+            .find(|k| k.platform_name() == Some(text))
+            .and_then(Account::platform)
+            .ok_or(())
+    }
+}
+
+impl Serialize for Account {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Why money moved. Each kind fixes which two accounts it moves between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    PayinCredit,
+    PayinFee,
+    PayoutHold,
+    PayoutSettle,
+    PayoutFee,
+    PayoutRelease,
+    PayoutReverse,
+    RefundHold,
+    RefundSettle,
+    RefundRelease,
+    SettlementHold,
+    SettlementSettle,
+    SettlementRelease,
+}
+
+impl TransferKind {
+    pub const ALL: [TransferKind; 13] = [
+        TransferKind::PayinCredit,
+        TransferKind::PayinFee,
+        TransferKind::PayoutHold,
+        TransferKind::PayoutSettle,
+        TransferKind::PayoutFee,
+        TransferKind::PayoutRelease,
+        TransferKind::PayoutReverse,
+        TransferKind::RefundHold,
+        TransferKind::RefundSettle,
+        TransferKind::RefundRelease,
+        TransferKind::SettlementHold,
+        TransferKind::SettlementSettle,
+        TransferKind::SettlementRelease,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferKind::PayinCredit => "payin_credit",
+            TransferKind::PayinFee => "payin_fee",
+            TransferKind::PayoutHold => "payout_hold",
+            TransferKind::PayoutSettle => "payout_settle",
+            TransferKind::PayoutFee => "payout_fee",
+            TransferKind::PayoutRelease => "payout_release",
+            TransferKind::PayoutReverse => "payout_reverse",
+            TransferKind::RefundHold => "refund_hold",
+            TransferKind::RefundSettle => "refund_settle",
+            TransferKind::RefundRelease => "refund_release",
+            TransferKind::SettlementHold => "settlement_hold",
+            TransferKind::SettlementSettle => "settlement_settle",
+            TransferKind::SettlementRelease => "settlement_release",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TransferKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// (debited, credited), SPEC §11.
+    pub fn accounts(self) -> (AccountKind, AccountKind) {
+        use AccountKind::*;
+        match self {
+            TransferKind::PayinCredit => (RailPayins, Available),
+            TransferKind::PayinFee => (RailPayins, PlatformFees),
+            TransferKind::PayoutHold | TransferKind::RefundHold | TransferKind::SettlementHold => {
+                (Available, Held)
+            }
+            TransferKind::PayoutSettle => (Held, RailPayouts),
+            TransferKind::PayoutFee => (Held, PlatformFees),
+            TransferKind::PayoutRelease
+            | TransferKind::RefundRelease
+            | TransferKind::SettlementRelease => (Held, Available),
+            TransferKind::PayoutReverse => (RailPayouts, Available),
+            TransferKind::RefundSettle => (Held, RailRefunds),
+            TransferKind::SettlementSettle => (Held, RailSettlements),
+        }
+    }
+
+    /// Whether a transfer of this kind touches one of the merchant's own
+    /// accounts (and so appears in its ledger, with a `seq`).
+    pub fn touches_merchant(self) -> bool {
+        let (debit, credit) = self.accounts();
+        debit.is_merchant() || credit.is_merchant()
+    }
+}
+
+/// One immutable transfer, as posted by a merchant's wallet. `posting`
+/// numbers every transfer the wallet posted (1..n); `seq` numbers those
+/// that touch the merchant's own accounts (its ledger, SPEC §11), and is
+/// 0 for the others (a pay-in's fee goes from the rail to the platform).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LedgerEntry {
+pub struct Transfer {
+    pub id: TransferId,
     pub merchant_id: UserId,
     pub currency: Currency,
+    pub posting: u64,
     pub seq: u64,
-    pub kind: EntryKind,
+    pub kind: TransferKind,
     pub amount: Money,
-    pub gross: Money,
-    pub fee: Money,
+    /// The `txn_`/`po_`/`rf_`/`st_` id of the record that caused it.
+    pub reference: String,
+    /// The merchant's balances right after this transfer.
     pub available_after: Money,
     pub held_after: Money,
-    /// The `txn_…` or `po_…` id that caused the entry.
-    pub reference: String,
     pub created_at: Timestamp,
 }
 
-/// A merchant's wallet in one currency, with running totals for reports.
+impl Transfer {
+    pub fn debit_account(&self) -> Account {
+        Account::of(self.kind.accounts().0, self.merchant_id)
+    }
+
+    pub fn credit_account(&self) -> Account {
+        Account::of(self.kind.accounts().1, self.merchant_id)
+    }
+
+    /// Whether it moves money to or from `account`.
+    pub fn touches(&self, account: &Account) -> bool {
+        self.debit_account() == *account || self.credit_account() == *account
+    }
+}
+
+/// What one wallet posted to one account kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posted {
+    pub debits: Money,
+    pub credits: Money,
+}
+
+impl Posted {
+    /// `credits − debits`.
+    pub fn balance(&self) -> i128 {
+        i128::from(self.credits.paise()) - i128::from(self.debits.paise())
+    }
+}
+
+/// A merchant's wallet in one currency: its two accounts, its shares of
+/// the platform accounts, and running totals for reports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wallet {
     pub merchant_id: UserId,
     pub currency: Currency,
+    /// Balance of `merchant:<id>:available`.
     pub available: Money,
+    /// Balance of `merchant:<id>:held`.
     pub held: Money,
-    /// Sum of the amounts of pay-ins still pending (not part of the total).
+    /// What this wallet posted to each account kind (`AccountKind::index`).
+    pub posted: [Posted; 7],
+    /// Sum of the amounts of pay-ins still pending (no money has moved).
     pub pending_payins: Money,
     /// Gross amount of completed pay-ins.
     pub total_payins: Money,
@@ -75,18 +330,11 @@ pub struct Wallet {
     pub total_payouts: Money,
     /// Fees charged on completed pay-ins and processed payouts.
     pub total_fees: Money,
-    /// Sequence number of the last ledger entry (0: none yet).
+    /// `seq` of the last transfer touching the merchant's accounts.
     pub last_seq: u64,
+    /// `posting` of the last transfer this wallet posted.
+    pub last_posting: u64,
     pub updated_at: Timestamp,
-}
-
-/// What one balance change is, before it is applied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Movement {
-    pub kind: EntryKind,
-    pub amount: Money,
-    pub gross: Money,
-    pub fee: Money,
 }
 
 impl Wallet {
@@ -96,117 +344,208 @@ impl Wallet {
             currency,
             available: Money::ZERO,
             held: Money::ZERO,
+            posted: [Posted::default(); 7],
             pending_payins: Money::ZERO,
             total_payins: Money::ZERO,
             total_payouts: Money::ZERO,
             total_fees: Money::ZERO,
             last_seq: 0,
+            last_posting: 0,
             updated_at: now,
         }
     }
 
-    /// `available + held`, the quantity the ledger accounts for.
+    /// `available + held`.
     pub fn total(&self) -> i128 {
         i128::from(self.available.paise()) + i128::from(self.held.paise())
     }
 
-    /// Applies one movement and returns its ledger entry. Refuses (and changes
-    /// nothing) when `available` cannot cover a hold; a release or settle that
-    /// exceeds `held` means the caller's bookkeeping is broken, which is also
-    /// refused without change so that the actor can fail loudly.
-    pub fn apply(
+    /// This wallet's share of `kind`'s balance.
+    pub fn balance(&self, kind: AccountKind) -> i128 {
+        self.posted[kind.index()].balance()
+    }
+
+    /// The sum of this wallet's shares of every account: always 0.
+    pub fn zero_sum(&self) -> i128 {
+        self.posted.iter().map(Posted::balance).sum()
+    }
+
+    /// Checks the wallet's own books: the shares sum to zero and the two
+    /// merchant balances equal their accounts' postings.
+    pub fn check(&self) -> Result<(), String> {
+        if self.zero_sum() != 0 {
+            return Err(format!("accounts sum to {} paise, not 0", self.zero_sum()));
+        }
+        let available = self.balance(AccountKind::Available);
+        let held = self.balance(AccountKind::Held);
+        if (available, held) != (self.available.paise().into(), self.held.paise().into()) {
+            return Err(format!(
+                "available/held {}/{} differ from their accounts {available}/{held}",
+                self.available, self.held
+            ));
+        }
+        Ok(())
+    }
+
+    /// Posts one transfer of `amount` (> 0) and returns it. Refuses, and
+    /// changes nothing, when `available` cannot cover a debit of it
+    /// (`insufficient_balance`); a debit that `held` cannot cover, or any
+    /// overflow, means the caller's bookkeeping is broken (`database_error`).
+    pub fn post(
         &mut self,
-        movement: Movement,
+        kind: TransferKind,
+        amount: Money,
         reference: String,
         now: Timestamp,
-    ) -> Result<LedgerEntry, Rejection> {
-        let before = self.total();
-        let amount = movement.amount;
-        let (available, held) = match movement.kind {
-            EntryKind::PayinCredit => (self.available.checked_add(amount), Some(self.held)),
-            EntryKind::PayoutHold => match self.available.checked_sub(amount) {
-                None => return Err(Rejection::InsufficientBalance),
-                Some(a) => (Some(a), self.held.checked_add(amount)),
-            },
-            EntryKind::PayoutRelease => (
-                self.available.checked_add(amount),
-                self.held.checked_sub(amount),
-            ),
-            EntryKind::PayoutSettle => (Some(self.available), self.held.checked_sub(amount)),
-        };
-        let (Some(available), Some(held)) = (available, held) else {
+    ) -> Result<Transfer, Rejection> {
+        if amount.is_zero() {
             return Err(Rejection::DatabaseError);
-        };
-        self.available = available;
-        self.held = held;
-        self.last_seq += 1;
-        self.updated_at = now;
-        assert_eq!(
-            self.total(),
-            before + movement.kind.total_effect(amount),
-            "a movement changed the total by other than its ledger effect"
-        );
-        Ok(LedgerEntry {
+        }
+        let mut next = self.clone();
+        next.move_money(kind, amount)?;
+        next.last_posting += 1;
+        if kind.touches_merchant() {
+            next.last_seq += 1;
+        }
+        next.updated_at = now;
+        assert_eq!(next.zero_sum(), 0, "a transfer broke the zero sum");
+        *self = next;
+        Ok(Transfer {
+            id: TransferId::new(),
             merchant_id: self.merchant_id,
             currency: self.currency,
-            seq: self.last_seq,
-            kind: movement.kind,
+            posting: self.last_posting,
+            seq: if kind.touches_merchant() {
+                self.last_seq
+            } else {
+                0
+            },
+            kind,
             amount,
-            gross: movement.gross,
-            fee: movement.fee,
+            reference,
             available_after: self.available,
             held_after: self.held,
-            reference,
             created_at: now,
         })
     }
+
+    /// The balance effect of a transfer, on `self` (which may be left
+    /// half-changed on error: callers work on a copy).
+    fn move_money(&mut self, kind: TransferKind, amount: Money) -> Result<(), Rejection> {
+        let (debit, credit) = kind.accounts();
+        let broken = Rejection::DatabaseError;
+        match debit {
+            AccountKind::Available => {
+                self.available = self
+                    .available
+                    .checked_sub(amount)
+                    .ok_or(Rejection::InsufficientBalance)?
+            }
+            AccountKind::Held => self.held = self.held.checked_sub(amount).ok_or(broken.clone())?,
+            _ => {}
+        }
+        match credit {
+            AccountKind::Available => {
+                self.available = self.available.checked_add(amount).ok_or(broken.clone())?
+            }
+            AccountKind::Held => self.held = self.held.checked_add(amount).ok_or(broken.clone())?,
+            _ => {}
+        }
+        let d = &mut self.posted[debit.index()];
+        d.debits = d.debits.checked_add(amount).ok_or(broken.clone())?;
+        let c = &mut self.posted[credit.index()];
+        c.credits = c.credits.checked_add(amount).ok_or(broken)?;
+        Ok(())
+    }
+
+    /// Replays a stored transfer onto this wallet's balances and postings
+    /// (not its report totals), checking its numbering and after-balances.
+    /// Used by audits, which rebuild a wallet from its transfers.
+    pub fn replay(&mut self, t: &Transfer) -> Result<(), String> {
+        if t.merchant_id != self.merchant_id {
+            return Err(format!("transfer {} belongs to {}", t.id, t.merchant_id));
+        }
+        if t.posting != self.last_posting + 1 {
+            return Err(format!(
+                "posting {} follows {} (a gap or a repeat)",
+                t.posting, self.last_posting
+            ));
+        }
+        let want_seq = if t.kind.touches_merchant() {
+            self.last_seq + 1
+        } else {
+            0
+        };
+        if t.seq != want_seq {
+            return Err(format!(
+                "transfer {} has seq {} (want {want_seq})",
+                t.id, t.seq
+            ));
+        }
+        if t.amount.is_zero() {
+            return Err(format!("transfer {} moves nothing", t.id));
+        }
+        self.move_money(t.kind, t.amount)
+            .map_err(|r| format!("transfer {} cannot apply: {}", t.id, r.code()))?;
+        self.last_posting = t.posting;
+        if t.kind.touches_merchant() {
+            self.last_seq = t.seq;
+        }
+        if (t.available_after, t.held_after) != (self.available, self.held) {
+            return Err(format!(
+                "transfer {} says available/held {}/{} after it, the replay {}/{}",
+                t.id, t.available_after, t.held_after, self.available, self.held
+            ));
+        }
+        if self.zero_sum() != 0 {
+            return Err(format!("transfer {} breaks the zero sum", t.id));
+        }
+        Ok(())
+    }
+
+    /// Whether two wallets agree on everything the ledger determines.
+    pub fn same_books(&self, other: &Wallet) -> bool {
+        (
+            self.available,
+            self.held,
+            self.posted,
+            self.last_seq,
+            self.last_posting,
+        ) == (
+            other.available,
+            other.held,
+            other.posted,
+            other.last_seq,
+            other.last_posting,
+        )
+    }
 }
 
-/// Checks a wallet against its full ledger: the running sum, the sequence
-/// numbers and the after-balances of the last entry. Used by tests, recovery
-/// and the periodic audit. Returns a description of the first disagreement.
+/// Checks a wallet against all the transfers it posted, oldest first: the
+/// numbering, every after-balance, the zero sum, and the final balances and
+/// postings. Returns a description of the first disagreement.
 pub fn audit<'a>(
     wallet: &Wallet,
-    entries: impl IntoIterator<Item = &'a LedgerEntry>,
+    transfers: impl IntoIterator<Item = &'a Transfer>,
 ) -> Result<(), String> {
-    let mut sum: i128 = 0;
-    let mut last: Option<&LedgerEntry> = None;
-    for (i, entry) in entries.into_iter().enumerate() {
-        let expected_seq = i as u64 + 1;
-        if entry.seq != expected_seq {
-            return Err(format!(
-                "entry {i} has seq {} (want {expected_seq})",
-                entry.seq
-            ));
-        }
-        sum += entry.kind.total_effect(entry.amount);
-        let after =
-            i128::from(entry.available_after.paise()) + i128::from(entry.held_after.paise());
-        if after != sum {
-            return Err(format!(
-                "entry {} after-balances {after} != running sum {sum}",
-                entry.seq
-            ));
-        }
-        last = Some(entry);
+    wallet.check()?;
+    let mut replayed = Wallet::new(wallet.merchant_id, wallet.currency, wallet.updated_at);
+    for t in transfers {
+        replayed.replay(t)?;
     }
-    if sum != wallet.total() {
+    if !replayed.same_books(wallet) {
         return Err(format!(
-            "wallet total {} != ledger sum {sum}",
-            wallet.total()
+            "wallet (available {}, held {}, seq {}, posting {}) differs from its transfers \
+             (available {}, held {}, seq {}, posting {})",
+            wallet.available,
+            wallet.held,
+            wallet.last_seq,
+            wallet.last_posting,
+            replayed.available,
+            replayed.held,
+            replayed.last_seq,
+            replayed.last_posting
         ));
-    }
-    let last_seq = last.map_or(0, |e| e.seq);
-    if last_seq != wallet.last_seq {
-        return Err(format!(
-            "wallet last_seq {} != ledger {last_seq}",
-            wallet.last_seq
-        ));
-    }
-    if let Some(e) = last {
-        if (e.available_after, e.held_after) != (wallet.available, wallet.held) {
-            return Err("last entry's balances differ from the wallet".to_owned());
-        }
     }
     Ok(())
 }
@@ -215,75 +554,127 @@ pub fn audit<'a>(
 mod tests {
     use super::*;
 
-    fn mv(kind: EntryKind, paise: u64) -> Movement {
-        let amount = Money::from_paise(paise);
-        Movement {
-            kind,
-            amount,
-            gross: amount,
-            fee: Money::ZERO,
-        }
+    fn now() -> Timestamp {
+        Timestamp::from_unix_ms(0)
+    }
+
+    fn post(w: &mut Wallet, kind: TransferKind, paise: u64, log: &mut Vec<Transfer>) {
+        log.push(
+            w.post(kind, Money::from_paise(paise), "ref".into(), now())
+                .unwrap(),
+        );
     }
 
     #[test]
-    fn hold_release_settle_keep_the_books() {
-        let now = Timestamp::from_unix_ms(0);
-        let mut w = Wallet::new(UserId::new(), Currency::Inr, now);
-        let mut entries = Vec::new();
-        entries.push(
-            w.apply(mv(EntryKind::PayinCredit, 10_000), "txn_a".into(), now)
-                .unwrap(),
-        );
-        entries.push(
-            w.apply(mv(EntryKind::PayoutHold, 4_000), "po_a".into(), now)
-                .unwrap(),
-        );
-        assert_eq!((w.available.paise(), w.held.paise()), (6_000, 4_000));
-        entries.push(
-            w.apply(mv(EntryKind::PayoutRelease, 4_000), "po_a".into(), now)
-                .unwrap(),
-        );
-        entries.push(
-            w.apply(mv(EntryKind::PayoutHold, 10_000), "po_b".into(), now)
-                .unwrap(),
-        );
-        entries.push(
-            w.apply(mv(EntryKind::PayoutSettle, 10_000), "po_b".into(), now)
-                .unwrap(),
-        );
-        assert_eq!(w.total(), 0);
-        assert_eq!(audit(&w, &entries), Ok(()));
+    fn every_kind_keeps_the_zero_sum_and_the_books() {
+        let mut w = Wallet::new(UserId::new(), Currency::Inr, now());
+        let mut log = Vec::new();
+        post(&mut w, TransferKind::PayinCredit, 9_800, &mut log);
+        post(&mut w, TransferKind::PayinFee, 200, &mut log);
+        post(&mut w, TransferKind::PayoutHold, 4_100, &mut log);
+        post(&mut w, TransferKind::PayoutSettle, 4_000, &mut log);
+        post(&mut w, TransferKind::PayoutFee, 100, &mut log);
+        post(&mut w, TransferKind::PayoutReverse, 4_000, &mut log);
+        post(&mut w, TransferKind::RefundHold, 1_000, &mut log);
+        post(&mut w, TransferKind::RefundSettle, 1_000, &mut log);
+        post(&mut w, TransferKind::SettlementHold, 500, &mut log);
+        post(&mut w, TransferKind::SettlementRelease, 500, &mut log);
+        post(&mut w, TransferKind::SettlementHold, 500, &mut log);
+        post(&mut w, TransferKind::SettlementSettle, 500, &mut log);
+        assert_eq!(w.zero_sum(), 0);
+        assert_eq!(w.available.paise(), 9_800 - 4_100 + 4_000 - 1_000 - 500);
+        assert_eq!(w.held.paise(), 0);
+        assert_eq!(w.balance(AccountKind::PlatformFees), 300);
+        assert_eq!(w.balance(AccountKind::RailPayins), -10_000);
+        assert_eq!(w.balance(AccountKind::RailPayouts), 0);
+        // The pay-in fee touches no merchant account: no seq.
+        assert_eq!(log[1].seq, 0);
+        assert_eq!(w.last_seq, 11);
+        assert_eq!(w.last_posting, 12);
+        assert_eq!(audit(&w, &log), Ok(()));
     }
 
     #[test]
     fn refusals_change_nothing() {
-        let now = Timestamp::from_unix_ms(0);
-        let mut w = Wallet::new(UserId::new(), Currency::Inr, now);
-        w.apply(mv(EntryKind::PayinCredit, 100), "txn_a".into(), now)
-            .unwrap();
+        let mut w = Wallet::new(UserId::new(), Currency::Inr, now());
+        let mut log = Vec::new();
+        post(&mut w, TransferKind::PayinCredit, 100, &mut log);
         let before = w.clone();
-        assert_eq!(
-            w.apply(mv(EntryKind::PayoutHold, 101), "po".into(), now),
-            Err(Rejection::InsufficientBalance)
+        let hold = w.post(
+            TransferKind::PayoutHold,
+            Money::from_paise(101),
+            "po".into(),
+            now(),
         );
-        assert_eq!(
-            w.apply(mv(EntryKind::PayoutSettle, 1), "po".into(), now),
-            Err(Rejection::DatabaseError)
+        assert_eq!(hold, Err(Rejection::InsufficientBalance));
+        let settle = w.post(
+            TransferKind::PayoutSettle,
+            Money::from_paise(1),
+            "po".into(),
+            now(),
         );
+        assert_eq!(settle, Err(Rejection::DatabaseError));
+        let nothing = w.post(TransferKind::PayinCredit, Money::ZERO, "t".into(), now());
+        assert_eq!(nothing, Err(Rejection::DatabaseError));
         assert_eq!(w, before);
     }
 
     #[test]
-    fn audit_finds_tampering() {
-        let now = Timestamp::from_unix_ms(0);
-        let mut w = Wallet::new(UserId::new(), Currency::Inr, now);
-        let mut entries = vec![w
-            .apply(mv(EntryKind::PayinCredit, 500), "t".into(), now)
-            .unwrap()];
-        entries[0].amount = Money::from_paise(499);
-        assert!(audit(&w, &entries).is_err());
-        entries[0].amount = Money::from_paise(500);
-        w.available = Money::from_paise(501);
-        assert!(audit(&w, &entries).is_err());
+    fn audit_finds_tampering_gaps_and_drift() {
+        let mut w = Wallet::new(UserId::new(), Currency::Inr, now());
+        let mut log = Vec::new();
+        post(&mut w, TransferKind::PayinCredit, 500, &mut log);
+        post(&mut w, TransferKind::PayoutHold, 200, &mut log);
+        let mut altered = log.clone();
+        altered[0].amount = Money::from_paise(499);
+        assert!(audit(&w, &altered).is_err());
+        assert!(audit(&w, &log[1..]).is_err(), "a missing first transfer");
+        let mut drifted = w.clone();
+        drifted.available = Money::from_paise(301);
+        assert!(audit(&drifted, &log).is_err());
+        let mut skewed = w.clone();
+        skewed.posted[AccountKind::PlatformFees.index()].credits = Money::from_paise(1);
+        assert!(audit(&skewed, &log).is_err(), "zero sum broken");
+        assert_eq!(audit(&w, &log), Ok(()));
+    }
+
+    #[test]
+    fn accounts_render_and_parse() {
+        let m = UserId::new();
+        for kind in AccountKind::ALL {
+            let account = Account::of(kind, m);
+            let text = account.to_string();
+            assert_eq!(text.parse::<Account>(), Ok(account), "{text}");
+        }
+        assert_eq!(
+            Account::of(AccountKind::Held, m).to_string(),
+            format!("merchant:{m}:held")
+        );
+        assert_eq!(
+            Account::of(AccountKind::RailPayins, m).to_string(),
+            "rail:payins"
+        );
+        for bad in [
+            "",
+            "rail:",
+            "merchant:usr_x:available",
+            "merchant::held",
+            "platform:fee",
+        ] {
+            assert!(bad.parse::<Account>().is_err(), "{bad}");
+        }
+        assert_eq!(AccountKind::RailPayouts.normal(), Normal::Debit);
+        assert_eq!(AccountKind::Held.normal(), Normal::Credit);
+    }
+
+    #[test]
+    fn kinds_round_trip_and_match_spec_accounts() {
+        for kind in TransferKind::ALL {
+            assert_eq!(TransferKind::parse(kind.as_str()), Some(kind));
+            let (d, c) = kind.accounts();
+            assert_ne!(d, c);
+        }
+        assert!(!TransferKind::PayinFee.touches_merchant());
+        assert!(TransferKind::PayoutFee.touches_merchant());
     }
 }

@@ -12,8 +12,8 @@ pub mod role;
 pub mod secret;
 pub mod time;
 
-pub use ids::{EventId, PaymentId, PayoutId, UserId};
-pub use ledger::{EntryKind, LedgerEntry, Wallet};
+pub use ids::{EventId, PaymentId, PayoutId, TransferId, UserId};
+pub use ledger::{Account, AccountKind, Posted, Transfer, TransferKind, Wallet};
 pub use money::{Currency, Money};
 pub use records::{
     Beneficiary, Delivery, DeliveryStatus, EventType, OutboxEvent, Payment, PaymentStatus, Payout,

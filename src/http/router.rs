@@ -30,6 +30,8 @@ pub enum Route {
     UserApiKey,
     ReportSummary,
     ReportLedger,
+    LedgerAccounts,
+    LedgerTransfers,
     WebhookEvents,
     WebhookRedeliver,
     WebhookReplay,
@@ -37,7 +39,7 @@ pub enum Route {
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 26] = [
+    pub const ALL: [Route; 28] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -61,6 +63,8 @@ impl Route {
         Route::UserApiKey,
         Route::ReportSummary,
         Route::ReportLedger,
+        Route::LedgerAccounts,
+        Route::LedgerTransfers,
         Route::WebhookEvents,
         Route::WebhookRedeliver,
         Route::WebhookReplay,
@@ -92,6 +96,8 @@ impl Route {
             Route::UserApiKey => (Method::POST, "/api/v1/users/{id}/api-key"),
             Route::ReportSummary => (Method::GET, "/api/v1/reports/summary"),
             Route::ReportLedger => (Method::GET, "/api/v1/reports/ledger"),
+            Route::LedgerAccounts => (Method::GET, "/api/v1/ledger/accounts"),
+            Route::LedgerTransfers => (Method::GET, "/api/v1/ledger/transfers"),
             Route::WebhookEvents => (Method::GET, "/api/v1/webhooks/events"),
             Route::WebhookRedeliver => (Method::POST, "/api/v1/webhooks/events/{id}/redeliver"),
             Route::WebhookReplay => (Method::POST, "/api/v1/webhooks/replay"),
@@ -195,6 +201,8 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
             ["users", id, "api-key"] => (pick(m, &[(Method::POST, Route::UserApiKey)])?, Some(*id)),
             ["reports", "summary"] => (pick(m, &[(Method::GET, Route::ReportSummary)])?, None),
             ["reports", "ledger"] => (pick(m, &[(Method::GET, Route::ReportLedger)])?, None),
+            ["ledger", "accounts"] => (pick(m, &[(Method::GET, Route::LedgerAccounts)])?, None),
+            ["ledger", "transfers"] => (pick(m, &[(Method::GET, Route::LedgerTransfers)])?, None),
             ["webhooks", "events"] => (pick(m, &[(Method::GET, Route::WebhookEvents)])?, None),
             ["webhooks", "events", id, "redeliver"] => (
                 pick(m, &[(Method::POST, Route::WebhookRedeliver)])?,

@@ -11,6 +11,8 @@ pub enum StorageError {
     Io(String),
     /// A stored value did not decode: a bug or corruption.
     Codec(String),
+    /// The data dir holds a store of another format version.
+    Format(String),
     /// An earlier commit failed; the database refuses further writes.
     Poisoned,
     /// The store was closed (shutdown).
@@ -23,6 +25,7 @@ impl fmt::Display for StorageError {
             StorageError::Engine(e) => write!(f, "storage engine: {e}"),
             StorageError::Io(e) => write!(f, "storage i/o: {e}"),
             StorageError::Codec(e) => write!(f, "stored value does not decode: {e}"),
+            StorageError::Format(e) => f.write_str(e),
             StorageError::Poisoned => {
                 f.write_str("storage is poisoned by an earlier failed commit")
             }

@@ -2,7 +2,7 @@
 //! creation time and a reverse prefix scan lists newest first. Integers are
 //! big-endian so that byte order is numeric order.
 
-use domain::{Currency, PaymentId, PayoutId, UserId};
+use domain::{Currency, PaymentId, PayoutId, TransferId, UserId};
 
 /// Tags of the `Index` space: which listing a key belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,8 +67,14 @@ pub fn wallet(merchant: &UserId, currency: Currency) -> Vec<u8> {
     concat(&[merchant.as_bytes(), &[code]])
 }
 
-pub fn ledger(merchant: &UserId, seq: u64) -> Vec<u8> {
-    concat(&[merchant.as_bytes(), &seq.to_be_bytes()])
+/// A wallet's transfers, by their posting number.
+pub fn ledger(merchant: &UserId, posting: u64) -> Vec<u8> {
+    concat(&[merchant.as_bytes(), &posting.to_be_bytes()])
+}
+
+/// Every transfer by its time-ordered id; the value points into `Ledger`.
+pub fn transfer(id: &TransferId) -> Vec<u8> {
+    id.as_bytes().to_vec()
 }
 
 pub fn ledger_prefix(merchant: &UserId) -> Vec<u8> {

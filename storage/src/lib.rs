@@ -52,8 +52,10 @@ pub enum Space {
     Unique,
     /// merchant + currency → Wallet
     Wallets,
-    /// merchant + seq → LedgerEntry
+    /// merchant + posting → Transfer (every transfer a wallet posted)
     Ledger,
+    /// transfer id → merchant + posting; every transfer, oldest first
+    Transfers,
     /// merchant + user + Idempotency-Key → IdempotencyRecord
     Idempotency,
     /// event id → OutboxEvent
@@ -65,7 +67,7 @@ pub enum Space {
 }
 
 impl Space {
-    pub const ALL: [Space; 12] = [
+    pub const ALL: [Space; 13] = [
         Space::Users,
         Space::ApiKeys,
         Space::Payments,
@@ -74,6 +76,7 @@ impl Space {
         Space::Unique,
         Space::Wallets,
         Space::Ledger,
+        Space::Transfers,
         Space::Idempotency,
         Space::Outbox,
         Space::Pending,
@@ -90,6 +93,7 @@ impl Space {
             Space::Unique => "unique",
             Space::Wallets => "wallets",
             Space::Ledger => "ledger",
+            Space::Transfers => "transfers",
             Space::Idempotency => "idempotency",
             Space::Outbox => "outbox",
             Space::Pending => "pending",
@@ -130,10 +134,48 @@ struct Inner {
     committer: committer::Committer,
 }
 
+/// The version of the on-disk layout this build reads and writes. A data
+/// dir records it in `FORMAT_FILE` when it is created; any other version is
+/// refused at open (nothing is deployed yet: there is no migration).
+pub const FORMAT_VERSION: u32 = 2;
+const FORMAT_FILE: &str = "TIJORI_FORMAT";
+
+/// Checks (or, in an empty dir, writes) the store format marker.
+fn check_format(dir: &Path) -> Result<(), StorageError> {
+    let io = |e: std::io::Error| StorageError::Io(e.to_string());
+    let marker = dir.join(FORMAT_FILE);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) => {
+            let found = text.trim().strip_prefix("tijori-store ").unwrap_or(text.trim());
+            if found == FORMAT_VERSION.to_string() {
+                Ok(())
+            } else {
+                Err(StorageError::Format(format!(
+                    "{} holds a store in format v{found}; this Tijori reads format v{FORMAT_VERSION} \
+                     (there is no migration: start with an empty --data-dir)",
+                    dir.display()
+                )))
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::read_dir(dir).map_err(io)?.next().is_some() {
+                return Err(StorageError::Format(format!(
+                    "{} holds a store in format v1 (no {FORMAT_FILE} marker); this Tijori reads \
+                     format v{FORMAT_VERSION} (there is no migration: start with an empty --data-dir)",
+                    dir.display()
+                )));
+            }
+            std::fs::write(&marker, format!("tijori-store {FORMAT_VERSION}\n")).map_err(io)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir` and starts its committer thread.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Store, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::Io(e.to_string()))?;
+        check_format(dir)?;
         let db = Database::builder(dir).manual_journal_persist(true).open()?;
         let spaces = Space::ALL
             .iter()

@@ -4,7 +4,8 @@
 use crate::keys::{self, IndexTag, UniqueKind};
 use crate::{Space, StorageError, Store};
 use domain::{
-    Currency, LedgerEntry, Payment, PaymentId, Payout, PayoutId, Timestamp, User, UserId, Wallet,
+    Currency, Payment, PaymentId, Payout, PayoutId, Timestamp, Transfer, TransferId, User, UserId,
+    Wallet,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -121,15 +122,15 @@ impl Store {
             .collect()
     }
 
-    /// Ledger entries of a merchant with `from_seq <= seq`, oldest first, at
-    /// most `limit`.
+    /// Transfers a wallet posted with `from_posting <= posting`, oldest
+    /// first, at most `limit`.
     pub fn ledger(
         &self,
         merchant: &UserId,
-        from_seq: u64,
+        from_posting: u64,
         limit: usize,
-    ) -> Result<Vec<LedgerEntry>, StorageError> {
-        let start = keys::ledger(merchant, from_seq);
+    ) -> Result<Vec<Transfer>, StorageError> {
+        let start = keys::ledger(merchant, from_posting);
         let end = keys::ledger(merchant, u64::MAX);
         self.space(Space::Ledger)
             .range(start..=end)
@@ -138,16 +139,16 @@ impl Store {
             .collect()
     }
 
-    /// Ledger entries of a merchant with `seq < before_seq`, newest first,
-    /// at most `limit`.
+    /// Transfers a wallet posted with `posting < before_posting`, newest
+    /// first, at most `limit`.
     pub fn ledger_newest(
         &self,
         merchant: &UserId,
-        before_seq: u64,
+        before_posting: u64,
         limit: usize,
-    ) -> Result<Vec<LedgerEntry>, StorageError> {
+    ) -> Result<Vec<Transfer>, StorageError> {
         let start = keys::ledger(merchant, 0);
-        let end = keys::ledger(merchant, before_seq);
+        let end = keys::ledger(merchant, before_posting);
         self.space(Space::Ledger)
             .range(start..end)
             .rev()
@@ -156,11 +157,8 @@ impl Store {
             .collect()
     }
 
-    /// The newest ledger entry of a merchant, if any.
-    pub fn last_ledger_entry(
-        &self,
-        merchant: &UserId,
-    ) -> Result<Option<LedgerEntry>, StorageError> {
+    /// The newest transfer a wallet posted, if any.
+    pub fn last_transfer(&self, merchant: &UserId) -> Result<Option<Transfer>, StorageError> {
         match self
             .space(Space::Ledger)
             .prefix(keys::ledger_prefix(merchant))
@@ -169,6 +167,21 @@ impl Store {
             Some(guard) => decode(&guard.value().map_err(engine)?).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// One transfer by id.
+    pub fn transfer(&self, id: &TransferId) -> Result<Option<Transfer>, StorageError> {
+        let Some(pointer) = self.get_raw(Space::Transfers, &keys::transfer(id))? else {
+            return Ok(None);
+        };
+        let (merchant, posting) = pointer
+            .split_first_chunk::<16>()
+            .and_then(|(m, rest)| Some((UserId::from_bytes(*m), <[u8; 8]>::try_from(rest).ok()?)))
+            .ok_or_else(|| StorageError::Codec("transfer pointer of wrong length".into()))?;
+        self.get(
+            Space::Ledger,
+            &keys::ledger(&merchant, u64::from_be_bytes(posting)),
+        )
     }
 
     /// Record ids of one listing, newest first, created in

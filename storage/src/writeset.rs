@@ -1,7 +1,8 @@
 //! A `WriteSet` is everything one command changes: records, indexes, ledger
 //! entries, idempotency and outbox rows. It is applied atomically.
 
-use crate::{Space, StorageError};
+use crate::{keys, Space, StorageError};
+use domain::Transfer;
 use serde::Serialize;
 
 #[derive(Debug, Default)]
@@ -28,6 +29,14 @@ impl WriteSet {
     ) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(value)?;
         self.put_raw(space, key, bytes);
+        Ok(())
+    }
+
+    /// A posted transfer: under its wallet and posting number, and by id.
+    pub fn put_transfer(&mut self, transfer: &Transfer) -> Result<(), StorageError> {
+        let posting = keys::ledger(&transfer.merchant_id, transfer.posting);
+        self.put(Space::Ledger, posting.clone(), transfer)?;
+        self.put_raw(Space::Transfers, keys::transfer(&transfer.id), posting);
         Ok(())
     }
 

@@ -781,3 +781,34 @@ async fn closed_store_refuses_writes_without_hanging() {
     assert_eq!(store.get_raw(Space::Users, b"late").unwrap(), None);
     store.close();
 }
+
+/// A data dir records its format version; a store of another format (or a
+/// v1 dir, which has no marker) is refused with both versions named, and
+/// nothing in it is touched.
+#[test]
+fn other_store_formats_are_refused_with_both_versions_named() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let marker = std::fs::read_to_string(dir.path().join("TIJORI_FORMAT")).unwrap();
+    assert_eq!(
+        marker.trim(),
+        format!("tijori-store {}", storage::FORMAT_VERSION)
+    );
+
+    let v1 = tempfile::tempdir().unwrap();
+    std::fs::write(v1.path().join("version"), b"fjall").unwrap();
+    let err = Store::open(v1.path(), StoreConfig::default())
+        .err()
+        .expect("a v1 dir is refused");
+    let text = err.to_string();
+    assert!(matches!(err, StorageError::Format(_)), "{err:?}");
+    assert!(text.contains("format v1") && text.contains("format v2"), "{text}");
+    assert!(!v1.path().join("TIJORI_FORMAT").exists(), "a refused dir was written");
+
+    std::fs::write(dir.path().join("TIJORI_FORMAT"), "tijori-store 3\n").unwrap();
+    let text = Store::open(dir.path(), StoreConfig::default())
+        .err()
+        .expect("a newer format is refused")
+        .to_string();
+    assert!(text.contains("format v3") && text.contains("format v2"), "{text}");
+}

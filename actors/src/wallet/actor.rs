@@ -10,11 +10,10 @@
 use super::messages::{NewPayin, NewPayout, Reply, WalletMsg};
 use crate::registry::SupervisorMsg;
 use crate::CoreConfig;
-use domain::ledger::Movement;
 use domain::money::AmountLimits;
 use domain::{
-    Currency, EntryKind, EventId, EventType, LedgerEntry, Money, OutboxEvent, Payment, PaymentId,
-    PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, Role, Timestamp, User, UserId,
+    Currency, EventId, EventType, Money, OutboxEvent, Payment, PaymentId, PaymentStatus, Payout,
+    PayoutId, PayoutStatus, Rejection, Role, Timestamp, Transfer, TransferKind, User, UserId,
     Wallet,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -104,19 +103,22 @@ impl Actor for WalletActor {
             .store
             .wallet(&args.merchant, Currency::Inr)?
             .unwrap_or_else(|| Wallet::new(args.merchant, Currency::Inr, now));
-        // Paired assertion: the wallet read back agrees with its last entry.
-        if let Some(last) = args.store.last_ledger_entry(&args.merchant)? {
+        // Paired assertions: the wallet read back balances its own books
+        // and agrees with the last transfer it posted.
+        if let Err(why) = wallet.check() {
+            panic!("wallet {} is unbalanced: {why}", args.merchant);
+        }
+        if let Some(last) = args.store.last_transfer(&args.merchant)? {
             assert_eq!(
-                (last.seq, last.available_after, last.held_after),
-                (wallet.last_seq, wallet.available, wallet.held),
-                "wallet {} disagrees with its last ledger entry",
+                (last.posting, last.available_after, last.held_after),
+                (wallet.last_posting, wallet.available, wallet.held),
+                "wallet {} disagrees with its last transfer",
                 args.merchant
             );
         } else {
             assert_eq!(
-                wallet.total(),
-                0,
-                "wallet {} has money but no ledger",
+                wallet.last_posting, 0,
+                "wallet {} has postings but no ledger",
                 args.merchant
             );
         }
@@ -328,7 +330,7 @@ impl WalletState {
         &self,
         writes: &mut WriteSet,
         wallet: &Wallet,
-        entry: Option<&LedgerEntry>,
+        transfers: &[Transfer],
         event: Option<&OutboxEvent>,
     ) -> Result<(), Rejection> {
         Self::put(
@@ -337,13 +339,8 @@ impl WalletState {
             keys::wallet(&self.merchant, wallet.currency),
             wallet,
         )?;
-        if let Some(entry) = entry {
-            Self::put(
-                writes,
-                Space::Ledger,
-                keys::ledger(&self.merchant, entry.seq),
-                entry,
-            )?;
+        for transfer in transfers {
+            writes.put_transfer(transfer).map_err(db)?;
         }
         if let Some(event) = event {
             storage::outbox::enqueue(writes, event).map_err(db)?;
@@ -505,7 +502,7 @@ impl WalletState {
             &payment,
             now,
         )?;
-        self.put_common(&mut writes, &next, None, None)?;
+        self.put_common(&mut writes, &next, &[], None)?;
         Ok(Prepared::Write(writes, next, payment))
     }
 
@@ -529,14 +526,18 @@ impl WalletState {
             .checked_sub(payment.amount)
             .ok_or(Rejection::DatabaseError)?;
         next.updated_at = now;
-        let (entry, event_type) = if to == PaymentStatus::Completed {
-            let movement = Movement {
-                kind: EntryKind::PayinCredit,
-                amount: payment.net_amount,
-                gross: payment.amount,
-                fee: payment.fee,
-            };
-            let entry = next.apply(movement, payment.id.to_string(), now)?;
+        let mut transfers = Vec::with_capacity(2);
+        let event_type = if to == PaymentStatus::Completed {
+            // rail:payins → available (net) and rail:payins → platform:fees (fee).
+            let reference = payment.id.to_string();
+            for (kind, amount) in [
+                (TransferKind::PayinCredit, payment.net_amount),
+                (TransferKind::PayinFee, payment.fee),
+            ] {
+                if !amount.is_zero() {
+                    transfers.push(next.post(kind, amount, reference.clone(), now)?);
+                }
+            }
             next.total_payins = next
                 .total_payins
                 .checked_add(payment.amount)
@@ -545,9 +546,9 @@ impl WalletState {
                 .total_fees
                 .checked_add(payment.fee)
                 .ok_or(Rejection::DatabaseError)?;
-            (Some(entry), EventType::PaymentCompleted)
+            EventType::PaymentCompleted
         } else {
-            (None, EventType::PaymentFailed)
+            EventType::PaymentFailed
         };
         let key = keys::payment(&payment.id);
         let created_by = payment.created_by;
@@ -555,7 +556,7 @@ impl WalletState {
             space: Space::Payments,
             key,
             created_by,
-            entry,
+            transfers,
             event_type,
             now,
         };
@@ -597,13 +598,7 @@ impl WalletState {
             .hold()
             .ok_or(Rejection::InvalidAmount("amount overflows".into()))?;
         let mut next = self.wallet.clone();
-        let movement = Movement {
-            kind: EntryKind::PayoutHold,
-            amount: hold,
-            gross: payout.amount,
-            fee: payout.fee,
-        };
-        let entry = next.apply(movement, payout.id.to_string(), now)?;
+        let hold = next.post(TransferKind::PayoutHold, hold, payout.id.to_string(), now)?;
 
         let id = payout.id.as_bytes();
         let mut writes = WriteSet::new();
@@ -639,7 +634,7 @@ impl WalletState {
             &payout,
             now,
         )?;
-        self.put_common(&mut writes, &next, Some(&entry), None)?;
+        self.put_common(&mut writes, &next, &[hold], None)?;
         Ok(Prepared::Write(writes, next, payout))
     }
 
@@ -659,17 +654,28 @@ impl WalletState {
         payout.settle(to, reason, now)?;
         let hold = payout.hold().ok_or(Rejection::DatabaseError)?;
         let mut next = self.wallet.clone();
-        let (kind, event_type) = match to {
-            PayoutStatus::Processed => (EntryKind::PayoutSettle, EventType::PayoutProcessed),
-            _ => (EntryKind::PayoutRelease, EventType::PayoutRejected),
+        let reference = payout.id.to_string();
+        // processed: held → rail:payouts (amount) and held → platform:fees
+        // (fee); rejected: the whole hold back to available.
+        let (moves, event_type) = match to {
+            PayoutStatus::Processed => (
+                vec![
+                    (TransferKind::PayoutSettle, payout.amount),
+                    (TransferKind::PayoutFee, payout.fee),
+                ],
+                EventType::PayoutProcessed,
+            ),
+            _ => (
+                vec![(TransferKind::PayoutRelease, hold)],
+                EventType::PayoutRejected,
+            ),
         };
-        let movement = Movement {
-            kind,
-            amount: hold,
-            gross: payout.amount,
-            fee: payout.fee,
-        };
-        let entry = next.apply(movement, payout.id.to_string(), now)?;
+        let mut transfers = Vec::with_capacity(moves.len());
+        for (kind, amount) in moves {
+            if !amount.is_zero() {
+                transfers.push(next.post(kind, amount, reference.clone(), now)?);
+            }
+        }
         if to == PayoutStatus::Processed {
             next.total_payouts = next
                 .total_payouts
@@ -686,7 +692,7 @@ impl WalletState {
             space: Space::Payouts,
             key,
             created_by,
-            entry: Some(entry),
+            transfers,
             event_type,
             now,
         };
@@ -694,7 +700,7 @@ impl WalletState {
     }
 
     /// The write set of a settlement: the record, the wallet (and its
-    /// ledger entry, if money moved) and the webhook event.
+    /// transfers, if money moved) and the webhook event.
     fn settlement<T: Serialize>(
         &self,
         settled: Settled,
@@ -706,7 +712,7 @@ impl WalletState {
             space,
             key,
             created_by,
-            entry,
+            transfers,
             event_type,
             now,
         } = settled;
@@ -716,7 +722,7 @@ impl WalletState {
         let event = OutboxEvent::new(event_id, event_type, &recipients, body, now);
         let mut writes = WriteSet::new();
         Self::put(&mut writes, space, key, &record)?;
-        self.put_common(&mut writes, &next, entry.as_ref(), Some(&event))?;
+        self.put_common(&mut writes, &next, &transfers, Some(&event))?;
         Ok(Prepared::Write(writes, next, record))
     }
 }
@@ -726,7 +732,7 @@ struct Settled {
     space: Space,
     key: Vec<u8>,
     created_by: UserId,
-    entry: Option<LedgerEntry>,
+    transfers: Vec<Transfer>,
     event_type: EventType,
     now: Timestamp,
 }

@@ -2,6 +2,7 @@
 //! convert → call the core → render.
 
 mod balance;
+mod ledger;
 mod payments;
 mod payouts;
 mod profile;
@@ -108,7 +109,9 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::UserPatch => users::patch(ctx).await,
         Route::UserApiKey => users::regenerate_key(ctx).await,
         Route::ReportSummary => reports::summary(ctx),
-        Route::ReportLedger => reports::ledger(ctx),
+        Route::ReportLedger => ledger::merchant_ledger(ctx),
+        Route::LedgerAccounts => ledger::accounts(ctx),
+        Route::LedgerTransfers => ledger::transfers(ctx),
         Route::WebhookEvents => webhooks::list(ctx),
         Route::WebhookRedeliver => webhooks::redeliver(ctx).await,
         Route::WebhookReplay => webhooks::replay(ctx).await,

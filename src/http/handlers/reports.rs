@@ -1,12 +1,10 @@
-//! Reports: a summary of pay-ins and payouts by status over a time range,
-//! and the ledger entries behind a wallet's balance (JSON or CSV).
+//! Reports: a summary of pay-ins and payouts by status over a time range.
+//! The ledger report lives with the other ledger views in `ledger.rs`.
 
 use super::payments::{db, listing_source, Filters};
-use super::{Ctx, LIST_SCAN_MAX};
+use super::Ctx;
 use crate::http::error::{self, Body};
-use domain::{
-    LedgerEntry, Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection, Role, UserId,
-};
+use domain::{Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection, UserId};
 use hyper::{Response, StatusCode};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -173,109 +171,4 @@ fn signed_money_json(paise: i128) -> serde_json::Value {
         Some(n) => serde_json::Value::Number(n),
         None => serde_json::Value::Null,
     }
-}
-
-pub fn ledger(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
-    let caller = &ctx.caller;
-    let directory = &ctx.app.directory;
-    let named = ctx.query.get("merchant_id");
-    let merchant: UserId = match caller.role() {
-        Role::Merchant | Role::ApiUser => caller.acting_merchant(directory, None, false)?,
-        Role::Admin | Role::Manager => caller.acting_merchant(directory, named, true)?,
-    };
-    let limit = ctx.query.limit()?;
-    let before = match ctx.query.get("cursor") {
-        None => u64::MAX,
-        Some(c) => c
-            .parse::<u64>()
-            .map_err(|_| Rejection::InvalidRequest("cursor is not valid".into()))?,
-    };
-    let store = &ctx.app.store;
-    let mut entries: Vec<LedgerEntry> = Vec::new();
-    let mut position = before;
-    let mut scanned = 0;
-    // api_users see only the entries of their own transactions.
-    let next_cursor = 'scan: loop {
-        let batch = store.ledger_newest(&merchant, position, 256).map_err(db)?;
-        if batch.is_empty() {
-            break 'scan None;
-        }
-        for entry in batch {
-            if scanned == LIST_SCAN_MAX {
-                break 'scan Some(position.to_string());
-            }
-            position = entry.seq;
-            scanned += 1;
-            if caller.role() != Role::ApiUser || created_by_caller(ctx, &entry)? {
-                if entries.len() == limit {
-                    // One more shown entry exists: the next page starts below the last shown.
-                    break 'scan entries.last().map(|e| e.seq.to_string());
-                }
-                entries.push(entry);
-            }
-        }
-    };
-    if ctx.query.get("format") == Some("csv") {
-        return Ok(csv(&entries, next_cursor));
-    }
-    let items: Vec<_> = entries.iter().map(entry_json).collect();
-    Ok(error::page(&items, limit, next_cursor))
-}
-
-fn created_by_caller(ctx: &Ctx<'_>, entry: &LedgerEntry) -> Result<bool, Rejection> {
-    let me = ctx.caller.id();
-    let store = &ctx.app.store;
-    if let Ok(id) = entry.reference.parse::<PaymentId>() {
-        return Ok(store
-            .payment(&id)
-            .map_err(db)?
-            .is_some_and(|p| p.created_by == me));
-    }
-    if let Ok(id) = entry.reference.parse::<PayoutId>() {
-        return Ok(store
-            .payout(&id)
-            .map_err(db)?
-            .is_some_and(|p| p.created_by == me));
-    }
-    Ok(false)
-}
-
-fn entry_json(e: &LedgerEntry) -> serde_json::Value {
-    json!({
-        "merchant_id": e.merchant_id, "seq": e.seq, "kind": e.kind, "amount": e.amount,
-        "gross": e.gross, "fee": e.fee, "available_after": e.available_after,
-        "held_after": e.held_after, "reference": e.reference, "currency": e.currency,
-        "created_at": e.created_at,
-    })
-}
-
-fn csv(entries: &[LedgerEntry], next_cursor: Option<String>) -> Response<Body> {
-    let mut out = String::from(
-        "seq,created_at,kind,amount,gross,fee,available_after,held_after,currency,reference\n",
-    );
-    for e in entries {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
-            e.seq,
-            e.created_at,
-            e.kind.as_str(),
-            e.amount,
-            e.gross,
-            e.fee,
-            e.available_after,
-            e.held_after,
-            e.currency.as_str(),
-            e.reference
-        ));
-    }
-    let mut response = error::text(StatusCode::OK, "text/csv; charset=utf-8", out);
-    let headers = response.headers_mut();
-    headers.insert(
-        "content-disposition",
-        hyper::header::HeaderValue::from_static("attachment; filename=\"ledger.csv\""),
-    );
-    if let Some(c) = next_cursor.and_then(|c| hyper::header::HeaderValue::from_str(&c).ok()) {
-        headers.insert("x-next-cursor", c);
-    }
-    response
 }
