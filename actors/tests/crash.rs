@@ -28,8 +28,8 @@ mod common;
 
 use actors::{Created, Idempotency, WalletHandle};
 use domain::{
-    TransferKind,
-    Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, UserId,
+    Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, TransferKind,
+    UserId,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

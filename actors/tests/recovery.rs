@@ -20,8 +20,8 @@ mod common;
 
 use actors::CoreConfig;
 use domain::{
-    Currency, Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus,
-    Rejection, UserId, Wallet,
+    Currency, Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, UserId,
+    Wallet,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

@@ -28,8 +28,8 @@ mod common;
 
 use actors::WalletHandle;
 use domain::{
-    AccountKind, Currency, Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus,
-    Rejection, Transfer, TransferKind, UserId,
+    AccountKind, Currency, Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection,
+    Transfer, TransferKind, UserId,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -383,8 +383,9 @@ impl Sim {
             status: PayoutStatus::Pending,
         });
         self.seen[2] += 1;
-        let expected: Vec<Expected> =
-            Expected::of(TransferKind::PayoutHold, hold, &po.id).into_iter().collect();
+        let expected: Vec<Expected> = Expected::of(TransferKind::PayoutHold, hold, &po.id)
+            .into_iter()
+            .collect();
         (Touched::Payout(m.payouts.len() - 1), expected)
     }
 

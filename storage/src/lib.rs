@@ -146,7 +146,10 @@ fn check_format(dir: &Path) -> Result<(), StorageError> {
     let marker = dir.join(FORMAT_FILE);
     match std::fs::read_to_string(&marker) {
         Ok(text) => {
-            let found = text.trim().strip_prefix("tijori-store ").unwrap_or(text.trim());
+            let found = text
+                .trim()
+                .strip_prefix("tijori-store ")
+                .unwrap_or(text.trim());
             if found == FORMAT_VERSION.to_string() {
                 Ok(())
             } else {

@@ -802,13 +802,22 @@ fn other_store_formats_are_refused_with_both_versions_named() {
         .expect("a v1 dir is refused");
     let text = err.to_string();
     assert!(matches!(err, StorageError::Format(_)), "{err:?}");
-    assert!(text.contains("format v1") && text.contains("format v2"), "{text}");
-    assert!(!v1.path().join("TIJORI_FORMAT").exists(), "a refused dir was written");
+    assert!(
+        text.contains("format v1") && text.contains("format v2"),
+        "{text}"
+    );
+    assert!(
+        !v1.path().join("TIJORI_FORMAT").exists(),
+        "a refused dir was written"
+    );
 
     std::fs::write(dir.path().join("TIJORI_FORMAT"), "tijori-store 3\n").unwrap();
     let text = Store::open(dir.path(), StoreConfig::default())
         .err()
         .expect("a newer format is refused")
         .to_string();
-    assert!(text.contains("format v3") && text.contains("format v2"), "{text}");
+    assert!(
+        text.contains("format v3") && text.contains("format v2"),
+        "{text}"
+    );
 }

@@ -7,8 +7,8 @@ use super::payments::db;
 use super::{Ctx, LIST_SCAN_MAX};
 use crate::http::error::{self, Body};
 use domain::{
-    Account, AccountKind, Currency, Money, PaymentId, PayoutId, Posted, Rejection, Role,
-    Timestamp, Transfer, TransferId, TransferKind, UserId,
+    Account, AccountKind, Currency, Money, PaymentId, PayoutId, Posted, Rejection, Role, Timestamp,
+    Transfer, TransferId, TransferKind, UserId,
 };
 use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -68,7 +68,11 @@ pub fn merchant_ledger(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         Some("csv") => true,
         Some(_) => return Err(Rejection::InvalidRequest("format is json or csv".into())),
     };
-    let limit = if csv { CSV_ROWS_MAX } else { ctx.query.limit()? };
+    let limit = if csv {
+        CSV_ROWS_MAX
+    } else {
+        ctx.query.limit()?
+    };
     let before = match ctx.query.get("cursor") {
         None => u64::MAX,
         Some(c) => c
@@ -277,8 +281,9 @@ pub fn transfers(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         account: q
             .get("account")
             .map(|a| {
-                a.parse::<Account>()
-                    .map_err(|()| Rejection::InvalidRequest("account is not a ledger account".into()))
+                a.parse::<Account>().map_err(|()| {
+                    Rejection::InvalidRequest("account is not a ledger account".into())
+                })
             })
             .transpose()?,
         kind: q
