@@ -220,6 +220,8 @@ const MATRIX: &[Row] = &[
     row(Route::ReportSummary,        All,        [[DATA, DATA, DATA], [DATA, DATA, HIDE], [DATA, HIDE, HIDE], [DATA, HIDE, HIDE]]),
     row(Route::ReportSummary,        ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, F403], [DATA, F403, F403], [DATA, F403, F403]]),
     row(Route::ReportLedger,         ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, F403], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
+    row(Route::LedgerAccounts,       ByMerchant, [[DATA, DATA, DATA], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
+    row(Route::LedgerTransfers,      ByMerchant, [[DATA, DATA, DATA], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
     row(Route::WebhookEvents,        All,        [[DATA, DATA, DATA], [F403, F403, F403], [DATA, HIDE, HIDE], [DATA, HIDE, HIDE]]),
     row(Route::WebhookRedeliver,     Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [DATA, N404, N404], [DATA, N404, N404]]),
     row(Route::WebhookReplay,        Plain,      [[DATA, IGNR, IGNR], [F403, F403, F403], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
@@ -1604,6 +1606,35 @@ async fn run_cell(w: &mut World, row: &Row, role: Role, rel: Rel) -> (usize, Vec
                 _ => Ok(()),
             });
             results.push((format!("{m}'s ledger"), res));
+        }
+        // Admin only (SPEC §11): the target merchant's accounts are listed,
+        // and its transfers found by account.
+        (Route::LedgerAccounts | Route::LedgerTransfers, ByMerchant) => {
+            let account = format!("merchant:{}:available", w.id(m));
+            let path = match row.route {
+                Route::LedgerAccounts => template.to_owned(),
+                _ => format!("{template}?limit=500&account={account}"),
+            };
+            let r = w.call(caller, method, &path, None).await;
+            let res = outcome(&r, want, 200).and_then(|()| {
+                if r.status != 200 {
+                    return Ok(());
+                }
+                let items = match row.route {
+                    Route::LedgerAccounts => r.data()["accounts"].clone(),
+                    _ => r.data().clone(),
+                };
+                let found = items.as_array().is_some_and(|a| {
+                    a.iter().any(|x| {
+                        x["account"] == account.as_str()
+                            || x["credit_account"] == account.as_str()
+                            || x["debit_account"] == account.as_str()
+                    })
+                });
+                ensure!(found, "{account} not in {path}: {}", r.text);
+                Ok(())
+            });
+            results.push((format!("{m}'s accounts"), res));
         }
         (Route::WebhookEvents, All) => {
             let events = w.events().await;

@@ -56,6 +56,51 @@ async fn tick() {
     tokio::time::sleep(Duration::from_millis(4)).await;
 }
 
+/// The CSV header of `GET /reports/ledger?format=csv` (SPEC §11).
+const LEDGER_CSV_HEADER: &str =
+    "seq,created_at,id,kind,debit_account,credit_account,amount,currency,available_after,held_after,reference";
+
+/// What a merchant's ledger lines (JSON) did to `available + held`, in
+/// paise: `+amount` when only the credit account is the merchant's,
+/// `−amount` when only the debit account is, 0 between its two accounts.
+fn ledger_effect(lines: &[Value], merchant_id: &str) -> i64 {
+    let mine = |account: &Value| {
+        let a = account.as_str().unwrap();
+        a == format!("merchant:{merchant_id}:available")
+            || a == format!("merchant:{merchant_id}:held")
+    };
+    lines
+        .iter()
+        .map(|e| {
+            let amount = i64::try_from(paise(&e["amount"].to_string())).unwrap();
+            match (mine(&e["debit_account"]), mine(&e["credit_account"])) {
+                (false, true) => amount,
+                (true, false) => -amount,
+                (true, true) => 0,
+                (false, false) => {
+                    panic!("a ledger line touching neither of the merchant's accounts: {e}")
+                }
+            }
+        })
+        .sum()
+}
+
+/// The ledger CSV is the header and one row per JSON line, same order and values.
+fn assert_csv_matches(csv: &str, lines: &[Value]) {
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], LEDGER_CSV_HEADER);
+    assert_eq!(rows.len(), 1 + lines.len(), "{csv}");
+    for (row, e) in rows[1..].iter().zip(lines) {
+        let cells: Vec<&str> = row.split(',').collect();
+        let text = |field: &str| match &e[field] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let expected: Vec<String> = LEDGER_CSV_HEADER.split(',').map(text).collect();
+        assert_eq!(cells, expected, "{row} vs {e}");
+    }
+}
+
 #[tokio::test]
 async fn health_and_readiness_answer_without_a_key() {
     let server = Server::start(&[]);
@@ -1341,46 +1386,77 @@ async fn reports_summary_and_ledger_are_exact() {
     );
     assert_money(&r.data()["net"], "0", "net of nothing");
 
-    // Ledger: newest first, every movement, consistent with the balance.
+    // Ledger: newest first, every transfer touching the merchant's two
+    // accounts (SPEC §11), consistent with the balance.
     let r = server.get("/api/v1/reports/ledger?limit=500", &a).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let entries = r.data().as_array().unwrap().clone();
     let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+    let available = format!("merchant:{a_id}:available");
+    let held = format!("merchant:{a_id}:held");
+    let (av, hd) = (available.as_str(), held.as_str());
     let expected = [
-        ("payout_hold", "110", "4730", "110", id(&x3)),
-        ("payout_release", "510", "4840", "0", id(&x2)),
-        ("payout_hold", "510", "4330", "510", id(&x2)),
-        ("payout_settle", "1010", "4840", "0", id(&x1)),
-        ("payout_hold", "1010", "4840", "1010", id(&x1)),
-        ("payin_credit", "975", "5850", "0", id(&p2)),
-        ("payin_credit", "4875", "4875", "0", id(&p1)),
+        ("payout_hold", av, hd, "110", "4730", "110", id(&x3)),
+        ("payout_release", hd, av, "510", "4840", "0", id(&x2)),
+        ("payout_hold", av, hd, "510", "4330", "510", id(&x2)),
+        (
+            "payout_fee",
+            hd,
+            "platform:fees",
+            "10",
+            "4840",
+            "0",
+            id(&x1),
+        ),
+        (
+            "payout_settle",
+            hd,
+            "rail:payouts",
+            "1000",
+            "4840",
+            "10",
+            id(&x1),
+        ),
+        ("payout_hold", av, hd, "1010", "4840", "1010", id(&x1)),
+        (
+            "payin_credit",
+            "rail:payins",
+            av,
+            "975",
+            "5850",
+            "0",
+            id(&p2),
+        ),
+        (
+            "payin_credit",
+            "rail:payins",
+            av,
+            "4875",
+            "4875",
+            "0",
+            id(&p1),
+        ),
     ];
     assert_eq!(entries.len(), expected.len(), "{}", r.text);
-    for (i, (e, (kind, amount, avail, held, reference))) in
+    for (i, (e, (kind, debit, credit, amount, avail, held_after, reference))) in
         entries.iter().zip(expected.iter()).enumerate()
     {
         assert_eq!(e["kind"], json!(kind), "entry {i}");
+        assert_eq!(e["debit_account"], json!(debit), "entry {i}");
+        assert_eq!(e["credit_account"], json!(credit), "entry {i}");
         assert_money(&e["amount"], amount, "amount");
         assert_money(&e["available_after"], avail, "available_after");
-        assert_money(&e["held_after"], held, "held_after");
+        assert_money(&e["held_after"], held_after, "held_after");
         assert_eq!(e["reference"], json!(reference), "entry {i}");
-        assert_eq!(e["seq"], json!(7 - i), "entry {i}");
+        assert_eq!(e["seq"], json!(expected.len() - i), "entry {i}");
         assert_eq!(e["merchant_id"], json!(a_id));
+        assert_eq!(e["currency"], json!("INR"));
+        assert!(e["id"].as_str().is_some_and(|t| t.starts_with("tr_")));
+        assert!(e.get("gross").is_none() && e.get("fee").is_none(), "{e}");
         assert!(e["created_at"].as_str().is_some_and(is_timestamp));
     }
-    assert_money(&entries[6]["gross"], "5000", "gross of R-1");
-    assert_money(&entries[6]["fee"], "125", "fee of R-1");
-    // Σ credits − Σ debits == available + held.
-    let mut total: i64 = 0;
-    for e in &entries {
-        let amount = i64::try_from(paise(&e["amount"].to_string())).unwrap();
-        match e["kind"].as_str().unwrap() {
-            "payin_credit" => total += amount,
-            "payout_settle" => total -= amount,
-            _ => {}
-        }
-    }
-    assert_eq!(total, 484_000);
+    // Σ (credits to the merchant's accounts) − Σ (debits) == available + held.
+    assert_eq!(ledger_effect(&entries, &a_id), 484_000);
     assert_eq!(
         paise(&b["available"].to_string()) + paise(&b["held"].to_string()),
         484_000
@@ -1389,7 +1465,7 @@ async fn reports_summary_and_ledger_are_exact() {
     // Pages of 3 follow the cursor with no gap.
     let paged = list_all(&server, "/api/v1/reports/ledger", &a, 3).await;
     let seqs: Vec<Value> = paged.iter().map(|e| e["seq"].clone()).collect();
-    assert_eq!(seqs, (1..=7).rev().map(|s| json!(s)).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=8).rev().map(|s| json!(s)).collect::<Vec<_>>());
 
     // The api_user sees the entries of its own transactions only.
     let r = server.get("/api/v1/reports/ledger", &u).await;
@@ -1423,22 +1499,401 @@ async fn reports_summary_and_ledger_are_exact() {
     assert!(r
         .header("content-disposition")
         .is_some_and(|d| d.starts_with("attachment")));
-    let lines: Vec<&str> = r.text.lines().collect();
-    assert_eq!(
-        lines[0],
-        "seq,created_at,kind,amount,gross,fee,available_after,held_after,currency,reference"
-    );
-    assert_eq!(lines.len(), 1 + entries.len());
-    for (line, e) in lines[1..].iter().zip(&entries) {
-        let cells: Vec<&str> = line.split(',').collect();
-        assert_eq!(cells.len(), 10, "{line}");
-        assert_eq!(cells[0], e["seq"].to_string());
-        assert_eq!(cells[1], e["created_at"].as_str().unwrap());
-        assert_eq!(cells[2], e["kind"].as_str().unwrap());
-        assert_eq!(cells[3], e["amount"].to_string());
-        assert_eq!(cells[6], e["available_after"].to_string());
-        assert_eq!(cells[7], e["held_after"].to_string());
-        assert_eq!(cells[8], "INR");
-        assert_eq!(cells[9], e["reference"].as_str().unwrap());
+    assert_csv_matches(&r.text, &entries);
+}
+
+/// The admin's `GET /ledger/transfers` with `query`, every page.
+async fn transfers(server: &Server, query: &str) -> Vec<Value> {
+    list_all(
+        server,
+        &format!("/api/v1/ledger/transfers{query}"),
+        &server.admin_key,
+        500,
+    )
+    .await
+}
+
+/// (kind, debit, credit, amount) of transfers, sorted (order-free compare).
+fn legs(items: &[Value]) -> Vec<(String, String, String, String)> {
+    let mut out: Vec<_> = items
+        .iter()
+        .map(|t| {
+            (
+                t["kind"].as_str().unwrap().to_owned(),
+                t["debit_account"].as_str().unwrap().to_owned(),
+                t["credit_account"].as_str().unwrap().to_owned(),
+                t["amount"].to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn leg(kind: &str, debit: &str, credit: &str, amount: &str) -> (String, String, String, String) {
+    (kind.into(), debit.into(), credit.into(), amount.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_entry_ledger_transfers_and_books() {
+    // The sandbox settles on its own (after 50 ms): pay-in → completed,
+    // payout → processed, account 000000000000 → rejected.
+    let server = Server::start(&[]);
+    let admin = server.admin_key.clone();
+
+    // Merchant B, no fees: its pay-in has no `payin_fee` transfer (F = 0).
+    let (b_id, b) = server.create_user(&admin, "merchant", json!({})).await;
+    let pb = create_payin(&server, &b, payin_body("DE-B", json!(100))).await;
+    let pb_id = pb["id"].as_str().unwrap().to_owned();
+    let done = wait_settled(&server, &format!("/api/v1/payments/{pb_id}"), &b).await;
+    assert_eq!(done["status"], json!("completed"));
+    assert_money(&done["fee"], "0", "B's fee");
+
+    // Merchant A: fees set by the admin, 2.5% and 10.00 per payout.
+    let (a_id, a) = server.create_user(&admin, "merchant", json!({})).await;
+    let r = server
+        .patch(
+            &format!("/api/v1/users/{a_id}"),
+            &admin,
+            json!({ "payin_fee_bps": 250, "payout_fee": "10" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.data()["payin_fee_bps"], json!(250));
+    assert_money(&r.data()["payout_fee"], "10", "payout_fee");
+
+    tick().await;
+    let p = create_payin(&server, &a, payin_body("DE-A", json!(1000))).await;
+    let p_id = p["id"].as_str().unwrap().to_owned();
+    let done = wait_settled(&server, &format!("/api/v1/payments/{p_id}"), &a).await;
+    assert_eq!(done["status"], json!("completed"));
+    assert_money(&done["fee"], "25", "2.5% of 1000");
+    assert_money(&done["net_amount"], "975", "net");
+
+    tick().await;
+    let x1 = create_payout(&server, &a, payout_body(json!(300))).await;
+    let x1_id = x1["id"].as_str().unwrap().to_owned();
+    let done = wait_settled(&server, &format!("/api/v1/payouts/{x1_id}"), &a).await;
+    assert_eq!(done["status"], json!("processed"));
+    assert_money(&done["fee"], "10", "payout fee");
+
+    tick().await;
+    let mut body = payout_body(json!(200));
+    body["beneficiary"]["account_number"] = json!("000000000000");
+    let x2 = create_payout(&server, &a, body).await;
+    let x2_id = x2["id"].as_str().unwrap().to_owned();
+    let done = wait_settled(&server, &format!("/api/v1/payouts/{x2_id}"), &a).await;
+    assert_eq!(done["status"], json!("rejected"));
+
+    // 975 − (300 + 10) = 665; nothing held.
+    let bal = balance(&server, &a, "").await;
+    assert_eq!(avail_held(&bal), ("665".into(), "0".into()));
+    let bal_b = balance(&server, &b, "").await;
+    assert_eq!(avail_held(&bal_b), ("100".into(), "0".into()));
+
+    // A's ledger: exactly its transfers, oldest = seq 1, newest first. The
+    // pay-in fee (rail:payins → platform:fees) is not on it, nor is B's pay-in.
+    let av = format!("merchant:{a_id}:available");
+    let hd = format!("merchant:{a_id}:held");
+    let (av, hd) = (av.as_str(), hd.as_str());
+    let lines = list_all(&server, "/api/v1/reports/ledger", &a, 2).await;
+    let expected = [
+        ("payin_credit", "rail:payins", av, "975", "975", "0", &p_id),
+        ("payout_hold", av, hd, "310", "665", "310", &x1_id),
+        (
+            "payout_settle",
+            hd,
+            "rail:payouts",
+            "300",
+            "665",
+            "10",
+            &x1_id,
+        ),
+        ("payout_fee", hd, "platform:fees", "10", "665", "0", &x1_id),
+        ("payout_hold", av, hd, "210", "455", "210", &x2_id),
+        ("payout_release", hd, av, "210", "665", "0", &x2_id),
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (n, (e, (kind, debit, credit, amount, avail, held, reference))) in
+        lines.iter().rev().zip(expected.iter()).enumerate()
+    {
+        let what = format!("seq {}: {e}", n + 1);
+        assert_eq!(e["seq"], json!(n + 1), "{what}");
+        assert_eq!(e["kind"], json!(kind), "{what}");
+        assert_eq!(e["debit_account"], json!(debit), "{what}");
+        assert_eq!(e["credit_account"], json!(credit), "{what}");
+        assert_money(&e["amount"], amount, &what);
+        assert_money(&e["available_after"], avail, &what);
+        assert_money(&e["held_after"], held, &what);
+        assert_eq!(e["reference"], json!(reference), "{what}");
+        assert_eq!(e["merchant_id"], json!(a_id), "{what}");
+        assert_eq!(e["currency"], json!("INR"), "{what}");
+        assert!(
+            e["id"].as_str().is_some_and(|t| t.starts_with("tr_")),
+            "{what}"
+        );
+        assert!(e["created_at"].as_str().is_some_and(is_timestamp), "{what}");
     }
+    assert_eq!(ledger_effect(&lines, &a_id), 66_500);
+    assert_eq!(lines[0]["available_after"], bal["available"]);
+    assert_eq!(lines[0]["held_after"], bal["held"]);
+    // B's ledger: its one credit, no fee.
+    let lines_b = list_all(&server, "/api/v1/reports/ledger", &b, 50).await;
+    assert_eq!(lines_b.len(), 1, "{lines_b:?}");
+    assert_eq!(lines_b[0]["kind"], json!("payin_credit"));
+    assert_eq!(lines_b[0]["seq"], json!(1));
+    assert_money(&lines_b[0]["amount"], "100", "B's credit");
+
+    // The books: every currency sums to exactly 0; platform:fees holds the
+    // fees, rail:payins minus the gross collected, the merchants' accounts
+    // what /balance shows.
+    let r = server.get("/api/v1/ledger/accounts", &admin).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let books = r.data().clone();
+    let totals = books["totals"].as_array().unwrap();
+    assert_eq!(totals.len(), 1, "{}", r.text);
+    assert_eq!(totals[0]["currency"], json!("INR"));
+    assert_money(&totals[0]["balance"], "0", "INR total");
+    let accounts = books["accounts"].as_array().unwrap();
+    let account = |name: &str| {
+        accounts
+            .iter()
+            .find(|x| x["account"] == json!(name))
+            .unwrap_or_else(|| panic!("{name} is not listed: {}", r.text))
+            .clone()
+    };
+    let check = |name: &str, normal: &str, debits: &str, credits: &str, bal: &str| {
+        let x = account(name);
+        assert_eq!(x["currency"], json!("INR"), "{name}");
+        assert_eq!(x["normal"], json!(normal), "{name}");
+        assert_money(
+            &x["debits_posted"],
+            debits,
+            &format!("{name} debits_posted"),
+        );
+        assert_money(
+            &x["credits_posted"],
+            credits,
+            &format!("{name} credits_posted"),
+        );
+        assert_money(&x["balance"], bal, &format!("{name} balance"));
+    };
+    check(av, "credit", "520", "1185", "665");
+    check(hd, "credit", "520", "520", "0");
+    check(
+        &format!("merchant:{b_id}:available"),
+        "credit",
+        "0",
+        "100",
+        "100",
+    );
+    check(&format!("merchant:{b_id}:held"), "credit", "0", "0", "0");
+    check("platform:fees", "credit", "0", "35", "35");
+    check("rail:payins", "debit", "1100", "0", "-1100");
+    check("rail:payouts", "debit", "0", "300", "300");
+    check("rail:refunds", "debit", "0", "0", "0");
+    check("rail:settlements", "debit", "0", "0", "0");
+    assert_eq!(accounts.len(), 2 * 2 + 5, "{}", r.text);
+    assert_eq!(account(av)["balance"], bal["available"]);
+    assert_eq!(account(hd)["balance"], bal["held"]);
+    let mut sum: i64 = 0;
+    for x in accounts {
+        let text = x["balance"].to_string();
+        let magnitude = i64::try_from(paise(text.trim_start_matches('-'))).unwrap();
+        sum += if text.starts_with('-') {
+            -magnitude
+        } else {
+            magnitude
+        };
+    }
+    assert_eq!(sum, 0, "the listed balances sum to 0");
+
+    // Transfers by reference: the pay-in's credit and its fee.
+    let by_ref = transfers(&server, &format!("?reference={p_id}")).await;
+    assert_eq!(
+        legs(&by_ref),
+        vec![
+            leg("payin_credit", "rail:payins", av, "975"),
+            leg("payin_fee", "rail:payins", "platform:fees", "25"),
+        ]
+    );
+    for t in &by_ref {
+        assert_eq!(t["reference"], json!(p_id));
+        assert_eq!(t["merchant_id"], json!(a_id));
+        assert_eq!(t["currency"], json!("INR"));
+        assert!(t["created_at"].as_str().is_some_and(is_timestamp));
+        match t["kind"].as_str().unwrap() {
+            "payin_credit" => {
+                assert_eq!(t["seq"], json!(1), "{t}");
+                assert_eq!(t["id"], lines[5]["id"], "{t}");
+                assert_eq!(t["balances_after"].as_object().unwrap().len(), 1, "{t}");
+                assert_money(
+                    &t["balances_after"][av],
+                    "975",
+                    "available after the credit",
+                );
+            }
+            _ => {
+                assert_eq!(t["seq"], Value::Null, "{t}");
+                assert_eq!(t["balances_after"], json!({}), "{t}");
+            }
+        }
+    }
+    // B's pay-in: one transfer, no fee.
+    let by_ref = transfers(&server, &format!("?reference={pb_id}")).await;
+    assert_eq!(
+        legs(&by_ref),
+        vec![leg(
+            "payin_credit",
+            "rail:payins",
+            &format!("merchant:{b_id}:available"),
+            "100"
+        )]
+    );
+    // The processed payout: hold, settle, fee; the balances after each.
+    let by_ref = transfers(&server, &format!("?reference={x1_id}")).await;
+    assert_eq!(
+        legs(&by_ref),
+        vec![
+            leg("payout_fee", hd, "platform:fees", "10"),
+            leg("payout_hold", av, hd, "310"),
+            leg("payout_settle", hd, "rail:payouts", "300"),
+        ]
+    );
+    let hold = by_ref.iter().find(|t| t["kind"] == "payout_hold").unwrap();
+    assert_eq!(
+        hold["balances_after"].as_object().unwrap().len(),
+        2,
+        "{hold}"
+    );
+    assert_money(
+        &hold["balances_after"][av],
+        "665",
+        "available after the hold",
+    );
+    assert_money(&hold["balances_after"][hd], "310", "held after the hold");
+
+    // Filters: kind, account, both; every transfer in pages of 2.
+    let fees = transfers(&server, "?kind=payin_fee").await;
+    assert_eq!(
+        legs(&fees),
+        vec![leg("payin_fee", "rail:payins", "platform:fees", "25")]
+    );
+    assert_eq!(fees[0]["reference"], json!(p_id));
+    let to_fees = transfers(&server, "?account=platform:fees").await;
+    assert_eq!(
+        legs(&to_fees),
+        vec![
+            leg("payin_fee", "rail:payins", "platform:fees", "25"),
+            leg("payout_fee", hd, "platform:fees", "10"),
+        ]
+    );
+    let holds = transfers(&server, &format!("?account={av}&kind=payout_hold")).await;
+    assert_eq!(
+        legs(&holds),
+        vec![
+            leg("payout_hold", av, hd, "210"),
+            leg("payout_hold", av, hd, "310")
+        ]
+    );
+    let all = list_all(&server, "/api/v1/ledger/transfers", &admin, 2).await;
+    assert_unique(&ids(&all));
+    assert_eq!(all.len(), 8, "A: 6 lines + the pay-in fee; B: 1");
+    // The merchant's ledger is exactly the transfers touching its accounts.
+    let mut on_a: Vec<String> = ids(&transfers(&server, &format!("?account={av}")).await);
+    on_a.extend(ids(&transfers(&server, &format!("?account={hd}")).await));
+    on_a.sort();
+    on_a.dedup();
+    let mut listed = ids(&lines);
+    listed.sort();
+    assert_eq!(on_a, listed);
+
+    // Refusals: only admins read the books; bad filters are invalid_request.
+    for path in ["/api/v1/ledger/accounts", "/api/v1/ledger/transfers"] {
+        assert_error(&server.get(path, &a).await, 403, "insufficient_permissions");
+    }
+    for query in [
+        "account=bogus",
+        "account=merchant:usr_x:available",
+        "kind=bogus",
+        "cursor=nope",
+    ] {
+        assert_error(
+            &server
+                .get(&format!("/api/v1/ledger/transfers?{query}"), &admin)
+                .await,
+            400,
+            "invalid_request",
+        );
+    }
+
+    // CSV: the header and one row per JSON line, whatever `limit` says.
+    for query in ["format=csv", "format=csv&limit=2"] {
+        let r = server
+            .get(&format!("/api/v1/reports/ledger?{query}"), &a)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+        assert_csv_matches(&r.text, &lines);
+    }
+
+    // from/to: [the first payout's hold, the second payout's hold) selects
+    // the first payout's three lines, in JSON and in CSV.
+    let at = |seq: usize| {
+        lines[lines.len() - seq]["created_at"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        at(1) < at(2) && at(4) < at(5),
+        "distinct instants: {lines:#?}"
+    );
+    let window = format!("from={}&to={}", at(2), at(5));
+    let r = server
+        .get(&format!("/api/v1/reports/ledger?{window}"), &a)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let selected = r.data().as_array().unwrap().clone();
+    let seqs: Vec<Value> = selected.iter().map(|e| e["seq"].clone()).collect();
+    assert_eq!(seqs, [json!(4), json!(3), json!(2)]);
+    assert_eq!(selected.as_slice(), &lines[2..5]);
+    let r = server
+        .get(&format!("/api/v1/reports/ledger?format=csv&{window}"), &a)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_csv_matches(&r.text, &selected);
+    let r = server
+        .get(&format!("/api/v1/reports/ledger?from={}", at(5)), &a)
+        .await;
+    let seqs: Vec<Value> = r
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].clone())
+        .collect();
+    assert_eq!(seqs, [json!(6), json!(5)]);
+    // The admin's transfers take the same window.
+    let windowed = transfers(&server, &format!("?{window}")).await;
+    let mut got = ids(&windowed);
+    got.sort();
+    let mut want = ids(&lines[2..5]);
+    want.sort();
+    assert_eq!(got, want);
+    assert_error(
+        &server
+            .get(
+                &format!("/api/v1/reports/ledger?from={}&to={}", at(5), at(2)),
+                &a,
+            )
+            .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &server.get("/api/v1/reports/ledger?format=xml", &a).await,
+        400,
+        "invalid_request",
+    );
 }

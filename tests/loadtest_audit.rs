@@ -4,13 +4,15 @@
 //!     on) against a `tijori` started by `common::Server` must audit clean:
 //!     every acknowledged pay-in and payout present and settled per the
 //!     sandbox rules, balances equal to the harness's own model, ledgers
-//!     summing to the balances, every settled record's webhook received
-//!     with a valid signature.
+//!     (SPEC §11 transfers, seq 1..n) running to the balances, the books
+//!     (admin `GET /ledger/accounts`) summing to exactly 0 with each
+//!     merchant's accounts equal to its balance, every settled record's
+//!     webhook received with a valid signature.
 //! (b) The audit must fail, naming exactly what is wrong, when the server
 //!     lost a payment (the model holds an acknowledged id the server never
 //!     had), when a balance is one paisa away from the model, when the
-//!     server's balance itself was altered by one paisa, and when a webhook
-//!     was lost.
+//!     server's balance itself was altered by one paisa, when the books do
+//!     not sum to 0, and when a webhook was lost.
 //!
 //! The harness is used as a library (a path dev-dependency): cargo then
 //! builds it once as part of this test binary, which is faster than
@@ -22,7 +24,7 @@ mod common;
 
 use clap::Parser;
 use common::Server;
-use tijori_loadtest::audit::{audit, Problem};
+use tijori_loadtest::audit::{audit, Problem, SeenBooks};
 use tijori_loadtest::config::Config;
 use tijori_loadtest::model::Payin;
 use tijori_loadtest::money;
@@ -109,6 +111,14 @@ async fn a_short_run_audits_clean() {
     let settled = c.statuses.values().sum::<u64>();
     assert_eq!(log.records.len() as u64, settled, "{report}");
     assert!(c.ledger_entries >= c.payins / 2 + c.payouts, "{report}");
+    // The books were read: the merchants' two accounts and the platform's.
+    assert!(c.ledger_accounts >= 3 * 2 + 5, "{report}");
+    let books = &outcome.observed.as_ref().expect("observations").books;
+    assert_eq!(books.fetch_error, None);
+    assert!(
+        books.totals.iter().all(|t| t.balance == Some(0)) && !books.totals.is_empty(),
+        "{books:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,19 +210,84 @@ async fn b_the_audit_names_lost_and_altered_money() {
         ]
     );
 
-    // 3. The server's balance was altered by one paisa: the balance check
-    //    and the ledger (sum and last entry) both catch it.
+    // 3. The server's balance was altered by one paisa: the balance check,
+    //    the ledger (its lines' end and its last line) and the books (the
+    //    merchant's available account) all catch it.
     let mut altered = observed.clone();
-    altered.merchants[0].balance.available =
-        Some(observed.merchants[0].balance.available.unwrap() - 1);
+    let shown = observed.merchants[0].balance.available.unwrap();
+    altered.merchants[0].balance.available = Some(shown - 1);
     let problems = audit(model, &altered).problems;
     let kinds: Vec<_> = problems.iter().map(Problem::kind).collect();
-    assert_eq!(kinds, ["balance", "ledger", "ledger"], "{problems:?}");
+    assert_eq!(
+        kinds,
+        ["balance", "ledger", "ledger", "account_balance"],
+        "{problems:?}"
+    );
     assert!(matches!(
         &problems[0],
         Problem::Balance { merchant: 0, field: "available", expected, actual: Some(a) }
             if *expected == i128::from(*a) + 1
     ));
+    let account = format!("merchant:{}:available", model.merchants[0].id);
+    let in_books = observed
+        .books
+        .accounts
+        .iter()
+        .find(|a| a.account == account)
+        .expect("the merchant's available account is listed");
+    assert_eq!(in_books.balance, Some(i128::from(shown)));
+    assert_eq!(
+        problems[3],
+        Problem::AccountBalance {
+            merchant: 0,
+            account,
+            field: "available",
+            books: in_books.balance_text.clone(),
+            balance: Some(shown - 1),
+        }
+    );
+
+    // 3b. The books do not sum to 0: one paisa more in platform:fees, with
+    //     its credits (so the account is consistent in itself) and nothing
+    //     debited for it. Exactly one problem, naming the total.
+    let mut unbalanced = observed.clone();
+    let fees = unbalanced
+        .books
+        .accounts
+        .iter_mut()
+        .find(|a| a.account == "platform:fees")
+        .expect("platform:fees is listed");
+    fees.credits_posted = Some(fees.credits_posted.unwrap() + 1);
+    fees.balance = Some(fees.balance.unwrap() + 1);
+    let inr = unbalanced
+        .books
+        .totals
+        .iter_mut()
+        .find(|t| t.currency == "INR")
+        .expect("an INR total");
+    assert_eq!(inr.balance, Some(0));
+    inr.balance = Some(1);
+    inr.balance_text = "0.01".into();
+    assert_eq!(
+        audit(model, &unbalanced).problems,
+        vec![Problem::LedgerTotal {
+            currency: "INR".into(),
+            balance: "0.01".into(),
+        }]
+    );
+
+    // 3c. The books could not be read: named, not passed over.
+    let mut unread = observed.clone();
+    unread.books = SeenBooks {
+        fetch_error: Some("403".into()),
+        ..SeenBooks::default()
+    };
+    let kinds: Vec<_> = audit(model, &unread)
+        .problems
+        .iter()
+        .map(Problem::kind)
+        .collect();
+    assert_eq!(kinds, ["ledger_accounts"]);
 
     // 4. A lost webhook: one settled record's events removed from the log.
     let mut no_hook = observed.clone();

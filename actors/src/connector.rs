@@ -4,7 +4,14 @@
 //! outcome deterministically, and settles it through the wallet handle.
 //! Because it works from storage, pending transactions found after a
 //! restart are settled the same way. A row is deleted only after its
-//! settlement is durable or the record is found already settled.
+//! settlement is durable or the record is found already settled; the rows
+//! settled between two polls are deleted together, in one write.
+//!
+//! No pass reads from the start of the `Pending` space: settled rows leave
+//! tombstones there, and walking them made an idle server's CPU grow with
+//! history. Reads go forward from a cursor, stepping back a bounded
+//! `LOOKBACK_MS` now and then for rows applied behind it; a settlement
+//! that failed for a passing reason is retried from memory.
 
 use crate::{CoreConfig, WalletHandle};
 use domain::{PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection, Timestamp};
@@ -21,7 +28,8 @@ pub const REJECT_ACCOUNT: &str = "000000000000";
 
 pub(crate) enum ConnectorMsg {
     Poll,
-    Done(Vec<u8>),
+    /// A settlement ended: its row is done (`true`) or must be retried.
+    Done(PendingItem, bool),
 }
 
 pub(crate) struct Connector;
@@ -35,14 +43,20 @@ pub(crate) struct ConnectorArgs {
 pub(crate) struct ConnectorState {
     args: ConnectorArgs,
     in_flight: HashSet<Vec<u8>>,
+    /// Settlements that failed for a passing reason, to try again.
+    retry: Vec<PendingItem>,
+    /// Rows whose settlement is done, deleted at the next poll.
+    done: Vec<Vec<u8>>,
     timer: Option<tokio::task::JoinHandle<()>>,
-    /// The last pending row read; the next poll starts after it.
-    cursor: Option<Vec<u8>>,
+    /// The last pending row read (and its due time); the next poll starts after it.
+    cursor: Option<(Vec<u8>, i64)>,
     rescanned: std::time::Instant,
 }
 
-/// How often the connector reads the pending rows from the start again.
+/// How often the cursor steps back for rows applied behind it.
 const RESCAN: Duration = Duration::from_secs(5);
+/// How far it steps back: far longer than a commit takes to apply.
+const LOOKBACK_MS: i64 = 30_000;
 
 /// FNV-1a: a fixed, seedless hash, so the same id always gets the same fate.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -95,6 +109,8 @@ impl Actor for Connector {
         Ok(ConnectorState {
             args,
             in_flight: HashSet::new(),
+            retry: Vec::new(),
+            done: Vec::new(),
             timer,
             cursor: None,
             rescanned: std::time::Instant::now(),
@@ -119,67 +135,90 @@ impl Actor for Connector {
         state: &mut ConnectorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ConnectorMsg::Done(key) => {
-                state.in_flight.remove(&key);
-            }
-            ConnectorMsg::Poll => {
-                let room = state
-                    .args
-                    .config
-                    .connector_inflight_max
-                    .saturating_sub(state.in_flight.len());
-                if room == 0 {
-                    return Ok(());
-                }
-                // Read forward from a cursor, so settled rows (deleted but
-                // still in the memtable) are not walked on every poll; go
-                // back to the start now and then for rows left behind
-                // (a settlement that failed and must be retried).
-                if state.rescanned.elapsed() >= RESCAN {
-                    state.cursor = None;
-                    state.rescanned = std::time::Instant::now();
-                }
-                let due = match state.args.store.due_pending_after(
-                    state.cursor.as_deref(),
-                    Timestamp::now().unix_ms(),
-                    room,
-                ) {
-                    Ok(due) => due,
-                    Err(e) => {
-                        tracing::error!(error = %e, "connector could not read pending transactions");
-                        return Ok(());
-                    }
-                };
-                if let Some(last) = due.last() {
-                    state.cursor = Some(last.key.clone());
-                }
-                let fresh: Vec<PendingItem> = due
-                    .into_iter()
-                    .filter(|i| !state.in_flight.contains(&i.key))
-                    .take(room)
-                    .collect();
-                for item in fresh {
-                    state.in_flight.insert(item.key.clone());
-                    let (store, wallets, config, me) = (
-                        state.args.store.clone(),
-                        state.args.wallets.clone(),
-                        state.args.config.clone(),
-                        me.clone(),
-                    );
-                    tokio::spawn(async move {
-                        let key = item.key.clone();
-                        settle(&store, &wallets, &config, item).await;
-                        let _ = me.cast(ConnectorMsg::Done(key));
-                    });
+            ConnectorMsg::Done(item, finished) => {
+                state.in_flight.remove(&item.key);
+                if finished {
+                    state.done.push(item.key);
+                } else {
+                    state.retry.push(item);
                 }
             }
+            ConnectorMsg::Poll => state.poll(&me).await,
         }
         Ok(())
     }
 }
 
-/// Settles one due transaction; deletes its row once nothing is left to do.
-async fn settle(store: &Store, wallets: &WalletHandle, config: &CoreConfig, item: PendingItem) {
+impl ConnectorState {
+    async fn poll(&mut self, me: &ActorRef<ConnectorMsg>) {
+        if !self.done.is_empty() {
+            let mut writes = WriteSet::new();
+            for key in self.done.drain(..) {
+                writes.remove(Space::Pending, key);
+            }
+            // Not awaited: a row whose delete is lost in a crash is found
+            // settled after the restart, and deleted then.
+            if let Err(e) = self.args.store.submit(writes).await {
+                tracing::error!(error = %e, "connector could not clear settled rows");
+            }
+        }
+        let room = self
+            .args
+            .config
+            .connector_inflight_max
+            .saturating_sub(self.in_flight.len());
+        if room == 0 {
+            return;
+        }
+        if self.rescanned.elapsed() >= RESCAN {
+            if let Some((_, due)) = self.cursor {
+                let back = storage::keys::pending(due - LOOKBACK_MS, 0, &[0; 16]);
+                self.cursor = Some((back, due - LOOKBACK_MS));
+            }
+            self.rescanned = std::time::Instant::now();
+        }
+        let mut fresh: Vec<PendingItem> = self.retry.drain(..room.min(self.retry.len())).collect();
+        let due = match self.args.store.due_pending_after(
+            self.cursor.as_ref().map(|(key, _)| key.as_slice()),
+            Timestamp::now().unix_ms(),
+            room - fresh.len(),
+        ) {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(error = %e, "connector could not read pending transactions");
+                Vec::new()
+            }
+        };
+        if let Some(last) = due.last() {
+            self.cursor = Some((last.key.clone(), last.due_unix_ms));
+        }
+        fresh.extend(due);
+        for item in fresh {
+            if !self.in_flight.insert(item.key.clone()) {
+                continue;
+            }
+            let (store, wallets, config, me) = (
+                self.args.store.clone(),
+                self.args.wallets.clone(),
+                self.args.config.clone(),
+                me.clone(),
+            );
+            tokio::spawn(async move {
+                let finished = settle(&store, &wallets, &config, &item).await;
+                let _ = me.cast(ConnectorMsg::Done(item, finished));
+            });
+        }
+    }
+}
+
+/// Settles one due transaction. True when its row is done with: settled
+/// now, settled earlier (by hand), or its record is gone.
+async fn settle(
+    store: &Store,
+    wallets: &WalletHandle,
+    config: &CoreConfig,
+    item: &PendingItem,
+) -> bool {
     let result = match item.kind {
         PendingKind::Payin => {
             let id = PaymentId::from_bytes(item.record);
@@ -212,16 +251,12 @@ async fn settle(store: &Store, wallets: &WalletHandle, config: &CoreConfig, item
         }
     };
     match result {
-        // Settled now, settled earlier (manually), or gone: the row is done.
-        Ok(()) | Err(Rejection::InvalidStatusTransition { .. }) | Err(Rejection::NotFound) => {
-            let mut writes = WriteSet::new();
-            writes.remove(Space::Pending, item.key);
-            if let Err(e) = store.commit(writes).await {
-                tracing::error!(error = %e, "connector could not clear a settled row");
-            }
-        }
+        Ok(()) | Err(Rejection::InvalidStatusTransition { .. }) | Err(Rejection::NotFound) => true,
         // Transient (wallet busy, storage hiccup): the next poll retries.
-        Err(rejection) => tracing::warn!(%rejection, "settlement will be retried"),
+        Err(rejection) => {
+            tracing::warn!(%rejection, "settlement will be retried");
+            false
+        }
     }
 }
 

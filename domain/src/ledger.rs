@@ -410,8 +410,12 @@ impl Wallet {
         next.updated_at = now;
         assert_eq!(next.zero_sum(), 0, "a transfer broke the zero sum");
         *self = next;
+        // The transfer's time is its id's time, so time filters on ids
+        // (the admin's listing) agree with `created_at`.
+        let id = TransferId::new();
+        let created_at = Timestamp::from_unix_ms(i64::try_from(id.unix_ms()).unwrap_or(i64::MAX));
         Ok(Transfer {
-            id: TransferId::new(),
+            id,
             merchant_id: self.merchant_id,
             currency: self.currency,
             posting: self.last_posting,
@@ -425,7 +429,7 @@ impl Wallet {
             reference,
             available_after: self.available,
             held_after: self.held,
-            created_at: now,
+            created_at,
         })
     }
 

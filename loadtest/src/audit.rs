@@ -14,8 +14,18 @@
 //! - each balance field equals the model: the model's amounts, with the
 //!   statuses the server reports (missing records are reported and left
 //!   out, so one loss is one problem);
-//! - the ledger has sequence numbers 1..n, sums to `available + held`,
-//!   ends at the balance, and has exactly the entries the records imply;
+//! - the merchant's ledger (SPEC §11: the transfers touching its two
+//!   accounts) has `seq` 1..n without gaps; each line moves `available` /
+//!   `held` by its amount (credit +, debit −; a line between the two
+//!   accounts leaves their sum alone), its `available_after`/`held_after`
+//!   are those running balances, the last one is the balance, and the
+//!   lines are exactly the transfers the records imply (kind, accounts,
+//!   amount);
+//! - the books (admin `GET /ledger/accounts`): every currency's total is
+//!   exactly 0, each account's balance is credits − debits posted, each
+//!   merchant's two account balances are what its `GET /balance` shows, and
+//!   what the merchant's ledger debits and credits to them is what the
+//!   accounts have posted;
 //! - with the webhook sink: signatures verify, and every settled record has
 //!   an event with its status and amount.
 
@@ -62,14 +72,51 @@ pub struct SeenBalance {
     pub total_fees: Option<u64>,
 }
 
+/// One line of a merchant's ledger (`GET /reports/ledger`): a transfer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeenEntry {
+    /// `tr_…`.
+    pub id: String,
     pub seq: u64,
     pub kind: String,
+    pub debit_account: String,
+    pub credit_account: String,
     pub amount: Option<u64>,
     pub available_after: Option<u64>,
     pub held_after: Option<u64>,
     pub reference: String,
+}
+
+/// One account of the books (admin `GET /ledger/accounts`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenAccount {
+    pub account: String,
+    pub currency: String,
+    /// `debit` or `credit`.
+    pub normal: String,
+    pub debits_posted: Option<u64>,
+    pub credits_posted: Option<u64>,
+    /// Signed paise (the `rail:` accounts are negative).
+    pub balance: Option<i128>,
+    /// The balance exactly as the server wrote it, for reports.
+    pub balance_text: String,
+}
+
+/// One currency's sum of all account balances, which must be exactly 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenTotal {
+    pub currency: String,
+    pub balance: Option<i128>,
+    pub balance_text: String,
+}
+
+/// What the admin `GET /ledger/accounts` showed after the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeenBooks {
+    pub accounts: Vec<SeenAccount>,
+    pub totals: Vec<SeenTotal>,
+    /// The read failed (the books then cannot be audited).
+    pub fetch_error: Option<String>,
 }
 
 /// What the server holds for one merchant.
@@ -87,6 +134,8 @@ pub struct SeenMerchant {
 pub struct Observed {
     /// Aligned with `Model::merchants`.
     pub merchants: Vec<SeenMerchant>,
+    /// The books, read with the admin key after the merchants.
+    pub books: SeenBooks,
     /// Settlement finished (no pending pay-ins, nothing held) in time.
     pub settled: bool,
     pub settle_wait: Duration,
@@ -151,6 +200,30 @@ pub enum Problem {
         merchant: usize,
         detail: String,
     },
+    /// A currency's accounts do not sum to exactly 0 (`balance` as the
+    /// server wrote it).
+    LedgerTotal {
+        currency: String,
+        balance: String,
+    },
+    /// The books as a whole could not be read or are incomplete.
+    LedgerAccounts {
+        detail: String,
+    },
+    /// One account of the books is inconsistent in itself or with the
+    /// merchant ledger that posts to it.
+    LedgerAccount {
+        account: String,
+        detail: String,
+    },
+    /// A merchant account's balance in the books differs from `GET /balance`.
+    AccountBalance {
+        merchant: usize,
+        account: String,
+        field: &'static str,
+        books: String,
+        balance: Option<u64>,
+    },
     WebhookSignature {
         event_id: String,
     },
@@ -179,6 +252,10 @@ impl Problem {
             Problem::UnexpectedPayout { .. } => "unexpected_payout",
             Problem::Balance { .. } => "balance",
             Problem::Ledger { .. } => "ledger",
+            Problem::LedgerTotal { .. } => "ledger_total",
+            Problem::LedgerAccounts { .. } => "ledger_accounts",
+            Problem::LedgerAccount { .. } => "ledger_account",
+            Problem::AccountBalance { .. } => "account_balance",
             Problem::WebhookSignature { .. } => "webhook_signature",
             Problem::WebhookLost { .. } => "webhook_lost",
             Problem::WebhookMismatch { .. } => "webhook_mismatch",
@@ -227,6 +304,25 @@ impl fmt::Display for Problem {
                 money::render_signed(*expected)
             ),
             Problem::Ledger { merchant, detail } => write!(f, "merchant #{merchant}: ledger: {detail}"),
+            Problem::LedgerTotal { currency, balance } => write!(
+                f,
+                "books: the {currency} accounts sum to {balance}, they must sum to exactly 0"
+            ),
+            Problem::LedgerAccounts { detail } => write!(f, "books: {detail}"),
+            Problem::LedgerAccount { account, detail } => {
+                write!(f, "books: account {account}: {detail}")
+            }
+            Problem::AccountBalance {
+                merchant,
+                account,
+                field,
+                books,
+                balance,
+            } => write!(
+                f,
+                "merchant #{merchant}: account {account} has balance {books} in the books, GET /balance says {field} {}",
+                opt(*balance)
+            ),
             Problem::WebhookSignature { event_id } => {
                 write!(f, "webhook {event_id}: signature did not verify")
             }
@@ -249,6 +345,8 @@ pub struct Checked {
     pub absent: u64,
     pub statuses: BTreeMap<String, u64>,
     pub ledger_entries: u64,
+    /// Accounts of the books looked at.
+    pub ledger_accounts: u64,
     pub merchants: u64,
 }
 
@@ -417,8 +515,9 @@ pub fn audit(model: &Model, observed: &Observed) -> AuditReport {
             }
         }
         checked.ledger_entries += seen.ledger.len() as u64;
-        audit_ledger(i, seen, &mut problems);
+        audit_ledger(i, &mm.id, seen, &mut problems);
     }
+    audit_books(model, observed, &mut checked, &mut problems);
     if model.webhooks_expected {
         match &observed.webhooks {
             Some(log) => audit_webhooks(model, observed, log, &mut problems),
@@ -577,68 +676,129 @@ fn check_payout(cx: &mut Cx<'_>, p: &Payout, s: &SeenPayout) {
     }
 }
 
-/// The ledger against the balance and the server's own records.
-fn audit_ledger(i: usize, seen: &SeenMerchant, problems: &mut Vec<Problem>) {
+/// Every transfer kind of SPEC §11.
+const TRANSFER_KINDS: [&str; 13] = [
+    "payin_credit",
+    "payin_fee",
+    "payout_hold",
+    "payout_settle",
+    "payout_fee",
+    "payout_release",
+    "payout_reverse",
+    "refund_hold",
+    "refund_settle",
+    "refund_release",
+    "settlement_hold",
+    "settlement_settle",
+    "settlement_release",
+];
+
+fn available_account(merchant_id: &str) -> String {
+    format!("merchant:{merchant_id}:available")
+}
+
+fn held_account(merchant_id: &str) -> String {
+    format!("merchant:{merchant_id}:held")
+}
+
+/// A transfer as the audit compares them: amount, debit, credit.
+type Leg = (u64, String, String);
+
+/// The merchant's ledger against the balance and the server's own records.
+fn audit_ledger(i: usize, merchant_id: &str, seen: &SeenMerchant, problems: &mut Vec<Problem>) {
     let mut problem = |detail: String| {
         problems.push(Problem::Ledger {
             merchant: i,
             detail,
         })
     };
+    let available_acct = available_account(merchant_id);
+    let held_acct = held_account(merchant_id);
     let mut entries: Vec<&SeenEntry> = seen.ledger.iter().collect();
     entries.sort_by_key(|e| e.seq);
     for (n, e) in entries.iter().enumerate() {
         if e.seq != n as u64 + 1 {
-            problem(format!("entry {n} has seq {} (want {})", e.seq, n + 1));
+            problem(format!(
+                "line {n} ({}) has seq {} (want {}: seq runs 1..n without gaps)",
+                e.id,
+                e.seq,
+                n + 1
+            ));
             break;
         }
     }
-    let mut sum: i128 = 0;
-    let mut actual: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    // Running balances of the two accounts, line by line.
+    let (mut available, mut held): (i128, i128) = (0, 0);
+    let mut actual: BTreeMap<(String, String), Vec<Leg>> = BTreeMap::new();
     for e in &entries {
         let Some(amount) = e.amount else {
-            problem(format!("entry {} has no readable amount", e.seq));
+            problem(format!("seq {} ({}) has no readable amount", e.seq, e.id));
             continue;
         };
-        match e.kind.as_str() {
-            "payin_credit" => sum += i128::from(amount),
-            "payout_settle" => sum -= i128::from(amount),
-            "payout_hold" | "payout_release" => {}
-            other => problem(format!("entry {} has unknown kind {other}", e.seq)),
-        }
-        let after = e
-            .available_after
-            .zip(e.held_after)
-            .map(|(a, h)| i128::from(a) + i128::from(h));
-        if after != Some(sum) {
+        if !TRANSFER_KINDS.contains(&e.kind.as_str()) {
             problem(format!(
-                "entry {}: available_after + held_after = {} but the running sum is {}",
+                "seq {} ({}) has unknown kind {}",
+                e.seq, e.id, e.kind
+            ));
+        }
+        if e.debit_account == e.credit_account {
+            problem(format!(
+                "seq {} ({}) debits and credits the same account {}",
+                e.seq, e.id, e.debit_account
+            ));
+        }
+        let signed = i128::from(amount);
+        let mut touched = false;
+        for (account, sign) in [(&e.debit_account, -1), (&e.credit_account, 1)] {
+            if *account == available_acct {
+                available += sign * signed;
+                touched = true;
+            } else if *account == held_acct {
+                held += sign * signed;
+                touched = true;
+            }
+        }
+        if !touched {
+            problem(format!(
+                "seq {} ({} {}) touches neither of the merchant's accounts: {} → {}",
+                e.seq, e.id, e.kind, e.debit_account, e.credit_account
+            ));
+        }
+        let after = (
+            e.available_after.map(i128::from),
+            e.held_after.map(i128::from),
+        );
+        if after != (Some(available), Some(held)) {
+            problem(format!(
+                "seq {} ({} {}): available_after {} held_after {}, but the lines so far add up to {} / {}",
                 e.seq,
-                after.map_or_else(|| "none".into(), money::render_signed),
-                money::render_signed(sum)
+                e.id,
+                e.kind,
+                opt(e.available_after),
+                opt(e.held_after),
+                money::render_signed(available),
+                money::render_signed(held)
             ));
         }
         actual
             .entry((e.reference.clone(), e.kind.clone()))
             .or_default()
-            .push(amount);
+            .push((amount, e.debit_account.clone(), e.credit_account.clone()));
     }
     let b = &seen.balance;
-    let total = b
-        .available
-        .zip(b.held)
-        .map(|(a, h)| i128::from(a) + i128::from(h));
-    if total != Some(sum) {
+    if (b.available.map(i128::from), b.held.map(i128::from)) != (Some(available), Some(held)) {
         problem(format!(
-            "available + held = {} but the ledger sums to {}",
-            total.map_or_else(|| "none".into(), money::render_signed),
-            money::render_signed(sum)
+            "the balance is available {} held {}, but the lines add up to {} / {}",
+            opt(b.available),
+            opt(b.held),
+            money::render_signed(available),
+            money::render_signed(held)
         ));
     }
     if let Some(last) = entries.last() {
         if (last.available_after, last.held_after) != (b.available, b.held) {
             problem(format!(
-                "last entry (seq {}) ends at available {} held {}, the balance says {} / {}",
+                "last line (seq {}) ends at available {} held {}, the balance says {} / {}",
                 last.seq,
                 opt(last.available_after),
                 opt(last.held_after),
@@ -647,25 +807,41 @@ fn audit_ledger(i: usize, seen: &SeenMerchant, problems: &mut Vec<Problem>) {
             ));
         }
     }
-    // The entries the server's own records imply.
-    let mut wanted: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
-    let mut want = |reference: &str, kind: &str, amount: Option<u64>| {
+    // The transfers the server's own records imply (SPEC §11). The pay-in
+    // fee goes rail:payins → platform:fees: not on the merchant's ledger.
+    let mut wanted: BTreeMap<(String, String), Vec<Leg>> = BTreeMap::new();
+    let mut want = |reference: &str, kind: &str, amount: Option<u64>, debit: &str, credit: &str| {
         wanted
             .entry((reference.to_owned(), kind.to_owned()))
             .or_default()
-            .push(amount.unwrap_or(u64::MAX));
+            .push((
+                amount.unwrap_or(u64::MAX),
+                debit.to_owned(),
+                credit.to_owned(),
+            ));
     };
     for p in &seen.payments {
         if p.status == "completed" {
-            want(&p.id, "payin_credit", p.net_amount);
+            want(
+                &p.id,
+                "payin_credit",
+                p.net_amount,
+                "rail:payins",
+                &available_acct,
+            );
         }
     }
     for p in &seen.payouts {
         let hold = p.amount.zip(p.fee).and_then(|(a, f)| a.checked_add(f));
-        want(&p.id, "payout_hold", hold);
+        want(&p.id, "payout_hold", hold, &available_acct, &held_acct);
         match p.status.as_str() {
-            "processed" => want(&p.id, "payout_settle", hold),
-            "rejected" => want(&p.id, "payout_release", hold),
+            "processed" => {
+                want(&p.id, "payout_settle", p.amount, &held_acct, "rail:payouts");
+                if p.fee != Some(0) {
+                    want(&p.id, "payout_fee", p.fee, &held_acct, "platform:fees");
+                }
+            }
+            "rejected" => want(&p.id, "payout_release", hold, &held_acct, &available_acct),
             _ => {}
         }
     }
@@ -675,19 +851,23 @@ fn audit_ledger(i: usize, seen: &SeenMerchant, problems: &mut Vec<Problem>) {
         .chain(actual.keys())
         .collect::<std::collections::BTreeSet<_>>()
     {
-        let w = wanted.get(key).cloned().unwrap_or_default();
-        let a = actual.get(key).cloned().unwrap_or_default();
+        let mut w = wanted.get(key).cloned().unwrap_or_default();
+        let mut a = actual.get(key).cloned().unwrap_or_default();
+        w.sort();
+        a.sort();
         if w != a {
             differences += 1;
             if differences <= 10 {
-                let show = |v: &[u64]| {
+                let show = |v: &[Leg]| {
                     v.iter()
-                        .map(|x| money::render(*x))
+                        .map(|(amount, debit, credit)| {
+                            format!("{} {debit} → {credit}", money::render(*amount))
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
                 problem(format!(
-                    "{} {}: entries [{}], the records imply [{}]",
+                    "{} {}: lines [{}], the records imply [{}]",
                     key.0,
                     key.1,
                     show(&a),
@@ -697,7 +877,152 @@ fn audit_ledger(i: usize, seen: &SeenMerchant, problems: &mut Vec<Problem>) {
         }
     }
     if differences > 10 {
-        problem(format!("… and {} more entry differences", differences - 10));
+        problem(format!("… and {} more line differences", differences - 10));
+    }
+}
+
+/// The normal side SPEC §11 gives an account: the `rail:` assets are
+/// debit-normal, the merchants' liabilities and the fee revenue credit-normal.
+fn normal_side(account: &str) -> &'static str {
+    if account.starts_with("rail:") {
+        "debit"
+    } else {
+        "credit"
+    }
+}
+
+/// The books (admin `GET /ledger/accounts`): totals exactly 0, each account
+/// consistent in itself, and each audited merchant's two accounts equal to
+/// its `GET /balance` and to what its ledger posted.
+fn audit_books(
+    model: &Model,
+    observed: &Observed,
+    checked: &mut Checked,
+    problems: &mut Vec<Problem>,
+) {
+    let books = &observed.books;
+    if let Some(error) = &books.fetch_error {
+        problems.push(Problem::LedgerAccounts {
+            detail: format!("could not read GET /ledger/accounts: {error}"),
+        });
+        return;
+    }
+    checked.ledger_accounts += books.accounts.len() as u64;
+    if books.totals.is_empty() {
+        problems.push(Problem::LedgerAccounts {
+            detail: "GET /ledger/accounts lists no totals".into(),
+        });
+    }
+    for t in &books.totals {
+        if t.balance != Some(0) {
+            problems.push(Problem::LedgerTotal {
+                currency: t.currency.clone(),
+                balance: t.balance_text.clone(),
+            });
+        }
+    }
+    let mut by_name: HashMap<&str, &SeenAccount> = HashMap::new();
+    for a in &books.accounts {
+        let mut wrong = |detail: String| {
+            problems.push(Problem::LedgerAccount {
+                account: a.account.clone(),
+                detail,
+            })
+        };
+        if by_name.insert(a.account.as_str(), a).is_some() {
+            wrong("listed more than once".into());
+        }
+        if a.normal != normal_side(&a.account) {
+            wrong(format!(
+                "normal side is {:?}, SPEC §11 says {}",
+                a.normal,
+                normal_side(&a.account)
+            ));
+        }
+        let posted = a
+            .debits_posted
+            .zip(a.credits_posted)
+            .map(|(d, c)| i128::from(c) - i128::from(d));
+        if a.balance.is_none() || a.balance != posted {
+            wrong(format!(
+                "balance {} is not credits_posted − debits_posted ({})",
+                a.balance_text,
+                posted.map_or_else(|| "unreadable".into(), money::render_signed)
+            ));
+        }
+        if !books.totals.iter().any(|t| t.currency == a.currency) {
+            wrong(format!("currency {:?} has no total", a.currency));
+        }
+    }
+    for (i, mm) in model.merchants.iter().enumerate() {
+        let Some(seen) = observed.merchants.get(i) else {
+            continue;
+        };
+        if !seen.fetch_errors.is_empty() {
+            continue;
+        }
+        for (field, account, shown) in [
+            (
+                "available",
+                available_account(&mm.id),
+                seen.balance.available,
+            ),
+            ("held", held_account(&mm.id), seen.balance.held),
+        ] {
+            // A merchant whose wallet never moved money may be left out:
+            // then its account is empty, and everything else must say so.
+            let empty;
+            let a = match by_name.get(account.as_str()) {
+                Some(a) => *a,
+                None => {
+                    empty = SeenAccount {
+                        account: account.clone(),
+                        currency: "INR".into(),
+                        normal: "credit".into(),
+                        debits_posted: Some(0),
+                        credits_posted: Some(0),
+                        balance: Some(0),
+                        balance_text: "0 (not listed)".into(),
+                    };
+                    &empty
+                }
+            };
+            if a.balance.is_none() || a.balance != shown.map(i128::from) {
+                problems.push(Problem::AccountBalance {
+                    merchant: i,
+                    account: account.clone(),
+                    field,
+                    books: a.balance_text.clone(),
+                    balance: shown,
+                });
+            }
+            // What the merchant's ledger moved through the account.
+            let (mut debits, mut credits) = (0u64, 0u64);
+            for e in &seen.ledger {
+                let amount = e.amount.unwrap_or(0);
+                if e.debit_account == account {
+                    debits = debits.saturating_add(amount);
+                }
+                if e.credit_account == account {
+                    credits = credits.saturating_add(amount);
+                }
+            }
+            for (side, posted, lines) in [
+                ("debits_posted", a.debits_posted, debits),
+                ("credits_posted", a.credits_posted, credits),
+            ] {
+                if posted != Some(lines) {
+                    problems.push(Problem::LedgerAccount {
+                        account: account.clone(),
+                        detail: format!(
+                            "{side} is {}, the merchant's ledger lines add up to {}",
+                            opt(posted),
+                            money::render(lines)
+                        ),
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -826,12 +1151,67 @@ fn seen_balance(v: &Value) -> SeenBalance {
 
 fn seen_entry(v: &Value) -> SeenEntry {
     SeenEntry {
+        id: s(&v["id"]),
         seq: v["seq"].as_u64().unwrap_or(0),
         kind: s(&v["kind"]),
+        debit_account: s(&v["debit_account"]),
+        credit_account: s(&v["credit_account"]),
         amount: money::value_paise(&v["amount"]),
         available_after: money::value_paise(&v["available_after"]),
         held_after: money::value_paise(&v["held_after"]),
         reference: s(&v["reference"]),
+    }
+}
+
+/// The admin `GET /ledger/accounts` data: balances are signed and read by
+/// their exact text.
+pub fn seen_books(data: &Value) -> SeenBooks {
+    let accounts = data["accounts"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|a| SeenAccount {
+                    account: s(&a["account"]),
+                    currency: s(&a["currency"]),
+                    normal: s(&a["normal"]),
+                    debits_posted: money::value_paise(&a["debits_posted"]),
+                    credits_posted: money::value_paise(&a["credits_posted"]),
+                    balance: money::value_signed_paise(&a["balance"]),
+                    balance_text: money::value_text(&a["balance"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let totals = data["totals"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|t| SeenTotal {
+                    currency: s(&t["currency"]),
+                    balance: money::value_signed_paise(&t["balance"]),
+                    balance_text: money::value_text(&t["balance"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    SeenBooks {
+        accounts,
+        totals,
+        fetch_error: None,
+    }
+}
+
+/// Reads the books with the admin key.
+async fn read_books(api: &Api, admin_key: &str, within: Duration) -> SeenBooks {
+    let call = api.expect(Method::GET, "/api/v1/ledger/accounts", admin_key, None, 200);
+    let error = match tokio::time::timeout(within, call).await {
+        Ok(Ok(data)) => return seen_books(&data),
+        Ok(Err(e)) => e,
+        Err(_) => format!("not read within {} s", within.as_secs()),
+    };
+    SeenBooks {
+        fetch_error: Some(error),
+        ..SeenBooks::default()
     }
 }
 
@@ -900,11 +1280,13 @@ async fn read_merchant(api: &Api, key: &str) -> SeenMerchant {
 }
 
 /// Waits for settlement, reads every merchant (within `read_within` in
-/// all; a merchant not read by then is a `Fetch` problem), then waits for
-/// the webhooks of every settled record (bounded) and takes the sink's log.
+/// all; a merchant not read by then is a `Fetch` problem), then the books
+/// with `admin_key` (within `read_within` again), then waits for the
+/// webhooks of every settled record (bounded) and takes the sink's log.
 pub async fn observe(
     api: &Api,
     model: &Model,
+    admin_key: &str,
     sink: Option<&Sink>,
     settle_within: Duration,
     read_within: Duration,
@@ -945,6 +1327,7 @@ pub async fn observe(
         };
         merchants.push(seen);
     }
+    let books = read_books(api, admin_key, read_within).await;
     let started = Instant::now();
     let webhooks = match sink {
         None => None,
@@ -975,6 +1358,7 @@ pub async fn observe(
     };
     Observed {
         merchants,
+        books,
         settled,
         settle_wait,
         webhooks,
@@ -986,6 +1370,9 @@ pub async fn observe(
 mod tests {
     use super::*;
     use crate::model::MerchantModel;
+
+    const AVAILABLE: &str = "merchant:usr_m:available";
+    const HELD: &str = "merchant:usr_m:held";
 
     fn payment(id: &str, order: &str, amount: u64, fee: u64, status: &str) -> SeenPayment {
         SeenPayment {
@@ -999,10 +1386,21 @@ mod tests {
         }
     }
 
-    fn entry(seq: u64, kind: &str, amount: u64, available: u64, held: u64, r: &str) -> SeenEntry {
+    /// A ledger line `debit → credit`, with the balances after it.
+    fn line(
+        seq: u64,
+        kind: &str,
+        (debit, credit): (&str, &str),
+        amount: u64,
+        (available, held): (u64, u64),
+        r: &str,
+    ) -> SeenEntry {
         SeenEntry {
+            id: format!("tr_{seq}"),
             seq,
             kind: kind.into(),
+            debit_account: debit.into(),
+            credit_account: credit.into(),
             amount: Some(amount),
             available_after: Some(available),
             held_after: Some(held),
@@ -1010,9 +1408,30 @@ mod tests {
         }
     }
 
+    fn account(name: &str, debits: u64, credits: u64) -> SeenAccount {
+        let balance = i128::from(credits) - i128::from(debits);
+        SeenAccount {
+            account: name.into(),
+            currency: "INR".into(),
+            normal: normal_side(name).into(),
+            debits_posted: Some(debits),
+            credits_posted: Some(credits),
+            balance: Some(balance),
+            balance_text: money::render_signed(balance),
+        }
+    }
+
+    fn total(paise: i128) -> SeenTotal {
+        SeenTotal {
+            currency: "INR".into(),
+            balance: Some(paise),
+            balance_text: money::render_signed(paise),
+        }
+    }
+
     /// One merchant (150 bps, payout fee 5.00): an acknowledged pay-in of
     /// 100.00 (fee 1.50), an unanswered one of 10.00 that the server does
-    /// have, and a processed payout of 20.00.
+    /// have, and a processed payout of 20.00; the books to match.
     fn world() -> (Model, Observed) {
         let payin = |id: &str, order: &str, amount| Payin {
             id: id.into(),
@@ -1067,15 +1486,65 @@ mod tests {
                 total_fees: Some(665),
             },
             ledger: vec![
-                entry(1, "payin_credit", 9_850, 9_850, 0, "txn_a"),
-                entry(2, "payout_hold", 2_500, 7_350, 2_500, "po_a"),
-                entry(3, "payin_credit", 985, 8_335, 2_500, "txn_b"),
-                entry(4, "payout_settle", 2_500, 8_335, 0, "po_a"),
+                line(
+                    1,
+                    "payin_credit",
+                    ("rail:payins", AVAILABLE),
+                    9_850,
+                    (9_850, 0),
+                    "txn_a",
+                ),
+                line(
+                    2,
+                    "payout_hold",
+                    (AVAILABLE, HELD),
+                    2_500,
+                    (7_350, 2_500),
+                    "po_a",
+                ),
+                line(
+                    3,
+                    "payin_credit",
+                    ("rail:payins", AVAILABLE),
+                    985,
+                    (8_335, 2_500),
+                    "txn_b",
+                ),
+                line(
+                    4,
+                    "payout_settle",
+                    (HELD, "rail:payouts"),
+                    2_000,
+                    (8_335, 500),
+                    "po_a",
+                ),
+                line(
+                    5,
+                    "payout_fee",
+                    (HELD, "platform:fees"),
+                    500,
+                    (8_335, 0),
+                    "po_a",
+                ),
             ],
             fetch_errors: Vec::new(),
         };
+        let books = SeenBooks {
+            accounts: vec![
+                account(AVAILABLE, 2_500, 10_835),
+                account(HELD, 2_500, 2_500),
+                account("platform:fees", 0, 665),
+                account("rail:payins", 11_000, 0),
+                account("rail:payouts", 0, 2_000),
+                account("rail:refunds", 0, 0),
+                account("rail:settlements", 0, 0),
+            ],
+            totals: vec![total(0)],
+            fetch_error: None,
+        };
         let observed = Observed {
             merchants: vec![seen],
+            books,
             settled: true,
             settle_wait: Duration::ZERO,
             webhooks: None,
@@ -1084,13 +1553,23 @@ mod tests {
         (model, observed)
     }
 
+    fn books_account<'a>(observed: &'a mut Observed, name: &str) -> &'a mut SeenAccount {
+        observed
+            .books
+            .accounts
+            .iter_mut()
+            .find(|a| a.account == name)
+            .unwrap_or_else(|| panic!("no account {name}"))
+    }
+
     #[test]
     fn a_consistent_world_is_clean_and_adopts_the_unanswered_payin() {
         let (model, observed) = world();
         let report = audit(&model, &observed);
         assert_eq!(report.problems, Vec::new());
         assert_eq!((report.checked.adopted, report.checked.absent), (1, 0));
-        assert_eq!(report.checked.ledger_entries, 4);
+        assert_eq!(report.checked.ledger_entries, 5);
+        assert_eq!(report.checked.ledger_accounts, 7);
     }
 
     #[test]
@@ -1100,18 +1579,183 @@ mod tests {
         seen.payments.push(payment("txn_x", "o9", 500, 8, "failed"));
         seen.payouts[0].status = "rejected".into();
         seen.ledger.remove(2);
+        let problems = audit(&model, &observed).problems;
+        let kinds: Vec<_> = problems.iter().map(Problem::kind).collect();
+        // The phantom pay-in; the payout's status; balance fields that now
+        // disagree with the model (the payout no longer debits); the ledger
+        // gap, its running balances and its missing/extra lines; the books'
+        // available account, credited more than the ledger shows.
+        assert!(kinds.contains(&"unexpected_payment"), "{kinds:?}");
+        assert!(kinds.contains(&"payout_status"), "{kinds:?}");
+        assert!(kinds.contains(&"balance"), "{kinds:?}");
+        assert!(kinds.contains(&"ledger"), "{kinds:?}");
+        assert!(kinds.contains(&"ledger_account"), "{kinds:?}");
+        assert!(!kinds.contains(&"missing_payment"), "{kinds:?}");
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { merchant: 0, detail } if detail.contains("has seq 4 (want 3")
+            )),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_nonzero_total_is_named_exactly() {
+        // A fee credited to platform:fees with no debit anywhere: each
+        // account is consistent in itself, only the total shows it.
+        let (model, mut observed) = world();
+        *books_account(&mut observed, "platform:fees") = account("platform:fees", 0, 666);
+        observed.books.totals = vec![total(1)];
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::LedgerTotal {
+                currency: "INR".into(),
+                balance: "0.01".into(),
+            }]
+        );
+        // No totals at all is not a clean books either.
+        observed.books.totals.clear();
         let kinds: Vec<_> = audit(&model, &observed)
             .problems
             .iter()
             .map(Problem::kind)
             .collect();
-        // The phantom pay-in; the payout's status; balance fields that now
-        // disagree with the model (the payout no longer debits); the ledger
-        // gap, its running sums and its missing/extra entries.
-        assert!(kinds.contains(&"unexpected_payment"), "{kinds:?}");
-        assert!(kinds.contains(&"payout_status"), "{kinds:?}");
-        assert!(kinds.contains(&"balance"), "{kinds:?}");
-        assert!(kinds.contains(&"ledger"), "{kinds:?}");
-        assert!(!kinds.contains(&"missing_payment"), "{kinds:?}");
+        assert!(kinds.contains(&"ledger_accounts"), "{kinds:?}");
+    }
+
+    #[test]
+    fn books_that_disagree_with_the_balance_are_named() {
+        // The books' available account one paisa short (and the total -0.01).
+        let (model, mut observed) = world();
+        *books_account(&mut observed, AVAILABLE) = account(AVAILABLE, 2_500, 10_834);
+        observed.books.totals = vec![total(-1)];
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![
+                Problem::LedgerTotal {
+                    currency: "INR".into(),
+                    balance: "-0.01".into(),
+                },
+                Problem::AccountBalance {
+                    merchant: 0,
+                    account: AVAILABLE.into(),
+                    field: "available",
+                    books: "83.34".into(),
+                    balance: Some(8_335),
+                },
+                Problem::LedgerAccount {
+                    account: AVAILABLE.into(),
+                    detail:
+                        "credits_posted is 108.34, the merchant's ledger lines add up to 108.35"
+                            .into(),
+                },
+            ]
+        );
+        // A balance that is not credits − debits, a wrong normal side.
+        let (model, mut observed) = world();
+        let payins = books_account(&mut observed, "rail:payins");
+        payins.normal = "credit".into();
+        payins.debits_posted = Some(10_999);
+        let kinds: Vec<_> = audit(&model, &observed)
+            .problems
+            .iter()
+            .map(Problem::kind)
+            .collect();
+        assert_eq!(kinds, ["ledger_account", "ledger_account"]);
+        // The merchant's accounts not listed: read as empty, which its
+        // balance and ledger contradict.
+        let (model, mut observed) = world();
+        observed
+            .books
+            .accounts
+            .retain(|a| !a.account.starts_with("merchant:"));
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.contains(&Problem::AccountBalance {
+                merchant: 0,
+                account: AVAILABLE.into(),
+                field: "available",
+                books: "0 (not listed)".into(),
+                balance: Some(8_335),
+            }),
+            "{problems:?}"
+        );
+        // The books could not be read.
+        let (model, mut observed) = world();
+        observed.books = SeenBooks {
+            fetch_error: Some("GET /api/v1/ledger/accounts: 403".into()),
+            ..SeenBooks::default()
+        };
+        let kinds: Vec<_> = audit(&model, &observed)
+            .problems
+            .iter()
+            .map(Problem::kind)
+            .collect();
+        assert_eq!(kinds, ["ledger_accounts"]);
+    }
+
+    #[test]
+    fn lines_on_the_wrong_accounts_are_named() {
+        // The payout's fee credited back to the merchant's available
+        // account instead of platform:fees: available+held and the running
+        // balances break, and the line is not the one the records imply.
+        let (model, mut observed) = world();
+        let ledger = &mut observed.merchants[0].ledger;
+        ledger[4].credit_account = AVAILABLE.into();
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { merchant: 0, detail }
+                    if detail.starts_with("po_a payout_fee: lines [5.00 merchant:usr_m:held → merchant:usr_m:available]")
+            )),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { merchant: 0, detail }
+                    if detail.starts_with("seq 5 (tr_5 payout_fee): available_after 83.35")
+            )),
+            "{problems:?}"
+        );
+        // The pay-in fee on the merchant's ledger: it touches neither account.
+        let (model, mut observed) = world();
+        observed.merchants[0].ledger.push(line(
+            6,
+            "payin_fee",
+            ("rail:payins", "platform:fees"),
+            150,
+            (8_335, 0),
+            "txn_a",
+        ));
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { merchant: 0, detail } if detail.contains("touches neither")
+            )),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { merchant: 0, detail } if detail.starts_with("txn_a payin_fee: lines [1.50")
+            )),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn books_are_read_by_exact_text() {
+        let data: Value = serde_json::from_str(
+            r#"{"accounts": [{"account": "rail:payins", "currency": "INR", "normal": "debit",
+                "debits_posted": 110.5, "credits_posted": 0, "balance": -110.5}],
+                "totals": [{"currency": "INR", "balance": 0}, {"currency": "USD", "balance": 0.001}]}"#,
+        )
+        .unwrap_or(Value::Null);
+        let books = seen_books(&data);
+        assert_eq!(books.accounts[0].balance, Some(-11_050));
+        assert_eq!(books.accounts[0].debits_posted, Some(11_050));
+        assert_eq!(books.totals[0].balance, Some(0));
+        // Not a paisa amount: unreadable, and so not zero.
+        assert_eq!(books.totals[1].balance, None);
+        assert_eq!(books.totals[1].balance_text, "0.001");
     }
 }

@@ -22,7 +22,9 @@ pub enum Mode {
                   pay-ins, payouts, balance reads, listings and lookups at a constant arrival rate \
                   (open loop, coordinated-omission corrected) or with a fixed number of workers \
                   (closed loop), then waits for settlement and audits every acknowledged payment, \
-                  payout, balance, ledger and webhook through the API. Exits 1 when the audit fails. \
+                  payout, balance, ledger and webhook through the API, and the books (admin \
+                  GET /ledger/accounts: every currency sums to exactly 0, each merchant's \
+                  accounts equal its balance). Exits 1 when the audit fails. \
                   Only loopback targets are accepted."
 )]
 pub struct Config {
@@ -76,7 +78,7 @@ pub struct Config {
     #[arg(long)]
     pub max_requests: Option<u64>,
 
-    /// Audit money, records, ledgers and webhooks after the run.
+    /// Audit money, records, ledgers, the books (zero-sum) and webhooks after the run.
     #[arg(long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
     pub audit: bool,
 

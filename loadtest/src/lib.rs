@@ -179,6 +179,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Outcome> {
         let observed = audit::observe(
             &api,
             &model,
+            &cfg.admin_key,
             sink.as_deref(),
             Duration::from_secs(cfg.settle_timeout_secs),
             Duration::from_secs(cfg.audit_read_timeout_secs),

@@ -38,6 +38,39 @@ pub fn value_paise(value: &Value) -> Option<u64> {
     }
 }
 
+/// A signed decimal (`-50.5`, `0`, `1234.56`) into signed paise: an
+/// optional leading `-`, then what `parse_paise` accepts. For ledger
+/// balances, which may be negative (the debit-normal `rail:` accounts).
+pub fn parse_signed_paise(text: &str) -> Option<i128> {
+    let text = text.trim();
+    match text.strip_prefix('-') {
+        Some(rest) if !rest.starts_with(['-', '+', ' ']) => {
+            parse_paise(rest).map(|p| -i128::from(p))
+        }
+        Some(_) => None,
+        None => parse_paise(text).map(i128::from),
+    }
+}
+
+/// The signed paise of a JSON amount (number or string), by its exact text.
+pub fn value_signed_paise(value: &Value) -> Option<i128> {
+    match value {
+        Value::Number(n) => parse_signed_paise(&n.to_string()),
+        Value::String(s) => parse_signed_paise(s),
+        _ => None,
+    }
+}
+
+/// The exact text of a JSON amount, for reports (`none` when absent).
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Null => "none".into(),
+        other => other.to_string(),
+    }
+}
+
 /// `12.34`, always with two fraction digits.
 pub fn render(paise: u64) -> String {
     format!("{}.{:02}", paise / 100, paise % 100)
@@ -84,6 +117,25 @@ mod tests {
         assert_eq!(render(1_230), "12.30");
         assert_eq!(render(5), "0.05");
         assert_eq!(render_signed(-1), "-0.01");
+    }
+
+    #[test]
+    fn parses_signed_decimals() {
+        assert_eq!(parse_signed_paise("-50.5"), Some(-5_050));
+        assert_eq!(parse_signed_paise("0"), Some(0));
+        assert_eq!(parse_signed_paise("-0.00"), Some(0));
+        assert_eq!(parse_signed_paise("12.34"), Some(1_234));
+        assert_eq!(parse_signed_paise("--1"), None);
+        assert_eq!(parse_signed_paise("-"), None);
+        assert_eq!(parse_signed_paise("+1"), None);
+        assert_eq!(parse_signed_paise("-0.001"), None);
+        let v: Value =
+            serde_json::from_str(r#"{"a": -50.5, "b": "0.01", "c": 0.001}"#).unwrap_or(Value::Null);
+        assert_eq!(value_signed_paise(&v["a"]), Some(-5_050));
+        assert_eq!(value_signed_paise(&v["b"]), Some(1));
+        assert_eq!(value_signed_paise(&v["c"]), None);
+        assert_eq!(value_text(&v["a"]), "-50.5");
+        assert_eq!(value_text(&v["zz"]), "none");
     }
 
     #[test]

@@ -307,13 +307,14 @@ pub fn text(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Ob
         let c = &a.checked;
         let _ = writeln!(
             out,
-            "audit: {} merchants, {} pay-ins, {} payouts acknowledged, {} unanswered found ({} absent), {} ledger entries; statuses {}",
+            "audit: {} merchants, {} pay-ins, {} payouts acknowledged, {} unanswered found ({} absent), {} ledger lines, {} ledger accounts; statuses {}",
             c.merchants,
             c.payins,
             c.payouts,
             c.adopted,
             c.absent,
             c.ledger_entries,
+            c.ledger_accounts,
             c.statuses
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
@@ -391,7 +392,8 @@ pub fn json(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Ob
             "problems_by_kind": a.by_kind(),
             "payins": a.checked.payins, "payouts": a.checked.payouts,
             "adopted": a.checked.adopted, "absent": a.checked.absent,
-            "ledger_entries": a.checked.ledger_entries, "statuses": a.checked.statuses,
+            "ledger_entries": a.checked.ledger_entries,
+            "ledger_accounts": a.checked.ledger_accounts, "statuses": a.checked.statuses,
         })),
     })
 }

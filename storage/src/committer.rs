@@ -12,7 +12,7 @@
 use crate::{Durability, Overlay, StorageError, StoreConfig, WriteSet};
 use domain::metric_names as names;
 use fjall::{Database, Keyspace, PersistMode};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -62,6 +62,9 @@ pub struct CommitStats {
     pub rounds: AtomicU64,
     pub write_sets: AtomicU64,
     pub fsync_nanos: AtomicU64,
+    /// Rows in `WebhookDue` (deliveries waiting), kept by the committer as
+    /// it applies inserts and removes, so no gauge has to scan for it.
+    pub due_rows: AtomicI64,
 }
 
 impl CommitStats {
@@ -95,12 +98,16 @@ impl Committer {
         db: Database,
         spaces: Vec<Keyspace>,
         config: &StoreConfig,
+        due_rows: i64,
     ) -> Result<Committer, StorageError> {
         let (tx, rx) = mpsc::channel(config.commit_queue_depth.max(1));
         let (applied_tx, applied) = watch::channel(0);
         let (durable_tx, durable) = watch::channel(0);
         let healthy = std::sync::Arc::new(AtomicBool::new(true));
-        let stats = std::sync::Arc::new(CommitStats::default());
+        let stats = std::sync::Arc::new(CommitStats {
+            due_rows: AtomicI64::new(due_rows),
+            ..CommitStats::default()
+        });
         let worker = Worker {
             db,
             spaces,
@@ -248,12 +255,20 @@ impl Worker {
             return Err(StorageError::Poisoned);
         }
         let mut batch = self.db.batch();
+        let mut due_delta = 0i64;
         for request in round.iter_mut() {
             for (space, key, value) in request.writes.ops.drain(..) {
                 let keyspace = &self.spaces[space as usize];
+                let is_due = space == crate::Space::WebhookDue;
                 match value {
-                    Some(value) => batch.insert(keyspace, key, value),
-                    None => batch.remove(keyspace, key),
+                    Some(value) => {
+                        due_delta += i64::from(is_due);
+                        batch.insert(keyspace, key, value)
+                    }
+                    None => {
+                        due_delta -= i64::from(is_due);
+                        batch.remove(keyspace, key)
+                    }
                 }
             }
         }
@@ -276,6 +291,7 @@ impl Worker {
                 metrics::counter!(names::STORAGE_WRITE_SETS).increment(round.len() as u64);
                 metrics::histogram!(names::STORAGE_FSYNC_BATCH).record(round.len() as f64);
                 self.stats.rounds.fetch_add(1, Ordering::Relaxed);
+                self.stats.due_rows.fetch_add(due_delta, Ordering::Relaxed);
                 self.stats
                     .write_sets
                     .fetch_add(round.len() as u64, Ordering::Relaxed);

@@ -184,7 +184,15 @@ impl Store {
             .iter()
             .map(|s| db.keyspace(s.name(), KeyspaceCreateOptions::default))
             .collect::<Result<Vec<_>, _>>()?;
-        let committer = committer::Committer::start(db.clone(), spaces.clone(), &config)?;
+        // The one count at open that the due-rows gauge starts from; from
+        // here on the committer keeps it as it applies writes.
+        let due_rows = spaces[Space::WebhookDue as usize].len()?;
+        let committer = committer::Committer::start(
+            db.clone(),
+            spaces.clone(),
+            &config,
+            i64::try_from(due_rows).unwrap_or(i64::MAX),
+        )?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -242,6 +250,16 @@ impl Store {
     /// The sequence number of the last write set applied (visible to reads).
     pub fn applied_seq(&self) -> u64 {
         self.inner.committer.applied_seq()
+    }
+
+    /// Webhook deliveries waiting (due now or later), from a counter.
+    pub fn due_rows(&self) -> u64 {
+        u64::try_from(
+            self.stats()
+                .due_rows
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+        .unwrap_or(0)
     }
 
     pub fn stats(&self) -> &CommitStats {

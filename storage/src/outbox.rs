@@ -18,6 +18,22 @@ pub struct DueDelivery {
     pub recipient: UserId,
 }
 
+/// The due time a `WebhookDue` key starts with.
+pub fn due_of_key(key: &[u8]) -> Result<i64, StorageError> {
+    let ms = key
+        .first_chunk::<8>()
+        .ok_or_else(|| StorageError::Codec("short due key".into()))?;
+    Ok(i64::try_from(u64::from_be_bytes(*ms)).unwrap_or(i64::MAX))
+}
+
+/// The smallest `WebhookDue` key at or after `due_unix_ms`.
+pub fn due_floor(due_unix_ms: i64) -> Vec<u8> {
+    u64::try_from(due_unix_ms)
+        .unwrap_or(0)
+        .to_be_bytes()
+        .to_vec()
+}
+
 pub fn due_key(due_unix_ms: i64, event: &EventId, recipient: &UserId) -> Vec<u8> {
     let due = u64::try_from(due_unix_ms).unwrap_or(0);
     let mut key = Vec::with_capacity(40);
@@ -117,29 +133,5 @@ impl Store {
             due.push(parse_due(&key)?);
         }
         Ok(due)
-    }
-
-    /// Number of deliveries waiting (due now or later); a full scan of the
-    /// due rows, which are few next to the event history.
-    pub fn deliveries_waiting(&self) -> Result<usize, StorageError> {
-        self.count(Space::WebhookDue)
-    }
-
-    /// The oldest due time among waiting deliveries.
-    pub fn oldest_due_ms(&self) -> Result<Option<i64>, StorageError> {
-        match self.space(Space::WebhookDue).first_key_value() {
-            Some(guard) => {
-                let key = guard.key().map_err(StorageError::from)?;
-                let mut ms = [0u8; 8];
-                ms.copy_from_slice(
-                    key.get(..8)
-                        .ok_or_else(|| StorageError::Codec("short due key".into()))?,
-                );
-                Ok(Some(
-                    i64::try_from(u64::from_be_bytes(ms)).unwrap_or(i64::MAX),
-                ))
-            }
-            None => Ok(None),
-        }
     }
 }

@@ -286,7 +286,7 @@ impl WalletState {
     /// or pass the rejection on.
     async fn run<T>(&mut self, prepared: Result<Prepared<T>, Rejection>) -> Reply<T> {
         match prepared {
-            Ok(Prepared::Write(writes, next, record)) => self.write(writes, next, record).await,
+            Ok(Prepared::Write(writes, next, record)) => self.write(writes, *next, record).await,
             Ok(Prepared::Replay(record)) => self.replay(record).await,
             Err(rejection) => Reply::rejected(rejection),
         }
@@ -503,7 +503,7 @@ impl WalletState {
             now,
         )?;
         self.put_common(&mut writes, &next, &[], None)?;
-        Ok(Prepared::Write(writes, next, payment))
+        Ok(Prepared::Write(writes, Box::new(next), payment))
     }
 
     fn prepare_settle_payin(
@@ -635,7 +635,7 @@ impl WalletState {
             now,
         )?;
         self.put_common(&mut writes, &next, &[hold], None)?;
-        Ok(Prepared::Write(writes, next, payout))
+        Ok(Prepared::Write(writes, Box::new(next), payout))
     }
 
     fn prepare_settle_payout(
@@ -723,7 +723,7 @@ impl WalletState {
         let mut writes = WriteSet::new();
         Self::put(&mut writes, space, key, &record)?;
         self.put_common(&mut writes, &next, &transfers, Some(&event))?;
-        Ok(Prepared::Write(writes, next, record))
+        Ok(Prepared::Write(writes, Box::new(next), record))
     }
 }
 
@@ -739,6 +739,6 @@ struct Settled {
 
 /// A command, ready to write or answered from an earlier response.
 enum Prepared<T> {
-    Write(WriteSet, Wallet, T),
+    Write(WriteSet, Box<Wallet>, T),
     Replay(T),
 }

@@ -205,8 +205,13 @@ pub struct DispatcherState {
 const QUEUED_MAX: usize = 20_000;
 /// Most due rows read per pass.
 const READ_MAX: usize = 2_048;
-/// How often the read cursor goes back to the start of the due rows.
+/// How often the read cursor steps back, to catch rows that became visible
+/// behind it (a write queued before a later one but applied after it).
 const RESCAN_MS: i64 = 5_000;
+/// How far back it steps: far longer than any commit takes to apply. Never
+/// to the start: the work of a pass must not grow with history (settled
+/// rows leave tombstones that a read from the start would walk).
+const LOOKBACK_MS: i64 = 30_000;
 
 /// How often the queue gauges are refreshed.
 const QUEUE_SAMPLE_MS: i64 = 2_000;
@@ -417,21 +422,25 @@ impl DispatcherState {
         self.args.clock.now()
     }
 
-    /// Updates the queue gauges, at most every `QUEUE_SAMPLE_MS` (counting
-    /// waiting deliveries is a scan of the due rows).
+    /// Updates the queue gauges, at most every `QUEUE_SAMPLE_MS`, from
+    /// counters and the in-memory queues: never a scan of storage.
     fn sample_queue(&mut self) {
         let now = self.now();
         if now.unix_ms() - self.queue_sampled_ms < QUEUE_SAMPLE_MS {
             return;
         }
         self.queue_sampled_ms = now.unix_ms();
-        if let Ok(waiting) = self.args.store.deliveries_waiting() {
-            metrics::gauge!(names::WEBHOOK_QUEUE_DEPTH).set(waiting as f64);
-        }
-        if let Ok(oldest) = self.args.store.oldest_due_ms() {
-            let age_ms = oldest.map_or(0, |due| (now.unix_ms() - due).max(0));
-            metrics::gauge!(names::WEBHOOK_OLDEST_PENDING_AGE).set(age_ms as f64 / 1_000.0);
-        }
+        let waiting = self.args.store.due_rows();
+        metrics::gauge!(names::WEBHOOK_QUEUE_DEPTH).set(waiting as f64);
+        // The queues are read in due order, so their fronts hold the
+        // oldest due delivery not yet attempted.
+        let oldest = self
+            .queues
+            .values()
+            .filter_map(|q| q.front().map(|d| d.due_unix_ms))
+            .min();
+        let age_ms = oldest.map_or(0, |due| (now.unix_ms() - due).max(0));
+        metrics::gauge!(names::WEBHOOK_OLDEST_PENDING_AGE).set(age_ms as f64 / 1_000.0);
         metrics::gauge!(names::WEBHOOK_IN_FLIGHT).set(self.in_flight.len() as f64);
     }
 
@@ -512,11 +521,14 @@ impl DispatcherState {
     }
 
     /// Moves due rows past the read cursor into the endpoint queues. The
-    /// cursor spares each pass the rows (and deletions) already seen; a full
-    /// re-read every `RESCAN_MS` catches rows written behind it.
+    /// cursor spares each pass the rows (and deletions) already seen; every
+    /// `RESCAN_MS` it steps back `LOOKBACK_MS` to catch rows applied behind it.
     fn read_due(&mut self, now: Timestamp) -> Result<(), StorageError> {
         if now.unix_ms() - self.rescanned_ms >= RESCAN_MS {
-            self.cursor = None;
+            if let Some(cursor) = &self.cursor {
+                let due = storage::outbox::due_of_key(cursor)?;
+                self.cursor = Some(storage::outbox::due_floor(due - LOOKBACK_MS));
+            }
             self.rescanned_ms = now.unix_ms();
         }
         let room = QUEUED_MAX.saturating_sub(self.queued.len()).min(READ_MAX);

@@ -68,13 +68,16 @@ pub fn merchant_ledger(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         Some("csv") => true,
         Some(_) => return Err(Rejection::InvalidRequest("format is json or csv".into())),
     };
-    let limit = if csv {
-        CSV_ROWS_MAX
-    } else {
-        ctx.query.limit()?
-    };
+    let page_limit = ctx.query.limit()?;
+    let limit = if csv { CSV_ROWS_MAX } else { page_limit };
     let before = match ctx.query.get("cursor") {
         None => u64::MAX,
+        // A CSV is the whole selected range: there are no pages to continue.
+        Some(_) if csv => {
+            return Err(Rejection::InvalidRequest(
+                "format=csv takes no cursor: it holds the whole from/to range".into(),
+            ))
+        }
         Some(c) => c
             .parse::<u64>()
             .map_err(|_| Rejection::InvalidRequest("cursor is not valid".into()))?,
