@@ -80,7 +80,7 @@ fn snapshot(
             .collect(),
         payouts: payouts.iter().map(|id| store.payout(id).unwrap()).collect(),
         pending_rows: store.due_pending(i64::MAX, usize::MAX).unwrap(),
-        counts: Space::ALL
+        counts: Space::DATA
             .iter()
             .map(|s| store.count(*s).unwrap())
             .collect(),

@@ -33,7 +33,7 @@ for i in $(seq 64); do
     python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["api_key"])' >>"$dir/keys.txt"
 done
 metric() {
-  curl -s 127.0.0.1:$port/metrics | awk -v m="$1" '$1 == m { s += $2 } END { printf "%d\n", s }'
+  curl -s 127.0.0.1:$port/metrics | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d\n", s }'
 }
 # Load until N pay-ins exist (bounded: at most 10 minutes of wrk).
 deadline=$((SECONDS + 600))

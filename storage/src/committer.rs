@@ -1,19 +1,31 @@
-//! Pipelined group commit. One thread owns writing: it takes every write set
-//! queued since its last round, applies them all as ONE fjall batch, persists
-//! the journal once (fdatasync in `sync` mode), and only then resolves their
-//! tickets. Submitters never block a tokio worker on the journal lock or on
-//! an fsync; while one round is syncing the next one queues up, so the batch
-//! grows with load and throughput grows with concurrency.
+//! Pipelined group commit in two stages, each on a thread of its own.
+//!
+//! 1. The committer takes every write set queued since its last round,
+//!    writes each as ONE journal record (`journal.rs`) in one fjall batch,
+//!    and persists the journal once (fdatasync in `sync` mode). The round is
+//!    now durable.
+//! 2. The indexer applies durable rounds to the keyspaces that reads use —
+//!    records, indexes, ledger rows, outbox rows — in large batches (every
+//!    round waiting for it, at most `INDEX_BATCH_MAX` write sets), removing
+//!    the journal records it applied and writing the last sequence applied
+//!    in the same batch, then resolves the rounds' tickets.
+//!
+//! So a write is visible to reads only once it is durable (SPEC §19: no
+//! read shows what a crash could lose), and a ticket resolves only once its
+//! write is both durable and visible (read-your-writes after a 2xx).
+//! Submitters never block a tokio worker on the journal lock or an fsync;
+//! while one round syncs the next queues up, so batches grow with load.
 //!
 //! A failed commit or fsync poisons fjall; we stop accepting writes (every
 //! later ticket fails) instead of retrying, and the process must restart and
-//! recover from the journal.
+//! recover: fjall recovers its journal, and `Store::open` applies our journal
+//! records after the indexer's last sequence.
 
-use crate::{Durability, Overlay, StorageError, StoreConfig, WriteSet};
+use crate::{journal, Durability, Overlay, Space, StorageError, StoreConfig, WriteSet};
 use domain::metric_names as names;
 use fjall::{Database, Keyspace, PersistMode};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc as std_mpsc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -98,21 +110,36 @@ impl Committer {
         db: Database,
         spaces: Vec<Keyspace>,
         config: &StoreConfig,
-        due_rows: i64,
+        recovered: Recovered,
     ) -> Result<Committer, StorageError> {
         let (tx, rx) = mpsc::channel(config.commit_queue_depth.max(1));
-        let (applied_tx, applied) = watch::channel(0);
-        let (durable_tx, durable) = watch::channel(0);
+        let (applied_tx, applied) = watch::channel(recovered.last_seq);
+        let (durable_tx, durable) = watch::channel(recovered.last_seq);
         let healthy = std::sync::Arc::new(AtomicBool::new(true));
         let stats = std::sync::Arc::new(CommitStats {
-            due_rows: AtomicI64::new(due_rows),
+            due_rows: AtomicI64::new(recovered.due_rows),
             ..CommitStats::default()
         });
+        let (rounds_tx, rounds_rx) = std_mpsc::sync_channel(INDEX_QUEUE_ROUNDS);
+        let indexer = Indexer {
+            db: db.clone(),
+            spaces: spaces.clone(),
+            rx: rounds_rx,
+            applied: applied_tx,
+            healthy: healthy.clone(),
+            stats: stats.clone(),
+            lag: std::time::Duration::from_millis(config.indexer_lag_ms),
+        };
+        let indexer = std::thread::Builder::new()
+            .name("tijori-index".into())
+            .spawn(move || indexer.run())
+            .map_err(|e| StorageError::Io(e.to_string()))?;
         let worker = Worker {
             db,
-            spaces,
+            journal: spaces[Space::Journal as usize].clone(),
             rx,
-            applied: applied_tx,
+            rounds: Some(rounds_tx),
+            indexer: Some(indexer),
             durable: durable_tx,
             healthy: healthy.clone(),
             stats: stats.clone(),
@@ -128,7 +155,7 @@ impl Committer {
             .map_err(|e| StorageError::Io(e.to_string()))?;
         Ok(Committer {
             tx: Mutex::new(Some(tx)),
-            next_seq: Mutex::new(0),
+            next_seq: Mutex::new(recovered.last_seq),
             applied,
             durable,
             healthy,
@@ -219,11 +246,34 @@ impl Committer {
     }
 }
 
+/// Where `Store::open` left the store: the last sequence in the journal
+/// (every record up to it applied), and the due-rows count to start from.
+pub(crate) struct Recovered {
+    pub last_seq: u64,
+    pub due_rows: i64,
+}
+
+/// Durable rounds waiting for the indexer, at most (then the committer waits).
+const INDEX_QUEUE_ROUNDS: usize = 64;
+/// Most write sets the indexer folds into one batch.
+const INDEX_BATCH_MAX: usize = 16_384;
+/// The `Meta` key of the last journal sequence the indexer applied.
+pub(crate) const INDEXED_KEY: &[u8] = b"indexed";
+
+type Round = Vec<Request>;
+
+fn fail_round(round: Round, e: &StorageError) {
+    for request in round {
+        let _ = request.done.send(Err(e.clone()));
+    }
+}
+
 struct Worker {
     db: Database,
-    spaces: Vec<Keyspace>,
+    journal: Keyspace,
     rx: mpsc::Receiver<Request>,
-    applied: watch::Sender<u64>,
+    rounds: Option<std_mpsc::SyncSender<Round>>,
+    indexer: Option<std::thread::JoinHandle<()>>,
     durable: watch::Sender<u64>,
     healthy: std::sync::Arc<AtomicBool>,
     stats: std::sync::Arc<CommitStats>,
@@ -233,8 +283,8 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        let mut round = Vec::with_capacity(self.batch_max);
         while let Some(first) = self.rx.blocking_recv() {
+            let mut round = Vec::with_capacity(self.batch_max.min(1_024));
             round.push(first);
             while round.len() < self.batch_max {
                 match self.rx.try_recv() {
@@ -242,39 +292,36 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            let result = self.commit_round(&mut round);
-            for request in round.drain(..) {
-                let _ = request.done.send(result.clone());
+            match self.commit_round(&round) {
+                Ok(()) => {
+                    let sent = self.rounds.as_ref().map(|tx| tx.send(round));
+                    if let Some(Err(std_mpsc::SendError(round))) = sent {
+                        fail_round(round, &StorageError::Closed);
+                    }
+                }
+                Err(e) => fail_round(round, &e),
             }
+        }
+        // Closing: let the indexer apply everything durable, then stop it.
+        self.rounds.take();
+        if let Some(indexer) = self.indexer.take() {
+            let _ = indexer.join();
         }
     }
 
-    fn commit_round(&mut self, round: &mut [Request]) -> Result<(), StorageError> {
+    /// Writes the round's journal records and makes them durable.
+    fn commit_round(&mut self, round: &[Request]) -> Result<(), StorageError> {
         let last_seq = round.last().map_or(0, |r| r.seq);
         if !self.healthy.load(Ordering::Acquire) {
             return Err(StorageError::Poisoned);
         }
-        let mut batch = self.db.batch();
-        let mut due_delta = 0i64;
-        for request in round.iter_mut() {
-            for (space, key, value) in request.writes.ops.drain(..) {
-                let keyspace = &self.spaces[space as usize];
-                let is_due = space == crate::Space::WebhookDue;
-                match value {
-                    Some(value) => {
-                        due_delta += i64::from(is_due);
-                        batch.insert(keyspace, key, value)
-                    }
-                    None => {
-                        due_delta -= i64::from(is_due);
-                        batch.remove(keyspace, key)
-                    }
-                }
+        let result = (|| {
+            let mut batch = self.db.batch();
+            for request in round {
+                let record = journal::encode(&request.writes)?;
+                batch.insert(&self.journal, journal::key(request.seq), record);
             }
-        }
-        let result = batch.commit().map_err(StorageError::from).and_then(|()| {
-            // Visible to reads from here on, durable after the persist.
-            self.applied.send_replace(last_seq);
+            batch.commit()?;
             let started = Instant::now();
             let persisted = self.db.persist(self.mode).map_err(StorageError::from);
             metrics::histogram!(names::STORAGE_FSYNC_DURATION)
@@ -284,14 +331,13 @@ impl Worker {
                 Ordering::Relaxed,
             );
             persisted
-        });
+        })();
         match &result {
             Ok(()) => {
                 metrics::counter!(names::STORAGE_COMMITS).increment(1);
                 metrics::counter!(names::STORAGE_WRITE_SETS).increment(round.len() as u64);
                 metrics::histogram!(names::STORAGE_FSYNC_BATCH).record(round.len() as f64);
                 self.stats.rounds.fetch_add(1, Ordering::Relaxed);
-                self.stats.due_rows.fetch_add(due_delta, Ordering::Relaxed);
                 self.stats
                     .write_sets
                     .fetch_add(round.len() as u64, Ordering::Relaxed);
@@ -302,10 +348,107 @@ impl Worker {
                 metrics::counter!(names::STORAGE_COMMIT_FAILURES).increment(1);
                 self.healthy.store(false, Ordering::Release);
                 // Wake barrier waiters; their callers will find the store unhealthy.
-                self.applied.send_replace(last_seq);
                 self.durable.send_replace(last_seq);
             }
         }
         result
     }
+}
+
+/// Applies durable rounds to the read keyspaces, then resolves their tickets.
+struct Indexer {
+    db: Database,
+    spaces: Vec<Keyspace>,
+    rx: std_mpsc::Receiver<Round>,
+    applied: watch::Sender<u64>,
+    healthy: std::sync::Arc<AtomicBool>,
+    stats: std::sync::Arc<CommitStats>,
+    /// Fault injection for tests: how long to wait before each batch, so
+    /// that the journal runs ahead of the indexer.
+    lag: std::time::Duration,
+}
+
+impl Indexer {
+    fn run(self) {
+        while let Ok(first) = self.rx.recv() {
+            if !self.lag.is_zero() {
+                std::thread::sleep(self.lag);
+            }
+            let mut rounds = vec![first];
+            let mut sets: usize = rounds[0].len();
+            while sets < INDEX_BATCH_MAX {
+                match self.rx.try_recv() {
+                    Ok(next) => {
+                        sets += next.len();
+                        rounds.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let last_seq = rounds
+                .last()
+                .and_then(|r| r.last())
+                .map_or(0, |r| r.seq);
+            let result = if self.healthy.load(Ordering::Acquire) {
+                self.apply(&mut rounds, last_seq)
+            } else {
+                Err(StorageError::Poisoned)
+            };
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "indexing failed; storage refuses further writes");
+                metrics::counter!(names::STORAGE_COMMIT_FAILURES).increment(1);
+                self.healthy.store(false, Ordering::Release);
+            }
+            // Visible to reads from here on (or, on failure, wake the waiters).
+            self.applied.send_replace(last_seq);
+            for round in rounds {
+                for request in round {
+                    let _ = request.done.send(result.clone());
+                }
+            }
+        }
+    }
+
+    fn apply(&self, rounds: &mut [Round], last_seq: u64) -> Result<(), StorageError> {
+        let mut batch = self.db.batch();
+        let journal = &self.spaces[Space::Journal as usize];
+        let mut due_delta = 0i64;
+        for request in rounds.iter_mut().flatten() {
+            due_delta += apply_ops(&mut batch, &self.spaces, &mut request.writes);
+            batch.remove(journal, journal::key(request.seq));
+        }
+        batch.insert(
+            &self.spaces[Space::Meta as usize],
+            INDEXED_KEY,
+            last_seq.to_be_bytes(),
+        );
+        batch.commit()?;
+        self.stats.due_rows.fetch_add(due_delta, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Adds a write set's operations to `batch`; returns the change it makes to
+/// the number of `WebhookDue` rows.
+pub(crate) fn apply_ops(
+    batch: &mut fjall::OwnedWriteBatch,
+    spaces: &[Keyspace],
+    writes: &mut WriteSet,
+) -> i64 {
+    let mut due_delta = 0i64;
+    for (space, key, value) in writes.ops.drain(..) {
+        let keyspace = &spaces[space as usize];
+        let is_due = i64::from(space == Space::WebhookDue);
+        match value {
+            Some(value) => {
+                due_delta += is_due;
+                batch.insert(keyspace, key, value)
+            }
+            None => {
+                due_delta -= is_due;
+                batch.remove(keyspace, key)
+            }
+        }
+    }
+    due_delta
 }

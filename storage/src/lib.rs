@@ -9,6 +9,7 @@
 
 mod committer;
 mod error;
+mod journal;
 pub mod keys;
 pub mod outbox;
 mod overlay;
@@ -64,10 +65,34 @@ pub enum Space {
     Pending,
     /// due time + event id + recipient → (empty); webhook deliveries to attempt
     WebhookDue,
+    /// sequence → journal record: durable commands not yet applied above
+    Journal,
+    /// store-level facts: the last journal sequence applied
+    Meta,
 }
 
 impl Space {
-    pub const ALL: [Space; 13] = [
+    pub const ALL: [Space; 15] = [
+        Space::Users,
+        Space::ApiKeys,
+        Space::Payments,
+        Space::Payouts,
+        Space::Index,
+        Space::Unique,
+        Space::Wallets,
+        Space::Ledger,
+        Space::Transfers,
+        Space::Idempotency,
+        Space::Outbox,
+        Space::Pending,
+        Space::WebhookDue,
+        Space::Journal,
+        Space::Meta,
+    ];
+
+    /// The spaces that hold the store's data; the others (the journal and
+    /// its checkpoint) belong to the committer and indexer alone.
+    pub const DATA: [Space; 13] = [
         Space::Users,
         Space::ApiKeys,
         Space::Payments,
@@ -82,6 +107,11 @@ impl Space {
         Space::Pending,
         Space::WebhookDue,
     ];
+
+    /// Whether it is the committer's own (never in a write set).
+    pub fn is_internal(self) -> bool {
+        matches!(self, Space::Journal | Space::Meta)
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -98,6 +128,8 @@ impl Space {
             Space::Outbox => "outbox",
             Space::Pending => "pending",
             Space::WebhookDue => "webhook_due",
+            Space::Journal => "journal",
+            Space::Meta => "meta",
         }
     }
 }
@@ -110,6 +142,9 @@ pub struct StoreConfig {
     pub commit_queue_depth: usize,
     /// Most write sets folded into one fjall batch and one fsync.
     pub commit_batch_max: usize,
+    /// Fault injection for tests: the indexer waits this long before each
+    /// batch, so the journal runs ahead of it. 0 in production.
+    pub indexer_lag_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -118,6 +153,7 @@ impl Default for StoreConfig {
             durability: Durability::Sync,
             commit_queue_depth: 8_192,
             commit_batch_max: 4_096,
+            indexer_lag_ms: 0,
         }
     }
 }
@@ -174,6 +210,51 @@ fn check_format(dir: &Path) -> Result<(), StorageError> {
     }
 }
 
+/// Applies the journal records the indexer had not applied when the store
+/// was last closed (or killed), in order, with the indexer's progress in the
+/// same batches; returns the last sequence in the journal. Reads only the
+/// journal's tail: start-up does not grow with history.
+fn recover(db: &Database, spaces: &[Keyspace]) -> Result<u64, StorageError> {
+    const REPLAY_BATCH: usize = 1_024;
+    let meta = &spaces[Space::Meta as usize];
+    let journal = &spaces[Space::Journal as usize];
+    let indexed = match meta.get(committer::INDEXED_KEY)? {
+        Some(v) => journal::seq_of(&v)?,
+        None => 0,
+    };
+    let mut last = indexed;
+    let mut batch = db.batch();
+    let mut pending = 0usize;
+    let mut replayed = 0u64;
+    for guard in journal.range(journal::key(indexed.saturating_add(1))..) {
+        let (key, value) = guard.into_inner()?;
+        let seq = journal::seq_of(&key)?;
+        if seq != last + 1 {
+            return Err(StorageError::Codec(format!(
+                "journal skips from {last} to {seq}"
+            )));
+        }
+        let mut writes = journal::decode(&value)?;
+        committer::apply_ops(&mut batch, spaces, &mut writes);
+        batch.remove(journal, key);
+        last = seq;
+        pending += 1;
+        replayed += 1;
+        if pending == REPLAY_BATCH {
+            batch.insert(meta, committer::INDEXED_KEY, last.to_be_bytes());
+            std::mem::replace(&mut batch, db.batch()).commit()?;
+            pending = 0;
+        }
+    }
+    if replayed > 0 {
+        batch.insert(meta, committer::INDEXED_KEY, last.to_be_bytes());
+        batch.commit()?;
+        db.persist(fjall::PersistMode::SyncData)?;
+        tracing::info!(replayed, last_seq = last, "applied the journal's tail");
+    }
+    Ok(last)
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir` and starts its committer thread.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Store, StorageError> {
@@ -184,15 +265,15 @@ impl Store {
             .iter()
             .map(|s| db.keyspace(s.name(), KeyspaceCreateOptions::default))
             .collect::<Result<Vec<_>, _>>()?;
+        let last_seq = recover(&db, &spaces)?;
         // The one count at open that the due-rows gauge starts from; from
-        // here on the committer keeps it as it applies writes.
+        // here on the indexer keeps it as it applies writes.
         let due_rows = spaces[Space::WebhookDue as usize].len()?;
-        let committer = committer::Committer::start(
-            db.clone(),
-            spaces.clone(),
-            &config,
-            i64::try_from(due_rows).unwrap_or(i64::MAX),
-        )?;
+        let recovered = committer::Recovered {
+            last_seq,
+            due_rows: i64::try_from(due_rows).unwrap_or(i64::MAX),
+        };
+        let committer = committer::Committer::start(db.clone(), spaces.clone(), &config, recovered)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,

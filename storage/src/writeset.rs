@@ -18,6 +18,7 @@ impl WriteSet {
     }
 
     pub fn put_raw(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        assert!(!space.is_internal(), "a write set wrote {space:?}");
         self.ops.push((space, key, Some(value)));
     }
 
@@ -41,6 +42,7 @@ impl WriteSet {
     }
 
     pub fn remove(&mut self, space: Space, key: Vec<u8>) {
+        assert!(!space.is_internal(), "a write set removed from {space:?}");
         self.ops.push((space, key, None));
     }
 

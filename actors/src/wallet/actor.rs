@@ -48,6 +48,8 @@ pub(crate) struct WalletState {
     wallet: Wallet,
     settings: Settings,
     overlay: Overlay,
+    /// The queue sequence of this wallet's last write set.
+    last_write_seq: u64,
     store: Store,
     config: Arc<CoreConfig>,
     supervisor: ActorRef<SupervisorMsg>,
@@ -127,6 +129,7 @@ impl Actor for WalletActor {
             wallet,
             settings,
             overlay: Overlay::default(),
+            last_write_seq: 0,
             store: args.store,
             config: args.config,
             supervisor: args.supervisor,
@@ -192,7 +195,14 @@ impl Actor for WalletActor {
                 let _ = reply.send(state.run(state.prepare_settle_payout(id, to, reason)).await);
             }
             WalletMsg::Balance(reply) => {
-                let _ = reply.send(state.wallet.clone());
+                // Writes of this wallet still in their group commit: the
+                // caller waits for them before showing the balance.
+                let pending = if state.store.durable_seq() < state.last_write_seq {
+                    state.store.durable_barrier().map(Some)
+                } else {
+                    Ok(None)
+                };
+                let _ = reply.send((state.wallet.clone(), pending));
             }
             WalletMsg::ReloadSettings(reply) => {
                 let _ = reply.send(state.reload_settings());
@@ -307,6 +317,7 @@ impl WalletState {
         match self.store.submit_tracked(writes, &mut self.overlay).await {
             Ok(ticket) => {
                 self.wallet = next;
+                self.last_write_seq = ticket.seq();
                 Reply {
                     result: Ok(record),
                     ticket: Some(ticket),

@@ -123,8 +123,21 @@ impl WalletHandle {
 
     /// The wallet as its actor holds it (it may include writes a few
     /// milliseconds from durable).
+    /// The wallet as it is durably: when the actor holds writes still in
+    /// their group commit, the answer waits for them (a balance shown is
+    /// never one a crash could take back, SPEC §19).
     pub async fn balance(&self, merchant: UserId) -> Result<Wallet, Rejection> {
-        self.call(merchant, WalletMsg::Balance).await
+        let (wallet, pending) = self.call(merchant, WalletMsg::Balance).await?;
+        let durable = match pending {
+            Ok(Some(ticket)) => ticket.durable().await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        durable.map_err(|e| {
+            tracing::error!(error = %e, "a balance's writes did not become durable");
+            Rejection::DatabaseError
+        })?;
+        Ok(wallet)
     }
 
     /// Makes the wallet re-read its merchant's fee schedule.

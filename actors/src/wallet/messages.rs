@@ -7,7 +7,7 @@ use domain::{
     PayoutStatus, Rejection, UserId, Wallet,
 };
 use ractor::RpcReplyPort;
-use storage::Ticket;
+use storage::{StorageError, Ticket};
 
 /// An `Idempotency-Key` and a digest of the request body it came with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +78,9 @@ pub enum WalletMsg {
         reason: Option<String>,
         reply: RpcReplyPort<Reply<Payout>>,
     },
-    Balance(RpcReplyPort<Wallet>),
+    /// The wallet, and a ticket to wait on before showing it when it
+    /// includes writes that are not durable yet (SPEC §19).
+    Balance(RpcReplyPort<(Wallet, Result<Option<Ticket>, StorageError>)>),
     /// Re-read the merchant's fee schedule after it changed in storage.
     ReloadSettings(RpcReplyPort<Result<(), Rejection>>),
     /// Periodic: passivate when idle for long enough.
