@@ -1,22 +1,22 @@
-//! The sandbox rail (SPEC §6). Every `connector_poll_ms` it reads the
-//! transactions that have become due from storage (the `Pending` space is
-//! keyed by due time, so a poll reads only what is due), decides each
-//! outcome deterministically, and settles it through the wallet handle.
-//! Because it works from storage, pending transactions found after a
-//! restart are settled the same way. A row is deleted only after its
-//! settlement is durable or the record is found already settled; the rows
-//! settled between two polls are deleted together, in one write.
+//! The sandbox rail (SPEC §6). It keeps the pending transactions in an
+//! in-memory queue ordered by due time: wallets tell it about every pending
+//! row they write (`ConnectorMsg::Due`, once the write is queued), and at
+//! start it reads the `Pending` space once, so transactions left pending by
+//! a restart are settled the same way. Every `connector_poll_ms` it takes
+//! what has fallen due, decides each outcome deterministically, and settles
+//! it through the wallet handle. No poll reads storage for due work: an idle
+//! server does nothing that grows with history.
 //!
-//! No pass reads from the start of the `Pending` space: settled rows leave
-//! tombstones there, and walking them made an idle server's CPU grow with
-//! history. Reads go forward from a cursor, stepping back a bounded
-//! `LOOKBACK_MS` now and then for rows applied behind it; a settlement
-//! that failed for a passing reason is retried from memory.
+//! A row is deleted only after its settlement is durable or the record is
+//! found already settled; the rows settled between two polls are deleted
+//! together, in one write. A settlement that failed for a passing reason
+//! (a busy wallet, a record not yet visible) is retried from memory.
 
 use crate::{CoreConfig, WalletHandle};
 use domain::{PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection, Timestamp};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::collections::HashSet;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{PendingItem, PendingKind, Space, Store, WriteSet};
@@ -28,6 +28,8 @@ pub const REJECT_ACCOUNT: &str = "000000000000";
 
 pub(crate) enum ConnectorMsg {
     Poll,
+    /// A pending row a wallet has queued for writing.
+    Due(PendingItem),
     /// A settlement ended: its row is done (`true`) or must be retried.
     Done(PendingItem, bool),
 }
@@ -43,20 +45,37 @@ pub(crate) struct ConnectorArgs {
 pub(crate) struct ConnectorState {
     args: ConnectorArgs,
     in_flight: HashSet<Vec<u8>>,
+    /// Pending transactions by due time (then key).
+    queue: BinaryHeap<Reverse<Due>>,
     /// Settlements that failed for a passing reason, to try again.
     retry: Vec<PendingItem>,
     /// Rows whose settlement is done, deleted at the next poll.
     done: Vec<Vec<u8>>,
     timer: Option<tokio::task::JoinHandle<()>>,
-    /// The last pending row read (and its due time); the next poll starts after it.
-    cursor: Option<(Vec<u8>, i64)>,
-    rescanned: std::time::Instant,
 }
 
-/// How often the cursor steps back for rows applied behind it.
-const RESCAN: Duration = Duration::from_secs(5);
-/// How far it steps back: far longer than a commit takes to apply.
-const LOOKBACK_MS: i64 = 30_000;
+/// A queued pending transaction, ordered by due time, then key.
+struct Due(PendingItem);
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Due) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Due) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Due) -> std::cmp::Ordering {
+        (self.0.due_unix_ms, &self.0.key).cmp(&(other.0.due_unix_ms, &other.0.key))
+    }
+}
 
 /// FNV-1a: a fixed, seedless hash, so the same id always gets the same fate.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -104,16 +123,22 @@ impl Actor for Connector {
         me: ActorRef<ConnectorMsg>,
         args: ConnectorArgs,
     ) -> Result<ConnectorState, ActorProcessingErr> {
+        // The one read of the Pending space: what a restart left pending.
+        let queue = args
+            .store
+            .due_pending(i64::MAX, usize::MAX)?
+            .into_iter()
+            .map(|item| Reverse(Due(item)))
+            .collect();
         let period = Duration::from_millis(args.config.connector_poll_ms.max(1));
         let timer = Some(me.send_interval(period, || ConnectorMsg::Poll));
         Ok(ConnectorState {
             args,
             in_flight: HashSet::new(),
+            queue,
             retry: Vec::new(),
             done: Vec::new(),
             timer,
-            cursor: None,
-            rescanned: std::time::Instant::now(),
         })
     }
 
@@ -143,6 +168,7 @@ impl Actor for Connector {
                     state.retry.push(item);
                 }
             }
+            ConnectorMsg::Due(item) => state.queue.push(Reverse(Due(item))),
             ConnectorMsg::Poll => state.poll(&me).await,
         }
         Ok(())
@@ -170,29 +196,17 @@ impl ConnectorState {
         if room == 0 {
             return;
         }
-        if self.rescanned.elapsed() >= RESCAN {
-            if let Some((_, due)) = self.cursor {
-                let back = storage::keys::pending(due - LOOKBACK_MS, 0, &[0; 16]);
-                self.cursor = Some((back, due - LOOKBACK_MS));
-            }
-            self.rescanned = std::time::Instant::now();
-        }
         let mut fresh: Vec<PendingItem> = self.retry.drain(..room.min(self.retry.len())).collect();
-        let due = match self.args.store.due_pending_after(
-            self.cursor.as_ref().map(|(key, _)| key.as_slice()),
-            Timestamp::now().unix_ms(),
-            room - fresh.len(),
-        ) {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::error!(error = %e, "connector could not read pending transactions");
-                Vec::new()
+        let now = Timestamp::now().unix_ms();
+        while fresh.len() < room {
+            match self.queue.peek() {
+                Some(Reverse(Due(item))) if item.due_unix_ms <= now => {}
+                _ => break,
             }
-        };
-        if let Some(last) = due.last() {
-            self.cursor = Some((last.key.clone(), last.due_unix_ms));
+            if let Some(Reverse(Due(item))) = self.queue.pop() {
+                fresh.push(item);
+            }
         }
-        fresh.extend(due);
         for item in fresh {
             if !self.in_flight.insert(item.key.clone()) {
                 continue;
@@ -231,7 +245,8 @@ async fn settle(
                         .await
                         .map(|_| ())
                 }
-                Ok(None) => Err(Rejection::NotFound),
+                // Not visible yet (its write is still being applied): later.
+                Ok(None) => Err(Rejection::ServiceUnavailable),
                 Err(_) => Err(Rejection::DatabaseError),
             }
         }
@@ -245,7 +260,7 @@ async fn settle(
                         .await
                         .map(|_| ())
                 }
-                Ok(None) => Err(Rejection::NotFound),
+                Ok(None) => Err(Rejection::ServiceUnavailable),
                 Err(_) => Err(Rejection::DatabaseError),
             }
         }
@@ -254,7 +269,7 @@ async fn settle(
         Ok(()) | Err(Rejection::InvalidStatusTransition { .. }) | Err(Rejection::NotFound) => true,
         // Transient (wallet busy, storage hiccup): the next poll retries.
         Err(rejection) => {
-            tracing::warn!(%rejection, "settlement will be retried");
+            tracing::debug!(%rejection, "settlement will be retried");
             false
         }
     }

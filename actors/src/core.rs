@@ -28,6 +28,7 @@ impl Core {
     pub async fn start(store: Store, config: CoreConfig) -> Result<Core, ractor::SpawnErr> {
         let config = Arc::new(config);
         let registry = Arc::new(Registry::new(store.clone(), config.clone()));
+        let wallets_registry = registry.clone();
         let supervisor = Supervisor::start(registry.clone()).await?;
         let wallets = WalletHandle::new(registry);
         let directory = Directory::start(
@@ -36,6 +37,7 @@ impl Core {
             config.default_rate_limit_per_min,
         )
         .await?;
+        let _ = wallets_registry.directory.set(directory.clone());
         let hooks = &config.webhooks;
         let transport = HttpTransport::new(
             hooks.allow_private,
@@ -64,6 +66,7 @@ impl Core {
             config,
         };
         let (connector, _join) = Actor::spawn(None, Connector, args).await?;
+        let _ = wallets_registry.connector.set(connector.clone());
         Ok(Core {
             wallets,
             directory,

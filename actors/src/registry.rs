@@ -29,6 +29,11 @@ pub(crate) struct Slot {
 pub(crate) struct Registry {
     slots: DashMap<UserId, Slot>,
     supervisor: OnceLock<ActorRef<SupervisorMsg>>,
+    /// The user directory, once started (it starts after the wallets, which
+    /// it tells about fee changes): wallets look users up in memory there.
+    pub(crate) directory: OnceLock<crate::Directory>,
+    /// The sandbox rail, once started: wallets tell it what falls due.
+    pub(crate) connector: OnceLock<ActorRef<crate::connector::ConnectorMsg>>,
     store: Store,
     config: Arc<CoreConfig>,
 }
@@ -38,6 +43,8 @@ impl Registry {
         Registry {
             slots: DashMap::new(),
             supervisor: OnceLock::new(),
+            directory: OnceLock::new(),
+            connector: OnceLock::new(),
             store,
             config,
         }
@@ -134,6 +141,8 @@ impl SupervisorState {
             store: store.clone(),
             config: self.registry.config.clone(),
             supervisor: me.clone(),
+            directory: self.registry.directory.get().cloned(),
+            connector: self.registry.connector.get().cloned(),
         };
         let (actor, _join) = Actor::spawn_linked(None, WalletActor, args, me.get_cell())
             .await

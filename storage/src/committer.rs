@@ -209,13 +209,14 @@ impl Committer {
             .map_err(|_| StorageError::Closed)
     }
 
-    /// A ticket that resolves once everything queued so far is durable,
-    /// without writing anything.
+    /// A ticket that resolves once everything queued so far is durable and
+    /// visible (applied: the indexer applies only durable rounds), without
+    /// writing anything — like a write's own ticket.
     pub(crate) fn durable_barrier(&self) -> Result<Ticket, StorageError> {
         let seq = *self.next_seq.lock().map_err(|_| StorageError::Poisoned)?;
         Ok(Ticket {
             seq,
-            wait: Wait::Barrier(self.durable.clone(), self.healthy.clone()),
+            wait: Wait::Barrier(self.applied.clone(), self.healthy.clone()),
         })
     }
 
@@ -385,10 +386,7 @@ impl Indexer {
                     Err(_) => break,
                 }
             }
-            let last_seq = rounds
-                .last()
-                .and_then(|r| r.last())
-                .map_or(0, |r| r.seq);
+            let last_seq = rounds.last().and_then(|r| r.last()).map_or(0, |r| r.seq);
             let result = if self.healthy.load(Ordering::Acquire) {
                 self.apply(&mut rounds, last_seq)
             } else {

@@ -64,7 +64,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<WriteSet, StorageError> {
     let mut r = Reader { bytes, at: 0 };
     let version = r.u8()?;
     if version != RECORD_VERSION {
-        return Err(bad(&format!("version {version}, this build reads {RECORD_VERSION}")));
+        return Err(bad(&format!(
+            "version {version}, this build reads {RECORD_VERSION}"
+        )));
     }
     let count = r.u32()?;
     let mut writes = WriteSet::new();

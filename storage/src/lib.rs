@@ -7,6 +7,7 @@
 //!
 //! Opening never scans records: start-up cost does not grow with history.
 
+mod codec;
 mod committer;
 mod error;
 mod journal;
@@ -273,7 +274,8 @@ impl Store {
             last_seq,
             due_rows: i64::try_from(due_rows).unwrap_or(i64::MAX),
         };
-        let committer = committer::Committer::start(db.clone(), spaces.clone(), &config, recovered)?;
+        let committer =
+            committer::Committer::start(db.clone(), spaces.clone(), &config, recovered)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -317,8 +319,9 @@ impl Store {
     }
 
     /// A ticket that resolves once every write set queued before this call
-    /// is durable. For answers that depend on earlier writes (an idempotent
-    /// replay) without writing anything themselves.
+    /// is durable and visible, as a write's own ticket does. For answers
+    /// that depend on earlier writes (an idempotent replay, a balance)
+    /// without writing anything themselves.
     pub fn durable_barrier(&self) -> Result<Ticket, StorageError> {
         self.inner.committer.durable_barrier()
     }

@@ -2,7 +2,7 @@
 //! everything applied so far.
 
 use crate::keys::{self, IndexTag, UniqueKind};
-use crate::{Space, StorageError, Store};
+use crate::{codec, Space, StorageError, Store};
 use domain::{
     Currency, Payment, PaymentId, Payout, PayoutId, Timestamp, Transfer, TransferId, User, UserId,
     Wallet,
@@ -46,6 +46,33 @@ pub struct PendingItem {
     pub kind: PendingKind,
     pub record: [u8; 16],
     pub merchant_id: UserId,
+}
+
+impl PendingItem {
+    /// Reads a `Pending` row (as stored, or as a write set holds it).
+    pub fn from_row(key: &[u8], value: &[u8]) -> Result<PendingItem, StorageError> {
+        if key.len() != 25 {
+            return Err(StorageError::Codec("pending key of wrong length".into()));
+        }
+        let mut due = [0u8; 8];
+        due.copy_from_slice(&key[..8]);
+        let kind = if key[8] == PendingKind::Payout.tag() {
+            PendingKind::Payout
+        } else {
+            PendingKind::Payin
+        };
+        let mut record = [0u8; 16];
+        record.copy_from_slice(&key[9..]);
+        let merchant_id = UserId::from_slice(value)
+            .ok_or_else(|| StorageError::Codec("pending value is not a user id".into()))?;
+        Ok(PendingItem {
+            key: key.to_vec(),
+            due_unix_ms: i64::try_from(u64::from_be_bytes(due)).unwrap_or(i64::MAX),
+            kind,
+            record,
+            merchant_id,
+        })
+    }
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError> {
@@ -93,7 +120,13 @@ impl Store {
         merchant: &UserId,
         currency: Currency,
     ) -> Result<Option<Wallet>, StorageError> {
-        self.get(Space::Wallets, &keys::wallet(merchant, currency))
+        match self
+            .space(Space::Wallets)
+            .get(keys::wallet(merchant, currency))?
+        {
+            Some(bytes) => codec::from_bytes(&bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The record id a merchant's `order_id` / `reference_id` points to.
@@ -135,7 +168,7 @@ impl Store {
         self.space(Space::Ledger)
             .range(start..=end)
             .take(limit)
-            .map(|guard| decode(&guard.value().map_err(engine)?))
+            .map(|guard| codec::from_bytes(&guard.value().map_err(engine)?))
             .collect()
     }
 
@@ -153,7 +186,7 @@ impl Store {
             .range(start..end)
             .rev()
             .take(limit)
-            .map(|guard| decode(&guard.value().map_err(engine)?))
+            .map(|guard| codec::from_bytes(&guard.value().map_err(engine)?))
             .collect()
     }
 
@@ -164,7 +197,7 @@ impl Store {
             .prefix(keys::ledger_prefix(merchant))
             .next_back()
         {
-            Some(guard) => decode(&guard.value().map_err(engine)?).map(Some),
+            Some(guard) => codec::from_bytes(&guard.value().map_err(engine)?).map(Some),
             None => Ok(None),
         }
     }
@@ -178,10 +211,11 @@ impl Store {
             .split_first_chunk::<16>()
             .and_then(|(m, rest)| Some((UserId::from_bytes(*m), <[u8; 8]>::try_from(rest).ok()?)))
             .ok_or_else(|| StorageError::Codec("transfer pointer of wrong length".into()))?;
-        self.get(
-            Space::Ledger,
-            &keys::ledger(&merchant, u64::from_be_bytes(posting)),
-        )
+        let key = keys::ledger(&merchant, u64::from_be_bytes(posting));
+        match self.space(Space::Ledger).get(key)? {
+            Some(bytes) => codec::from_bytes(&bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Record ids of one listing, newest first, created in
@@ -271,27 +305,7 @@ impl Store {
             .take(limit)
         {
             let (key, value) = guard.into_inner().map_err(engine)?;
-            if key.len() != 25 {
-                return Err(StorageError::Codec("pending key of wrong length".into()));
-            }
-            let mut due = [0u8; 8];
-            due.copy_from_slice(&key[..8]);
-            let kind = if key[8] == PendingKind::Payout.tag() {
-                PendingKind::Payout
-            } else {
-                PendingKind::Payin
-            };
-            let mut record = [0u8; 16];
-            record.copy_from_slice(&key[9..]);
-            let merchant_id = UserId::from_slice(&value)
-                .ok_or_else(|| StorageError::Codec("pending value is not a user id".into()))?;
-            items.push(PendingItem {
-                key: key.to_vec(),
-                due_unix_ms: i64::try_from(u64::from_be_bytes(due)).unwrap_or(i64::MAX),
-                kind,
-                record,
-                merchant_id,
-            });
+            items.push(PendingItem::from_row(&key, &value)?);
         }
         Ok(items)
     }

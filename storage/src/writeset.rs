@@ -1,8 +1,8 @@
 //! A `WriteSet` is everything one command changes: records, indexes, ledger
 //! entries, idempotency and outbox rows. It is applied atomically.
 
-use crate::{keys, Space, StorageError};
-use domain::Transfer;
+use crate::{codec, keys, Space, StorageError};
+use domain::{Transfer, Wallet};
 use serde::Serialize;
 
 #[derive(Debug, Default)]
@@ -34,11 +34,16 @@ impl WriteSet {
     }
 
     /// A posted transfer: under its wallet and posting number, and by id.
-    pub fn put_transfer(&mut self, transfer: &Transfer) -> Result<(), StorageError> {
+    pub fn put_transfer(&mut self, transfer: &Transfer) {
         let posting = keys::ledger(&transfer.merchant_id, transfer.posting);
-        self.put(Space::Ledger, posting.clone(), transfer)?;
+        self.put_raw(Space::Ledger, posting.clone(), codec::to_bytes(transfer));
         self.put_raw(Space::Transfers, keys::transfer(&transfer.id), posting);
-        Ok(())
+    }
+
+    /// A wallet, under its merchant and currency.
+    pub fn put_wallet(&mut self, wallet: &Wallet) {
+        let key = keys::wallet(&wallet.merchant_id, wallet.currency);
+        self.put_raw(Space::Wallets, key, codec::to_bytes(wallet));
     }
 
     pub fn remove(&mut self, space: Space, key: Vec<u8>) {

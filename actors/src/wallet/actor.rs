@@ -8,6 +8,7 @@
 //! through an `Overlay`.
 
 use super::messages::{NewPayin, NewPayout, Reply, WalletMsg};
+use crate::connector::ConnectorMsg;
 use crate::registry::SupervisorMsg;
 use crate::CoreConfig;
 use domain::money::AmountLimits;
@@ -22,7 +23,9 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::keys::{self, IndexTag, UniqueKind};
-use storage::{IdempotencyRecord, Overlay, PendingKind, Space, StorageError, Store, WriteSet};
+use storage::{
+    IdempotencyRecord, Overlay, PendingItem, PendingKind, Space, StorageError, Store, WriteSet,
+};
 
 pub(crate) struct WalletActor;
 
@@ -31,6 +34,11 @@ pub(crate) struct WalletArgs {
     pub store: Store,
     pub config: Arc<CoreConfig>,
     pub supervisor: ActorRef<SupervisorMsg>,
+    /// Users in memory; `None` only before the directory has started.
+    pub directory: Option<crate::Directory>,
+    /// The rail that settles pending rows; `None` only before it started
+    /// (it reads the Pending space when it starts).
+    pub connector: Option<ActorRef<ConnectorMsg>>,
 }
 
 /// The fee schedule and limits of the merchant, from its user record.
@@ -48,6 +56,8 @@ pub(crate) struct WalletState {
     wallet: Wallet,
     settings: Settings,
     overlay: Overlay,
+    directory: Option<crate::Directory>,
+    connector: Option<ActorRef<ConnectorMsg>>,
     /// The queue sequence of this wallet's last write set.
     last_write_seq: u64,
     store: Store,
@@ -129,6 +139,8 @@ impl Actor for WalletActor {
             wallet,
             settings,
             overlay: Overlay::default(),
+            directory: args.directory,
+            connector: args.connector,
             last_write_seq: 0,
             store: args.store,
             config: args.config,
@@ -196,8 +208,10 @@ impl Actor for WalletActor {
             }
             WalletMsg::Balance(reply) => {
                 // Writes of this wallet still in their group commit: the
-                // caller waits for them before showing the balance.
-                let pending = if state.store.durable_seq() < state.last_write_seq {
+                // caller waits until they are durable and visible before
+                // showing the balance (so a read of the ledger after it
+                // agrees with it).
+                let pending = if state.store.applied_seq() < state.last_write_seq {
                     state.store.durable_barrier().map(Some)
                 } else {
                     Ok(None)
@@ -314,10 +328,23 @@ impl WalletState {
     /// Hands the write set to the committer, remembering it in the overlay,
     /// and adopts `next` as the wallet only once the write is queued.
     async fn write<T>(&mut self, writes: WriteSet, next: Wallet, record: T) -> Reply<T> {
+        // The pending rows this write adds, for the rail's due queue.
+        let due: Vec<PendingItem> = writes
+            .ops()
+            .filter_map(|(space, key, value)| match (space, value) {
+                (Space::Pending, Some(value)) => PendingItem::from_row(key, value).ok(),
+                _ => None,
+            })
+            .collect();
         match self.store.submit_tracked(writes, &mut self.overlay).await {
             Ok(ticket) => {
                 self.wallet = next;
                 self.last_write_seq = ticket.seq();
+                if let Some(connector) = &self.connector {
+                    for item in due {
+                        let _ = connector.cast(ConnectorMsg::Due(item));
+                    }
+                }
                 Reply {
                     result: Ok(record),
                     ticket: Some(ticket),
@@ -344,14 +371,9 @@ impl WalletState {
         transfers: &[Transfer],
         event: Option<&OutboxEvent>,
     ) -> Result<(), Rejection> {
-        Self::put(
-            writes,
-            Space::Wallets,
-            keys::wallet(&self.merchant, wallet.currency),
-            wallet,
-        )?;
+        writes.put_wallet(wallet);
         for transfer in transfers {
-            writes.put_transfer(transfer).map_err(db)?;
+            writes.put_transfer(transfer);
         }
         if let Some(event) = event {
             storage::outbox::enqueue(writes, event).map_err(db)?;
@@ -388,13 +410,17 @@ impl WalletState {
     /// api_user that submitted it if it set a URL of its own (admins and
     /// managers acting on the merchant's behalf are not recipients).
     fn recipients(&self, created_by: UserId) -> Vec<UserId> {
+        let hears = |u: &User| u.role == Role::ApiUser && u.webhook_url.is_some();
         let submitter_is_api_user = created_by != self.merchant
-            && self
-                .store
-                .user(&created_by)
-                .ok()
-                .flatten()
-                .is_some_and(|u| u.role == Role::ApiUser && u.webhook_url.is_some());
+            && match &self.directory {
+                Some(directory) => directory.get(&created_by).is_some_and(|u| hears(&u)),
+                None => self
+                    .store
+                    .user(&created_by)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|u| hears(&u)),
+            };
         if submitter_is_api_user {
             vec![self.merchant, created_by]
         } else {
