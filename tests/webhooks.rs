@@ -791,7 +791,19 @@ async fn failing_receiver_gets_the_event_on_attempt_k_plus_1() {
                 );
             }
         }
-        let log = events(&server, key, "").await;
+        // The outcome is recorded once the 200 is back, durably, a moment
+        // after the receiver saw the request: wait for it (bounded).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let log = loop {
+            let log = events(&server, key, "").await;
+            let delivered = items(&log)
+                .first()
+                .is_some_and(|e| e["status"] == "delivered");
+            if delivered || std::time::Instant::now() > deadline {
+                break log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         let list = items(&log);
         assert_eq!(list.len(), 1, "{}", log.text);
         let e = &list[0];

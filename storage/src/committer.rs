@@ -133,7 +133,7 @@ impl Committer {
         let indexer = std::thread::Builder::new()
             .name("tijori-index".into())
             .spawn(move || indexer.run())
-            .map_err(|e| StorageError::Io(e.to_string()))?;
+            .map_err(StorageError::from)?;
         let worker = Worker {
             db,
             journal: spaces[Space::Journal as usize].clone(),
@@ -152,7 +152,7 @@ impl Committer {
         let thread = std::thread::Builder::new()
             .name("tijori-commit".into())
             .spawn(move || worker.run())
-            .map_err(|e| StorageError::Io(e.to_string()))?;
+            .map_err(StorageError::from)?;
         Ok(Committer {
             tx: Mutex::new(Some(tx)),
             next_seq: Mutex::new(recovered.last_seq),

@@ -179,7 +179,7 @@ const FORMAT_FILE: &str = "TIJORI_FORMAT";
 
 /// Checks (or, in an empty dir, writes) the store format marker.
 fn check_format(dir: &Path) -> Result<(), StorageError> {
-    let io = |e: std::io::Error| StorageError::Io(e.to_string());
+    let io = StorageError::from;
     let marker = dir.join(FORMAT_FILE);
     match std::fs::read_to_string(&marker) {
         Ok(text) => {
@@ -259,7 +259,7 @@ fn recover(db: &Database, spaces: &[Keyspace]) -> Result<u64, StorageError> {
 impl Store {
     /// Opens (or creates) the store in `dir` and starts its committer thread.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Store, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|e| StorageError::Io(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(StorageError::from)?;
         check_format(dir)?;
         let db = Database::builder(dir).manual_journal_persist(true).open()?;
         let spaces = Space::ALL
