@@ -50,7 +50,7 @@ impl Default for WebhookConfig {
             policy: RetryPolicy::default(),
             workers: 32,
             per_host_max: 4,
-            poll_ms: 50,
+            poll_ms: 20,
             allow_private: false,
             connect_timeout_ms: 5_000,
             timeout_ms: 10_000,
@@ -365,6 +365,10 @@ impl<T: Transport> Actor for Dispatcher<T> {
         state: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
         state.overlay.prune(state.args.store.applied_seq());
+        // Storage is read for newly due rows on the timer and after a
+        // redelivery, not after every finished attempt: a range read per
+        // delivery cost more than the delivery itself.
+        let read = !matches!(msg, DispatcherMsg::Done(_));
         match msg {
             DispatcherMsg::Poll => state.sample_queue(),
             DispatcherMsg::Done(finished) => {
@@ -381,7 +385,7 @@ impl<T: Transport> Actor for Dispatcher<T> {
                 let _ = reply.send(state.redeliver(event, recipient, only).await);
             }
         }
-        if let Err(e) = state.dispatch().await {
+        if let Err(e) = state.dispatch(read).await {
             tracing::error!(error = %e, "webhook dispatch failed");
         }
         Ok(())
@@ -479,14 +483,17 @@ impl DispatcherState {
         ))
     }
 
-    /// Reads newly due deliveries into per-endpoint queues, then starts as
+    /// Reads newly due deliveries into per-endpoint queues (when `read`),
+    /// then starts as
     /// many as there are idle workers, round-robin over endpoints, skipping
     /// an endpoint at its cap. A slow or dead endpoint therefore holds at
     /// most `per_host_max` workers and never the queue of anyone else, and
     /// nothing is rewritten to wait.
-    async fn dispatch(&mut self) -> Result<(), StorageError> {
+    async fn dispatch(&mut self, read: bool) -> Result<(), StorageError> {
         let now = self.now();
-        self.read_due(now)?;
+        if read {
+            self.read_due(now)?;
+        }
         let mut writes = WriteSet::new();
         // Events this pass rewrote (a delivery failed for want of a URL): a
         // later delivery of the same event must start from that copy.
