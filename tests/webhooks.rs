@@ -1383,9 +1383,9 @@ async fn event_log_scoping_filters_and_cursor() {
         u1_txns,
         BTreeSet::from([m1_txns[3].as_str(), m1_txns[4].as_str()])
     );
-    // M2 sees its one event only; M3's is failed.
-    let m2_log = events(&server, &m2_key, payment_events).await;
-    assert_eq!(items(&m2_log).len(), 1);
+    // M2 sees its one event only (once its pay-in has settled); M3's is failed.
+    let m2_log = wait_events(&server, &m2_key, payment_events, |l| !l.is_empty()).await;
+    assert_eq!(m2_log.len(), 1, "{m2_log:#?}");
     let m3_failed = wait_events(&server, &m3_key, "?status=failed", |l| l.len() == 1).await;
     assert_eq!(m3_failed[0]["attempts"], 2);
     assert!(items(&events(&server, &m3_key, "?status=delivered").await).is_empty());

@@ -74,9 +74,13 @@ pub struct CommitStats {
     pub rounds: AtomicU64,
     pub write_sets: AtomicU64,
     pub fsync_nanos: AtomicU64,
-    /// Rows in `WebhookDue` (deliveries waiting), kept by the committer as
+    /// Rows in `WebhookDue` (deliveries waiting), kept by the indexer as
     /// it applies inserts and removes, so no gauge has to scan for it.
     pub due_rows: AtomicI64,
+    /// The earliest due time among `WebhookDue` rows applied since the
+    /// dispatcher last asked (`i64::MAX`: none), so that it can read
+    /// forward from a cursor and still see rows applied behind it.
+    pub min_new_due_ms: AtomicI64,
 }
 
 impl CommitStats {
@@ -118,6 +122,7 @@ impl Committer {
         let healthy = std::sync::Arc::new(AtomicBool::new(true));
         let stats = std::sync::Arc::new(CommitStats {
             due_rows: AtomicI64::new(recovered.due_rows),
+            min_new_due_ms: AtomicI64::new(i64::MAX),
             ..CommitStats::default()
         });
         let (rounds_tx, rounds_rx) = std_mpsc::sync_channel(INDEX_QUEUE_ROUNDS);
@@ -410,9 +415,9 @@ impl Indexer {
     fn apply(&self, rounds: &mut [Round], last_seq: u64) -> Result<(), StorageError> {
         let mut batch = self.db.batch();
         let journal = &self.spaces[Space::Journal as usize];
-        let mut due_delta = 0i64;
+        let mut due = DueChanges::default();
         for request in rounds.iter_mut().flatten() {
-            due_delta += apply_ops(&mut batch, &self.spaces, &mut request.writes);
+            due.add(apply_ops(&mut batch, &self.spaces, &mut request.writes));
             batch.remove(journal, journal::key(request.seq));
         }
         batch.insert(
@@ -421,32 +426,64 @@ impl Indexer {
             last_seq.to_be_bytes(),
         );
         batch.commit()?;
-        self.stats.due_rows.fetch_add(due_delta, Ordering::Relaxed);
+        self.stats.due_rows.fetch_add(due.delta, Ordering::Relaxed);
+        self.stats
+            .min_new_due_ms
+            .fetch_min(due.min_new_ms, Ordering::AcqRel);
         Ok(())
     }
 }
 
-/// Adds a write set's operations to `batch`; returns the change it makes to
-/// the number of `WebhookDue` rows.
+/// What a batch did to the `WebhookDue` rows.
+pub(crate) struct DueChanges {
+    /// Rows added less rows removed.
+    pub delta: i64,
+    /// The earliest due time among the rows added (`i64::MAX`: none).
+    pub min_new_ms: i64,
+}
+
+impl Default for DueChanges {
+    fn default() -> Self {
+        DueChanges {
+            delta: 0,
+            min_new_ms: i64::MAX,
+        }
+    }
+}
+
+impl DueChanges {
+    fn add(&mut self, other: DueChanges) {
+        self.delta += other.delta;
+        self.min_new_ms = self.min_new_ms.min(other.min_new_ms);
+    }
+}
+
+/// Adds a write set's operations to `batch`; returns what it does to the
+/// `WebhookDue` rows.
 pub(crate) fn apply_ops(
     batch: &mut fjall::OwnedWriteBatch,
     spaces: &[Keyspace],
     writes: &mut WriteSet,
-) -> i64 {
-    let mut due_delta = 0i64;
+) -> DueChanges {
+    let mut due = DueChanges::default();
     for (space, key, value) in writes.ops.drain(..) {
         let keyspace = &spaces[space as usize];
-        let is_due = i64::from(space == Space::WebhookDue);
+        let is_due = space == Space::WebhookDue;
         match value {
             Some(value) => {
-                due_delta += is_due;
+                if is_due {
+                    due.delta += 1;
+                    if let Ok(ms) = crate::outbox::due_of_key(&key) {
+                        due.min_new_ms = due.min_new_ms.min(ms);
+                    }
+                }
                 batch.insert(keyspace, key, value)
             }
             None => {
-                due_delta -= is_due;
+                due.delta -= i64::from(is_due);
                 batch.remove(keyspace, key)
             }
         }
     }
-    due_delta
+    due
 }

@@ -336,6 +336,17 @@ impl Store {
         self.inner.committer.applied_seq()
     }
 
+    /// The earliest due time among webhook deliveries made visible since
+    /// the last call, if any (and forgets it): a reader going forward from
+    /// a cursor steps back to it, so rows applied behind it are not missed.
+    pub fn take_min_new_due_ms(&self) -> Option<i64> {
+        let min = self
+            .stats()
+            .min_new_due_ms
+            .swap(i64::MAX, std::sync::atomic::Ordering::AcqRel);
+        (min != i64::MAX).then_some(min)
+    }
+
     /// Webhook deliveries waiting (due now or later), from a counter.
     pub fn due_rows(&self) -> u64 {
         u64::try_from(

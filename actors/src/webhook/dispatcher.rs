@@ -198,20 +198,12 @@ pub struct DispatcherState {
     rotation: VecDeque<String>,
     /// The last due row read; the next read starts after it.
     cursor: Option<Vec<u8>>,
-    rescanned_ms: i64,
 }
 
 /// Most due deliveries held in memory waiting for a worker.
 const QUEUED_MAX: usize = 20_000;
 /// Most due rows read per pass.
 const READ_MAX: usize = 2_048;
-/// How often the read cursor steps back, to catch rows that became visible
-/// behind it (a write queued before a later one but applied after it).
-const RESCAN_MS: i64 = 5_000;
-/// How far back it steps: far longer than any commit takes to apply. Never
-/// to the start: the work of a pass must not grow with history (settled
-/// rows leave tombstones that a read from the start would walk).
-const LOOKBACK_MS: i64 = 30_000;
 
 /// How often the queue gauges are refreshed.
 const QUEUE_SAMPLE_MS: i64 = 2_000;
@@ -330,7 +322,6 @@ impl<T: Transport> Actor for Dispatcher<T> {
             queued: HashSet::new(),
             rotation: VecDeque::new(),
             cursor: None,
-            rescanned_ms: 0,
         })
     }
 
@@ -528,15 +519,19 @@ impl DispatcherState {
     }
 
     /// Moves due rows past the read cursor into the endpoint queues. The
-    /// cursor spares each pass the rows (and deletions) already seen; every
-    /// `RESCAN_MS` it steps back `LOOKBACK_MS` to catch rows applied behind it.
+    /// cursor spares each pass the rows (and deletions) already seen; when
+    /// rows were made visible behind it (a write queued before a later one
+    /// but applied after it), the store says how far back, and it steps
+    /// back exactly that far.
     fn read_due(&mut self, now: Timestamp) -> Result<(), StorageError> {
-        if now.unix_ms() - self.rescanned_ms >= RESCAN_MS {
+        if let Some(min_new) = self.args.store.take_min_new_due_ms() {
             if let Some(cursor) = &self.cursor {
-                let due = storage::outbox::due_of_key(cursor)?;
-                self.cursor = Some(storage::outbox::due_floor(due - LOOKBACK_MS));
+                if storage::outbox::due_of_key(cursor)? >= min_new {
+                    // Excluded start: the 8-byte floor sorts before every
+                    // row due at `min_new`.
+                    self.cursor = Some(storage::outbox::due_floor(min_new));
+                }
             }
-            self.rescanned_ms = now.unix_ms();
         }
         let room = QUEUED_MAX.saturating_sub(self.queued.len()).min(READ_MAX);
         if room == 0 {
@@ -544,8 +539,16 @@ impl DispatcherState {
         }
         let store = self.args.store.clone();
         let due = store.due_deliveries_after(self.cursor.as_deref(), now.unix_ms(), room)?;
+        // Fewer than asked: nothing else is due up to `now`, so the next pass
+        // starts there rather than at the last live row (or it would walk
+        // every deletion made since, on every pass).
+        let exhausted = due.len() < room;
+        self.cursor = match (exhausted, due.last()) {
+            (true, _) => Some(storage::outbox::due_floor(now.unix_ms().saturating_add(1))),
+            (false, Some(last)) => Some(last.key.clone()),
+            (false, None) => self.cursor.take(),
+        };
         for item in due {
-            self.cursor = Some(item.key.clone());
             if self.in_flight.contains(&item.key)
                 || self.queued.contains(&item.key)
                 || self.overlay.is_removed(Space::WebhookDue, &item.key)
