@@ -176,6 +176,8 @@ struct Inner {
 /// refused at open (nothing is deployed yet: there is no migration).
 pub const FORMAT_VERSION: u32 = 2;
 const FORMAT_FILE: &str = "TIJORI_FORMAT";
+/// fjall's lower bound for its journals' total size.
+const FJALL_JOURNAL_MAX_BYTES: u64 = 64 * 1_024 * 1_024;
 
 /// Checks (or, in an empty dir, writes) the store format marker.
 fn check_format(dir: &Path) -> Result<(), StorageError> {
@@ -261,7 +263,14 @@ impl Store {
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Store, StorageError> {
         std::fs::create_dir_all(dir).map_err(StorageError::from)?;
         check_format(dir)?;
-        let db = Database::builder(dir).manual_journal_persist(true).open()?;
+        // fjall's own journal (its write-ahead log) is replayed into memtables
+        // at open: keeping it at fjall's smallest bound (it flushes memtables
+        // to make room) bounds the start-up after a crash, whatever the
+        // history (512 MiB by default took seconds to replay here).
+        let db = Database::builder(dir)
+            .manual_journal_persist(true)
+            .max_journaling_size(FJALL_JOURNAL_MAX_BYTES)
+            .open()?;
         let spaces = Space::ALL
             .iter()
             .map(|s| db.keyspace(s.name(), KeyspaceCreateOptions::default))

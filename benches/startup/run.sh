@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Start-up to ready after kill -9: stores history (N durable pay-ins, settled,
+# through wrk on loopback), then kills the server with SIGKILL in the middle
+# of a second burst of pay-ins (so the journal has a tail the indexer had not
+# applied, and fjall's own journal must be recovered), restarts it on the
+# same data dir and times how long until GET /readyz answers 200.
+# Needs wrk (apt-get install wrk) and a release build.
+# Usage: benches/startup/run.sh [--server-bin PATH] [--payins N]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bin=./target/release/tijori
+payins=200000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --server-bin) bin=$2; shift 2 ;;
+    --payins) payins=$2; shift 2 ;;
+    *) echo "unknown flag $1" >&2; exit 2 ;;
+  esac
+done
+port=18192
+dir=$(mktemp -d)
+pid=
+trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+admin=tjk_boot_admin_0123456789abcdef
+start() {
+  "$bin" --listen 127.0.0.1:$port --data-dir "$dir/data" --admin-key "$admin" \
+    --settle-delay-ms 5 >>"$dir/out" 2>>"$dir/err" &
+  pid=$!
+}
+ready_ms() {
+  python3 - "$port" <<'PY'
+import sys, time, urllib.request
+port = sys.argv[1]
+t0 = time.monotonic()
+while time.monotonic() - t0 < 120:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+            if r.status == 200:
+                print(f"{(time.monotonic() - t0) * 1000:.0f}")
+                sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.005)
+print("timeout")
+PY
+}
+metric() {
+  curl -s 127.0.0.1:$port/metrics | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d\n", s }'
+}
+start
+first=$(ready_ms)
+: >"$dir/keys.txt"
+for i in $(seq 64); do
+  curl -s -X POST 127.0.0.1:$port/api/v1/users -H "X-API-KEY: $admin" \
+    -d "{\"name\":\"boot merchant $i\",\"role\":\"merchant\",\"rate_limit_per_min\":1000000}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["api_key"])' >>"$dir/keys.txt"
+done
+deadline=$((SECONDS + 900))
+while [ "$(metric tijori_payins_created_total)" -lt "$payins" ] && [ $SECONDS -lt $deadline ]; do
+  TIJORI_KEYS="$dir/keys.txt" wrk -t2 -c64 -d5s -s benches/wrk/payments.lua http://127.0.0.1:$port >/dev/null
+done
+stored=$(metric tijori_payins_created_total)
+# A second burst, killed in its middle.
+TIJORI_KEYS="$dir/keys.txt" wrk -t2 -c64 -d6s -s benches/wrk/payments.lua http://127.0.0.1:$port >/dev/null &
+wrk_pid=$!
+sleep 3
+kill -9 "$pid"
+wait "$pid" 2>/dev/null || true
+wait "$wrk_pid" 2>/dev/null || true
+du=$(du -sh "$dir/data" | cut -f1)
+start
+again=$(ready_ms)
+replayed=$(grep -o 'replayed[^ ]*' "$dir/err" | tail -1 || true)
+sed "s/\x1b\[[0-9;]*m//g" "$dir/err" | tail -8 >&2
+echo "empty store: ready in ${first} ms"
+echo "after kill -9 under load, ${stored}+ pay-ins stored (${du} on disk): ready in ${again} ms ${replayed:+($replayed)}"
