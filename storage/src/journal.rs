@@ -149,4 +149,13 @@ mod tests {
         assert!(decode(&other_version).is_err());
         assert_eq!(seq_of(&key(42)).unwrap(), 42);
     }
+
+    #[test]
+    fn a_space_is_its_position_in_all() {
+        // The record names a keyspace by its discriminant and `decode` looks
+        // it up in `Space::ALL`: the two must agree.
+        for (i, space) in Space::ALL.iter().enumerate() {
+            assert_eq!(*space as usize, i, "{space:?}");
+        }
+    }
 }

@@ -73,23 +73,18 @@ pub enum Space {
 }
 
 impl Space {
-    pub const ALL: [Space; 15] = [
-        Space::Users,
-        Space::ApiKeys,
-        Space::Payments,
-        Space::Payouts,
-        Space::Index,
-        Space::Unique,
-        Space::Wallets,
-        Space::Ledger,
-        Space::Transfers,
-        Space::Idempotency,
-        Space::Outbox,
-        Space::Pending,
-        Space::WebhookDue,
-        Space::Journal,
-        Space::Meta,
-    ];
+    /// Every keyspace: the data ones, then the committer's own.
+    pub const ALL: [Space; 15] = {
+        let mut all = [Space::Journal; 15];
+        let mut i = 0;
+        while i < Space::DATA.len() {
+            all[i] = Space::DATA[i];
+            i += 1;
+        }
+        all[13] = Space::Journal;
+        all[14] = Space::Meta;
+        all
+    };
 
     /// The spaces that hold the store's data; the others (the journal and
     /// its checkpoint) belong to the committer and indexer alone.
