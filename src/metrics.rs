@@ -89,6 +89,7 @@ fn preregister() {
     }
     // No wallet actor runs before the server starts.
     metrics::gauge!(m::WALLETS_ACTIVE).set(0.0);
+    metrics::gauge!(m::STORAGE_INDEX_LAG).set(0.0);
     // A registered histogram renders with empty buckets until it records.
     for name in [
         m::STORAGE_FSYNC_DURATION,
@@ -153,6 +154,10 @@ fn describe() {
         "journal persist (fsync) latency"
     );
     describe_histogram!(m::STORAGE_FSYNC_BATCH, "write sets per fsync");
+    describe_gauge!(
+        m::STORAGE_INDEX_LAG,
+        "write sets durable in the journal, not yet applied for reads"
+    );
     describe_counter!(m::WEBHOOK_ATTEMPTS, "webhook delivery attempts");
     describe_counter!(
         m::WEBHOOK_DELIVERIES,

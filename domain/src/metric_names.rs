@@ -33,6 +33,8 @@ pub const STORAGE_WRITE_SETS: &str = "tijori_storage_write_sets_total";
 pub const STORAGE_COMMIT_FAILURES: &str = "tijori_storage_commit_failures_total";
 pub const STORAGE_FSYNC_DURATION: &str = "tijori_storage_fsync_duration_seconds";
 pub const STORAGE_FSYNC_BATCH: &str = "tijori_storage_fsync_batch_size";
+/// Write sets durable in the journal but not yet applied by the indexer.
+pub const STORAGE_INDEX_LAG: &str = "tijori_storage_index_lag_write_sets";
 
 // Webhooks
 pub const WEBHOOK_ATTEMPTS: &str = "tijori_webhook_attempts_total";
@@ -81,6 +83,7 @@ pub const ALL: &[&str] = &[
     STORAGE_COMMIT_FAILURES,
     STORAGE_FSYNC_DURATION,
     STORAGE_FSYNC_BATCH,
+    STORAGE_INDEX_LAG,
     WEBHOOK_ATTEMPTS,
     WEBHOOK_DELIVERIES,
     WEBHOOK_QUEUE_DEPTH,

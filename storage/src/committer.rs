@@ -130,6 +130,7 @@ impl Committer {
             db: db.clone(),
             spaces: spaces.clone(),
             rx: rounds_rx,
+            durable: durable.clone(),
             applied: applied_tx,
             healthy: healthy.clone(),
             stats: stats.clone(),
@@ -366,6 +367,7 @@ struct Indexer {
     db: Database,
     spaces: Vec<Keyspace>,
     rx: std_mpsc::Receiver<Round>,
+    durable: watch::Receiver<u64>,
     applied: watch::Sender<u64>,
     healthy: std::sync::Arc<AtomicBool>,
     stats: std::sync::Arc<CommitStats>,
@@ -404,6 +406,8 @@ impl Indexer {
             }
             // Visible to reads from here on (or, on failure, wake the waiters).
             self.applied.send_replace(last_seq);
+            let lag = self.durable.borrow().saturating_sub(last_seq);
+            metrics::gauge!(names::STORAGE_INDEX_LAG).set(lag as f64);
             for round in rounds {
                 for request in round {
                     let _ = request.done.send(result.clone());
