@@ -58,6 +58,9 @@ pub(crate) struct WalletState {
     overlay: Overlay,
     directory: Option<crate::Directory>,
     connector: Option<ActorRef<ConnectorMsg>>,
+    /// Records this incarnation created that are still pending, so that
+    /// settling them reads no storage (older ones are read from it).
+    pending: PendingRecords,
     /// The queue sequence of this wallet's last write set.
     last_write_seq: u64,
     store: Store,
@@ -141,6 +144,7 @@ impl Actor for WalletActor {
             overlay: Overlay::default(),
             directory: args.directory,
             connector: args.connector,
+            pending: PendingRecords::default(),
             last_write_seq: 0,
             store: args.store,
             config: args.config,
@@ -185,7 +189,11 @@ impl Actor for WalletActor {
         }
         match msg {
             WalletMsg::CreatePayin(new, reply) => {
-                let _ = reply.send(state.run(state.prepare_payin(*new)).await);
+                let reply_ = state.run(state.prepare_payin(*new)).await;
+                if let (Ok(p), false) = (&reply_.result, reply_.replayed) {
+                    state.pending.remember_payin(p);
+                }
+                let _ = reply.send(reply_);
             }
             WalletMsg::SettlePayin {
                 id,
@@ -193,10 +201,18 @@ impl Actor for WalletActor {
                 reason,
                 reply,
             } => {
-                let _ = reply.send(state.run(state.prepare_settle_payin(id, to, reason)).await);
+                let reply_ = state.run(state.prepare_settle_payin(id, to, reason)).await;
+                if reply_.result.is_ok() {
+                    state.pending.payins.remove(&id);
+                }
+                let _ = reply.send(reply_);
             }
             WalletMsg::CreatePayout(new, reply) => {
-                let _ = reply.send(state.run(state.prepare_payout(*new)).await);
+                let reply_ = state.run(state.prepare_payout(*new)).await;
+                if let (Ok(p), false) = (&reply_.result, reply_.replayed) {
+                    state.pending.remember_payout(p);
+                }
+                let _ = reply.send(reply_);
             }
             WalletMsg::SettlePayout {
                 id,
@@ -204,7 +220,11 @@ impl Actor for WalletActor {
                 reason,
                 reply,
             } => {
-                let _ = reply.send(state.run(state.prepare_settle_payout(id, to, reason)).await);
+                let reply_ = state.run(state.prepare_settle_payout(id, to, reason)).await;
+                if reply_.result.is_ok() {
+                    state.pending.payouts.remove(&id);
+                }
+                let _ = reply.send(reply_);
             }
             WalletMsg::Balance(reply) => {
                 // Writes of this wallet still in their group commit: the
@@ -428,8 +448,8 @@ impl WalletState {
         }
     }
 
-    /// The listing rows of a new record: by merchant, by creator and, when
-    /// the merchant has a manager, by team.
+    /// The listing rows of a new record: by merchant, by creator (unless
+    /// the merchant made it) and, when the merchant has a manager, by team.
     fn index_rows(
         &self,
         writes: &mut WriteSet,
@@ -443,11 +463,15 @@ impl WalletState {
             keys::index(by_merchant, &self.merchant, id),
             Vec::new(),
         );
-        writes.put_raw(
-            Space::Index,
-            keys::index(by_creator, created_by, id),
-            Vec::new(),
-        );
+        // The by-creator listing is read for api_users only (everyone else
+        // lists by merchant, team or all): the merchant's own records skip it.
+        if *created_by != self.merchant {
+            writes.put_raw(
+                Space::Index,
+                keys::index(by_creator, created_by, id),
+                Vec::new(),
+            );
+        }
         if let Some(team) = &self.settings.team {
             writes.put_raw(Space::Index, keys::index(by_team, team, id), Vec::new());
         }
@@ -550,9 +574,12 @@ impl WalletState {
         reason: Option<String>,
     ) -> Result<Prepared<Payment>, Rejection> {
         let now = Timestamp::now();
-        let mut payment: Payment = self
-            .read(Space::Payments, &keys::payment(&id))?
-            .ok_or(Rejection::NotFound)?;
+        let mut payment: Payment = match self.pending.payins.get(&id) {
+            Some(p) => p.clone(),
+            None => self
+                .read(Space::Payments, &keys::payment(&id))?
+                .ok_or(Rejection::NotFound)?,
+        };
         if payment.merchant_id != self.merchant {
             return Err(Rejection::NotFound);
         }
@@ -682,9 +709,12 @@ impl WalletState {
         reason: Option<String>,
     ) -> Result<Prepared<Payout>, Rejection> {
         let now = Timestamp::now();
-        let mut payout: Payout = self
-            .read(Space::Payouts, &keys::payout(&id))?
-            .ok_or(Rejection::NotFound)?;
+        let mut payout: Payout = match self.pending.payouts.get(&id) {
+            Some(p) => p.clone(),
+            None => self
+                .read(Space::Payouts, &keys::payout(&id))?
+                .ok_or(Rejection::NotFound)?,
+        };
         if payout.merchant_id != self.merchant {
             return Err(Rejection::NotFound);
         }
@@ -761,6 +791,31 @@ impl WalletState {
         Self::put(&mut writes, space, key, &record)?;
         self.put_common(&mut writes, &next, &transfers, Some(&event))?;
         Ok(Prepared::Write(writes, Box::new(next), record))
+    }
+}
+
+/// Most pending records one wallet keeps in memory; beyond, settling reads
+/// them from storage.
+const PENDING_RECORDS_MAX: usize = 10_000;
+
+/// Pending records created by this wallet incarnation, by id.
+#[derive(Default)]
+struct PendingRecords {
+    payins: std::collections::HashMap<PaymentId, Payment>,
+    payouts: std::collections::HashMap<PayoutId, Payout>,
+}
+
+impl PendingRecords {
+    fn remember_payin(&mut self, p: &Payment) {
+        if self.payins.len() < PENDING_RECORDS_MAX {
+            self.payins.insert(p.id, p.clone());
+        }
+    }
+
+    fn remember_payout(&mut self, p: &Payout) {
+        if self.payouts.len() < PENDING_RECORDS_MAX {
+            self.payouts.insert(p.id, p.clone());
+        }
     }
 }
 
