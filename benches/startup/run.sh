@@ -70,7 +70,7 @@ wait "$wrk_pid" 2>/dev/null || true
 du=$(du -sh "$dir/data" | cut -f1)
 start
 again=$(ready_ms)
-replayed=$(grep -o 'replayed[^ ]*' "$dir/err" | tail -1 || true)
+replayed=$(sed 's/\x1b\[[0-9;]*m//g' "$dir/err" | grep -o 'replayed=[0-9]*' | tail -1 || true)
 sed "s/\x1b\[[0-9;]*m//g" "$dir/err" | tail -8 >&2
 echo "empty store: ready in ${first} ms"
-echo "after kill -9 under load, ${stored}+ pay-ins stored (${du} on disk): ready in ${again} ms ${replayed:+($replayed)}"
+echo "after kill -9 under load, ${stored}+ pay-ins stored (${du} on disk): ready in ${again} ms${replayed:+ (journal records $replayed)}"
