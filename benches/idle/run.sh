@@ -7,6 +7,7 @@
 # Usage: benches/idle/run.sh [--server-bin PATH] [--payins N] [--idle-secs S]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. benches/common.sh
 bin=./target/release/tijori
 payins=100000
 idle_secs=30
@@ -26,28 +27,20 @@ admin=tjk_idle_admin_0123456789abcdef
   --settle-delay-ms 5 >"$dir/out" 2>"$dir/err" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done
-: >"$dir/keys.txt"
-for i in $(seq 64); do
-  curl -s -X POST 127.0.0.1:$port/api/v1/users -H "X-API-KEY: $admin" \
-    -d "{\"name\":\"idle merchant $i\",\"role\":\"merchant\",\"rate_limit_per_min\":1000000}" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["api_key"])' >>"$dir/keys.txt"
-done
-metric() {
-  curl -s 127.0.0.1:$port/metrics | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d\n", s }'
-}
+merchant_keys $port "$admin" 64 "$dir/keys.txt"
 # Load until N pay-ins exist (bounded: at most 10 minutes of wrk).
 deadline=$((SECONDS + 600))
-while [ "$(metric tijori_payins_created_total)" -lt "$payins" ] && [ $SECONDS -lt $deadline ]; do
+while [ "$(metric $port tijori_payins_created_total)" -lt "$payins" ] && [ $SECONDS -lt $deadline ]; do
   TIJORI_KEYS="$dir/keys.txt" wrk -t2 -c64 -d5s -s benches/wrk/payments.lua \
     http://127.0.0.1:$port >/dev/null
 done
-created=$(metric tijori_payins_created_total)
+created=$(metric $port tijori_payins_created_total)
 # Wait (bounded) until every pay-in is settled and the webhook work is done.
 deadline=$((SECONDS + 300))
-while [ "$(metric tijori_payins_settled_total)" -lt "$created" ] && [ $SECONDS -lt $deadline ]; do
+while [ "$(metric $port tijori_payins_settled_total)" -lt "$created" ] && [ $SECONDS -lt $deadline ]; do
   sleep 1
 done
-settled=$(metric tijori_payins_settled_total)
+settled=$(metric $port tijori_payins_settled_total)
 sleep 5
 ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)

@@ -8,6 +8,7 @@
 # Usage: benches/startup/run.sh [--server-bin PATH] [--payins N]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. benches/common.sh
 bin=./target/release/tijori
 payins=200000
 while [ $# -gt 0 ]; do
@@ -44,22 +45,14 @@ while time.monotonic() - t0 < 120:
 print("timeout")
 PY
 }
-metric() {
-  curl -s 127.0.0.1:$port/metrics | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d\n", s }'
-}
 start
 first=$(ready_ms)
-: >"$dir/keys.txt"
-for i in $(seq 64); do
-  curl -s -X POST 127.0.0.1:$port/api/v1/users -H "X-API-KEY: $admin" \
-    -d "{\"name\":\"boot merchant $i\",\"role\":\"merchant\",\"rate_limit_per_min\":1000000}" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["api_key"])' >>"$dir/keys.txt"
-done
+merchant_keys $port "$admin" 64 "$dir/keys.txt"
 deadline=$((SECONDS + 900))
-while [ "$(metric tijori_payins_created_total)" -lt "$payins" ] && [ $SECONDS -lt $deadline ]; do
+while [ "$(metric $port tijori_payins_created_total)" -lt "$payins" ] && [ $SECONDS -lt $deadline ]; do
   TIJORI_KEYS="$dir/keys.txt" wrk -t2 -c64 -d5s -s benches/wrk/payments.lua http://127.0.0.1:$port >/dev/null
 done
-stored=$(metric tijori_payins_created_total)
+stored=$(metric $port tijori_payins_created_total)
 # A second burst, killed in its middle.
 TIJORI_KEYS="$dir/keys.txt" wrk -t2 -c64 -d6s -s benches/wrk/payments.lua http://127.0.0.1:$port >/dev/null &
 wrk_pid=$!

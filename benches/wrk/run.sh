@@ -4,6 +4,7 @@
 # build. Usage: benches/wrk/run.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. benches/common.sh
 secs=${1:-15}
 conns=${2:-64}
 dir=$(mktemp -d)
@@ -13,12 +14,7 @@ admin=tjk_wrk_admin_0123456789abcdef
   --settle-delay-ms 1000 >"$dir/out" 2>"$dir/err" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done
-: >"$dir/keys.txt"
-for i in $(seq 64); do
-  curl -s -X POST 127.0.0.1:18181/api/v1/users -H "X-API-KEY: $admin" \
-    -d "{\"name\":\"wrk merchant $i\",\"role\":\"merchant\",\"rate_limit_per_min\":1000000}" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["api_key"])' >>"$dir/keys.txt"
-done
+merchant_keys 18181 "$admin" 64 "$dir/keys.txt"
 echo "== GET /healthz ($conns connections, ${secs}s)"
 wrk -t2 -c"$conns" -d"${secs}s" --latency http://127.0.0.1:18181/healthz | grep -E "Requests/sec|99%|50%"
 echo "== POST /api/v1/payments, durable, 64 merchants ($conns connections, ${secs}s)"

@@ -15,9 +15,12 @@ use serde_json::{json, Value};
 use std::fmt::Write as _;
 use storage::Space;
 
-/// Most rows one CSV download may hold. A larger range is refused with a
-/// clear error (never cut silently): narrow `from`/`to`.
+/// Most rows one CSV download may hold, and most transfers it may read to
+/// find them (a `to` far in the past reads everything newer first). A
+/// larger range is refused with a clear error, never cut silently: narrow
+/// `from`/`to`.
 const CSV_ROWS_MAX: usize = 200_000;
+const CSV_SCAN_MAX: usize = 10 * CSV_ROWS_MAX;
 
 /// `from`/`to` (inclusive, exclusive) on a transfer's time.
 #[derive(Clone, Copy, Default)]
@@ -82,7 +85,13 @@ pub fn merchant_ledger(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
             .parse::<u64>()
             .map_err(|_| Rejection::InvalidRequest("cursor is not valid".into()))?,
     };
-    let scan_max = if csv { usize::MAX } else { LIST_SCAN_MAX };
+    let scan_max = if csv { CSV_SCAN_MAX } else { LIST_SCAN_MAX };
+    let too_large = || {
+        Rejection::InvalidRequest(format!(
+            "the selected range is too large for one CSV ({CSV_ROWS_MAX} transfers, \
+             {CSV_SCAN_MAX} read): narrow from/to"
+        ))
+    };
     let store = &ctx.app.store;
     let mut shown: Vec<Transfer> = Vec::new();
     let mut position = before;
@@ -94,6 +103,9 @@ pub fn merchant_ledger(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         }
         for transfer in batch {
             if scanned == scan_max {
+                if csv {
+                    return Err(too_large());
+                }
                 break 'scan Some(position.to_string());
             }
             scanned += 1;
@@ -109,9 +121,7 @@ pub fn merchant_ledger(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
             }
             if shown.len() == limit {
                 if csv {
-                    return Err(Rejection::InvalidRequest(format!(
-                        "the selected range holds more than {CSV_ROWS_MAX} transfers: narrow from/to"
-                    )));
+                    return Err(too_large());
                 }
                 // One more listed transfer exists: the next page starts below the last shown.
                 break 'scan shown.last().map(|t| t.posting.to_string());
