@@ -4,7 +4,7 @@
 //! durability (no fsync: the actor, the overlay and the committer round
 //! trip), and one `Store::commit` of a pay-in-sized write set, buffered.
 //! Short on purpose (10–20 samples, a few seconds each).
-//! Run: `cargo bench --bench hotpath`.
+//! Run: `cargo bench -p tijori-benches --bench hotpath`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use actors::{Core, CoreConfig, NewPayin, NewUser};

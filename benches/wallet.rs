@@ -2,7 +2,7 @@
 //! durability (real fdatasync), at 1, 8 and 64 wallets with one caller each,
 //! and one hot wallet with 64 concurrent callers (pipelining). Each case
 //! prints the mean number of write sets per fsync, which is what group
-//! commit buys. Run: `cargo bench --bench wallet`.
+//! commit buys. Run: `cargo bench -p tijori-benches --bench wallet`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use actors::{Core, CoreConfig, NewPayin, NewUser};

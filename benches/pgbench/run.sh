@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The pay-in transaction of benches/pgbench/payin.sql on PostgreSQL, for
-# comparison with Tijori's durable POST /payments and `cargo bench --bench
-# wallet`. Starts a throw-away cluster in a temp dir listening on
+# comparison with Tijori's durable POST /payments and `cargo bench -p
+# tijori-benches --bench wallet`. Starts a throw-away cluster in a temp dir listening on
 # 127.0.0.1:15432 only (synchronous_commit = on, fsync = on, defaults
 # otherwise), loads setup.sql, runs pgbench, stops the cluster and removes it.
 # Needs PostgreSQL: apt-get install -y postgresql (run as root: the cluster

@@ -6,16 +6,12 @@
 //! of concurrent pay-ins loses no acknowledged (201) pay-in, and the
 //! settled balance is exactly the sum of the pay-ins that survived, which
 //! are the acknowledged ones plus at most one in-flight request per client.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod api_support;
-mod common;
-
-use api_support::{
+use crate::api_support::{
     assert_unique, balance, create_payin, create_payout, fee_of, fund, list_all, paise, rupees,
     wait_none_pending,
 };
-use common::{payin_body, payout_body, Server};
+use crate::common::{payin_body, payout_body, Server};
 use hyper::Method;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};

@@ -1,10 +1,7 @@
 //! The README's quick start, as a test: admin creates a merchant, the
 //! merchant creates a pay-in, it completes, the balance shows it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{payin_body, Server};
+use crate::common::{payin_body, Server};
 use serde_json::json;
 use std::time::Duration;
 

@@ -10,17 +10,13 @@
 //! Most tests run a server whose sandbox never settles on its own
 //! (`NO_AUTO_SETTLE`), so every money movement is one the test made and
 //! every expected number is computed from the test's own inputs.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod api_support;
-mod common;
-
-use api_support::{
+use crate::api_support::{
     assert_error, assert_money, assert_unique, avail_held, balance, create_payin, create_payout,
     fee_of, fund, ids, is_timestamp, list_all, paise, rupees, set_payment_status,
     set_payout_status, NO_AUTO_SETTLE,
 };
-use common::{payin_body, payout_body, Server};
+use crate::common::{payin_body, payout_body, Server};
 use hyper::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -1164,7 +1160,7 @@ async fn users_create_list_get_patch_and_key() {
     assert_eq!(server.get("/api/v1/balance", &new_u).await.status, 200);
 
     // Creation and suspension left user events in the log (the admin sees
-    // every event; redelivery and replay are tested in tests/webhooks.rs).
+    // every event; redelivery and replay are tested in tests/it/webhooks.rs).
     let created = list_all(
         &server,
         "/api/v1/webhooks/events?event=user.created",
@@ -1196,7 +1192,7 @@ async fn users_create_list_get_patch_and_key() {
 /// The webhook event log's three routes: list, redeliver one, replay the
 /// failed ones, also several replays at once (each answers 202; one that
 /// finds an event already requeued by another skips it). Deliveries go to
-/// a closed port on 127.0.0.1, so each fails at once; tests/webhooks.rs
+/// a closed port on 127.0.0.1, so each fails at once; tests/it/webhooks.rs
 /// covers delivery itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_event_log_list_redeliver_and_replay() {

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! kill -9 crash loop. A child process (this test binary, re-executed into
 //! `crash_child_entry`) runs the money core on a `Durability::Sync` store:
 //! several tasks create pay-ins and payouts while the sandbox settles them,
@@ -26,7 +25,7 @@
 //! is visible before it is durable, and an Idempotency-Key replay is not
 //! acknowledged before the original write is durable.
 
-mod common;
+use crate::common;
 
 use actors::{Created, Idempotency, WalletHandle};
 use domain::{
@@ -50,7 +49,13 @@ const CHILD_DIR_ENV: &str = "TIJORI_CRASH_CHILD_DIR";
 const CHILD_RUN_ENV: &str = "TIJORI_CRASH_CHILD_RUN";
 /// Marks the child's protocol lines; libtest may print before it on a line.
 const MARK: &str = "@@crash ";
-const CHILD_TEST: &str = "crash_child_entry";
+
+/// The child's libtest name (`crash::crash_child_entry`): its path in the
+/// test binary without the crate's name, as `--exact` wants it.
+fn child_test() -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::crash_child_entry")
+}
 
 const CYCLES: u32 = 24;
 const MERCHANTS: usize = 3;
@@ -277,7 +282,7 @@ fn stderr_tail(path: &Path) -> String {
 fn run_child(dir: &Path, cycle: u32, rng: &mut SmallRng) -> Vec<String> {
     let stderr_path = dir.join(format!("child-{cycle}.stderr"));
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+        .args(["--exact", &child_test(), "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_RUN_ENV, cycle.to_string())
         .env_remove("RUST_LOG")

@@ -1,7 +1,7 @@
 //! The core end to end: a pay-in settles through the sandbox and credits the
 //! wallet net of fees; a payout holds, then settles; the books balance.
 
-mod common;
+use crate::common;
 
 use domain::{PaymentStatus, PayoutStatus, Rejection};
 use std::time::Duration;
@@ -11,7 +11,10 @@ use storage::Durability;
 async fn payin_and_payout_settle_through_the_sandbox() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open(dir.path(), Durability::Sync);
-    let core = common::start(&store, common::config(20)).await;
+    // Settling after 250 ms leaves the steps that must happen before a
+    // settlement (the refused payout, the held balance) ample time, even on
+    // a loaded machine; the settlements themselves are polled for.
+    let core = common::start(&store, common::config(250)).await;
     let m = common::merchant(&store, 250, 1_000).await;
     let wallets = core.wallets();
 
@@ -37,9 +40,12 @@ async fn payin_and_payout_settle_through_the_sandbox() {
         Rejection::InsufficientBalance
     );
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let p = store.payment(&created.record.id).unwrap().unwrap();
-    assert_eq!(p.status, PaymentStatus::Completed);
+    let completed =
+        || store.payment(&created.record.id).unwrap().unwrap().status == PaymentStatus::Completed;
+    assert!(
+        common::eventually(Duration::from_secs(10), completed).await,
+        "the pay-in did not complete"
+    );
     let w = wallets.balance(m).await.unwrap();
     assert_eq!((w.available.paise(), w.held.paise()), (97_500, 0));
 
@@ -50,14 +56,19 @@ async fn payin_and_payout_settle_through_the_sandbox() {
         .record;
     let w = wallets.balance(m).await.unwrap();
     assert_eq!((w.available.paise(), w.held.paise()), (86_500, 11_000));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        store.payout(&po.id).unwrap().unwrap().status,
-        PayoutStatus::Processed
+    let processed = || store.payout(&po.id).unwrap().unwrap().status == PayoutStatus::Processed;
+    assert!(
+        common::eventually(Duration::from_secs(10), processed).await,
+        "the payout was not processed"
     );
     let w = common::audit(&store, &m);
     assert_eq!((w.available.paise(), w.held.paise()), (86_500, 0));
-    assert_eq!(store.pending_count().unwrap(), 0);
+    // The rail deletes settled rows in its next round, without waiting.
+    let cleared = || store.pending_count().unwrap() == 0;
+    assert!(
+        common::eventually(Duration::from_secs(10), cleared).await,
+        "settled pending rows were not cleared"
+    );
 
     core.shutdown().await;
     store.close();

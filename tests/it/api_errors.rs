@@ -8,15 +8,11 @@
 //! `database_error` (500) is not provoked here: it needs a storage failure,
 //! which a black-box test cannot cause without corrupting the data dir
 //! under a running server; the storage crate's own tests cover it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod api_support;
-mod common;
-
-use api_support::{
+use crate::api_support::{
     assert_error, balance, create_payin, create_payout, fund, list_all, raw, NO_AUTO_SETTLE,
 };
-use common::{payin_body, payout_body, Server};
+use crate::common::{payin_body, payout_body, Server};
 use hyper::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

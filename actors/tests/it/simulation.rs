@@ -22,9 +22,7 @@
 //! harness runs them in parallel); 2-3 s per seed, about 6 s for the file,
 //! in a debug build on 2 cores.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use actors::WalletHandle;
 use domain::{

@@ -2,7 +2,7 @@
 //! with a temp data dir, reads the printed port and admin key, and talks to
 //! it with a real HTTP client (hyper) over loopback. Dropping a `Server`
 //! kills its process.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

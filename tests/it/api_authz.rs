@@ -40,11 +40,7 @@
 //! again). A failure names the cell: route, role, relation, target,
 //! expected and got. A second test checks the fields a caller may not set.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::{Resp, Server};
+use crate::common::{Resp, Server};
 use hyper::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

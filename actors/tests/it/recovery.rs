@@ -14,9 +14,7 @@
 //!   (a fresh incarnation) sees the same balance and works, also when calls
 //!   race the passivation itself.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use actors::CoreConfig;
 use domain::{
@@ -414,10 +412,26 @@ const PAYOUT_FEE: u64 = 500;
 /// build) to let the store apply every queued write before the supervisor
 /// restarts the wallet, hiding exactly the race these tests are after (a
 /// restarted wallet loading state older than its predecessor's writes). So
-/// panics print one line, without a backtrace.
+/// injected panics print one line, without a backtrace. The hook is the whole
+/// process's, shared with every other test in this binary: any other panic (a
+/// failing assertion elsewhere) still goes to the default hook.
 fn quiet_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::panic::set_hook(Box::new(|info| eprintln!("{info}"))));
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied());
+            if message.is_some_and(|m| m.starts_with("fault injection:")) {
+                eprintln!("{info}");
+            } else {
+                default(info);
+            }
+        }));
+    });
 }
 
 /// Checks the payouts a racing run asked for: every acknowledged one is

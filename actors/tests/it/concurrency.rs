@@ -15,9 +15,7 @@
 //!   it was acknowledged with, the wallets are unchanged, and every wallet
 //!   passes the full ledger audit.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use actors::WalletHandle;
 use domain::{Currency, PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection, UserId};

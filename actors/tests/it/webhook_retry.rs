@@ -12,9 +12,8 @@
 //! `tokio::time::advance`, straight to the next stored due time. With
 //! `poll_ms = 1` an attempt then happens at exactly its due time, and that
 //! due time is exactly the previous attempt plus `RetryPolicy::delay_ms`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use actors::webhook::{
     Attempt, Clock, DispatcherArgs, Outcome, RetryPolicy, Transport, WebhookConfig, WebhookHandle,

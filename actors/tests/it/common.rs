@@ -1,6 +1,6 @@
 //! Shared set-up for the core's tests: a real fjall store on a temp dir,
 //! merchants written straight to storage, and a started `Core`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use actors::{Core, CoreConfig, NewPayin, NewPayout};
 use domain::{

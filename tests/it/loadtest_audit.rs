@@ -18,12 +18,9 @@
 //! builds it once as part of this test binary, which is faster than
 //! building and spawning its own binary, and lets (b) re-audit the very
 //! same observations with tampered inputs without a second load run.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::Server;
 use clap::Parser;
-use common::Server;
 use tijori_loadtest::audit::{audit, Problem, SeenBooks};
 use tijori_loadtest::config::Config;
 use tijori_loadtest::model::Payin;

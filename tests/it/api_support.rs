@@ -1,9 +1,8 @@
 //! Helpers shared by the `api_*` black-box tests: the error-envelope check,
 //! exact money arithmetic done on the test's side (integer paise, never a
 //! float), listing every page of a collection, and the admin's manual
-//! settlement. Each test file includes it with `mod api_support;` next to
-//! `mod common;`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! settlement. Built on `common`'s `Server`.
+#![allow(dead_code)]
 
 use crate::common::{Resp, Server};
 use hyper::Method;

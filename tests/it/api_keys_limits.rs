@@ -6,16 +6,12 @@
 //! `Retry-After`; a key that keeps hitting its limit is suspended
 //! automatically; and an `Idempotency-Key` replays the first pay-in or payout
 //! (moving money once) or refuses a different body.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod api_support;
-mod common;
-
-use api_support::{
+use crate::api_support::{
     assert_error, avail_held, balance, create_payin, fund, list_all, raw, wait_none_pending,
     NO_AUTO_SETTLE,
 };
-use common::{payin_body, payout_body, Resp, Server};
+use crate::common::{payin_body, payout_body, Resp, Server};
 use hyper::Method;
 use serde_json::{json, Value};
 use std::time::Duration;

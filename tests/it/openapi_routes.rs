@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `docs/openapi.yaml` against the code:
 //! - its operations are exactly the router's (`Route::ALL` and `spec()`),
 //!   with no duplicates, and `router::route` sends each documented method and

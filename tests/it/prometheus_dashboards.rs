@@ -22,12 +22,9 @@
 //! Without `/usr/bin/prometheus` (or `/usr/bin/promtool`) the tests needing
 //! it print SKIPPED on stderr and pass, unless `TIJORI_REQUIRE_PROMETHEUS=1`
 //! (set by `.ci/run`, which installs the package) makes them fail instead.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{self, Server};
 use bytes::Bytes;
-use common::Server;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};

@@ -1,0 +1,24 @@
+//! Every integration test of the `tijori` package, in one test binary.
+//!
+//! Each module was once its own file under `tests/`, so its own test
+//! binary linking hyper, fjall and the rest of the stack: building those
+//! was most of a fresh `cargo test`; one binary is built once. The modules'
+//! tests all run in parallel in this one process, so none of them may rely
+//! on process-wide state (environment, panic hook, globals) being its own.
+//!
+//! One module: `cargo test -p tijori --test it webhooks::`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api_support;
+mod common;
+
+mod api_authz;
+mod api_durability;
+mod api_endpoints;
+mod api_errors;
+mod api_keys_limits;
+mod api_smoke;
+mod loadtest_audit;
+mod openapi_routes;
+mod prometheus_dashboards;
+mod webhooks;
