@@ -14,12 +14,13 @@
 
 use crate::{CoreConfig, WalletHandle};
 use domain::{PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection, Timestamp};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{PendingItem, PendingKind, Space, Store, WriteSet};
+use storage::{PendingItem, PendingKind, Store, WriteSet};
 
 /// The payer VPA that the sandbox always declines.
 pub const FAIL_VPA: &str = "fail@sandbox";
@@ -180,7 +181,7 @@ impl ConnectorState {
         if !self.done.is_empty() {
             let mut writes = WriteSet::new();
             for key in self.done.drain(..) {
-                writes.remove(Space::Pending, key);
+                writes.settled(key);
             }
             // Not awaited: a row whose delete is lost in a crash is found
             // settled after the restart, and deleted then.
@@ -207,63 +208,45 @@ impl ConnectorState {
                 fresh.push(item);
             }
         }
-        for item in fresh {
-            if !self.in_flight.insert(item.key.clone()) {
-                continue;
-            }
-            let (store, wallets, config, me) = (
-                self.args.store.clone(),
-                self.args.wallets.clone(),
-                self.args.config.clone(),
-                me.clone(),
-            );
-            tokio::spawn(async move {
-                let finished = settle(&store, &wallets, &config, &item).await;
-                let _ = me.cast(ConnectorMsg::Done(item, finished));
-            });
+        fresh.retain(|item| self.in_flight.insert(item.key.clone()));
+        if fresh.is_empty() {
+            return;
         }
+        // One task per round, not per row: it asks the wallets concurrently
+        // and reports each row as its wallet answers.
+        let (wallets, me) = (self.args.wallets.clone(), me.clone());
+        tokio::spawn(async move {
+            let mut settling: FuturesUnordered<_> = fresh
+                .into_iter()
+                .map(|item| {
+                    let wallets = &wallets;
+                    async move {
+                        let finished = settle(wallets, &item).await;
+                        (item, finished)
+                    }
+                })
+                .collect();
+            while let Some((item, finished)) = settling.next().await {
+                let _ = me.cast(ConnectorMsg::Done(item, finished));
+            }
+        });
     }
 }
 
 /// Settles one due transaction. True when its row is done with: settled
 /// now, settled earlier (by hand), or its record is gone.
-async fn settle(
-    store: &Store,
-    wallets: &WalletHandle,
-    config: &CoreConfig,
-    item: &PendingItem,
-) -> bool {
+async fn settle(wallets: &WalletHandle, item: &PendingItem) -> bool {
+    // The wallet holds the record (or reads it, if older than the wallet's
+    // incarnation) and applies the rail's rules to it.
     let result = match item.kind {
-        PendingKind::Payin => {
-            let id = PaymentId::from_bytes(item.record);
-            match store.payment(&id) {
-                Ok(Some(p)) => {
-                    let (to, reason) =
-                        payin_outcome(&id, p.payer_vpa.as_deref(), config.payin_failure_ppm);
-                    wallets
-                        .settle_payin(item.merchant_id, id, to, reason)
-                        .await
-                        .map(|_| ())
-                }
-                // Not visible yet (its write is still being applied): later.
-                Ok(None) => Err(Rejection::ServiceUnavailable),
-                Err(_) => Err(Rejection::DatabaseError),
-            }
-        }
-        PendingKind::Payout => {
-            let id = PayoutId::from_bytes(item.record);
-            match store.payout(&id) {
-                Ok(Some(p)) => {
-                    let (to, reason) = payout_outcome(&p.beneficiary.account_number);
-                    wallets
-                        .settle_payout(item.merchant_id, id, to, reason)
-                        .await
-                        .map(|_| ())
-                }
-                Ok(None) => Err(Rejection::ServiceUnavailable),
-                Err(_) => Err(Rejection::DatabaseError),
-            }
-        }
+        PendingKind::Payin => wallets
+            .settle_payin_by_rail(item.merchant_id, PaymentId::from_bytes(item.record))
+            .await
+            .map(|_| ()),
+        PendingKind::Payout => wallets
+            .settle_payout_by_rail(item.merchant_id, PayoutId::from_bytes(item.record))
+            .await
+            .map(|_| ()),
     };
     match result {
         Ok(()) | Err(Rejection::InvalidStatusTransition { .. }) | Err(Rejection::NotFound) => true,

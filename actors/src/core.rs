@@ -55,6 +55,7 @@ impl Core {
             },
         )
         .await?;
+        let _ = wallets_registry.dispatcher.set(webhooks.actor());
         let auditor = Auditor::new(store.clone(), directory.clone());
         let audit = auditor.status();
         let audit_task = (config.ledger_audit_interval_ms > 0).then(|| {

@@ -19,8 +19,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
-use storage::keys::{self, IndexTag};
-use storage::{Space, Store, WriteSet};
+use storage::{Store, WriteSet};
 
 /// Prefix of every API key, so leaked keys are recognisable.
 pub const KEY_PREFIX: &str = "tjk_";
@@ -338,26 +337,18 @@ impl DirState {
         event: Option<OutboxEvent>,
     ) -> Result<User, Rejection> {
         let mut writes = WriteSet::new();
-        writes
-            .put(Space::Users, keys::user(&user.id), &user)
-            .map_err(db)?;
+        writes.user_saved(&user).map_err(db)?;
         let new_hash = parse_hash(&user.key_hash);
         if old_hash != Some(user.key_hash.as_str()) {
             if let Some(old) = old_hash.and_then(parse_hash) {
-                writes.remove(Space::ApiKeys, old.to_vec());
+                writes.api_key_revoked(&old);
             }
             if let Some(hash) = new_hash {
-                writes.put_raw(Space::ApiKeys, hash.to_vec(), user.id.as_bytes().to_vec());
+                writes.api_key_issued(&hash, &user.id);
             }
         }
         if index {
-            for ancestor in self.ancestors(user.parent_id) {
-                writes.put_raw(
-                    Space::Index,
-                    keys::index(IndexTag::UsersByAncestor, &ancestor, user.id.as_bytes()),
-                    Vec::new(),
-                );
-            }
+            writes.user_listed(&user.id, &self.ancestors(user.parent_id));
         }
         if let Some(event) = &event {
             storage::outbox::enqueue(&mut writes, event).map_err(db)?;

@@ -34,6 +34,8 @@ pub(crate) struct Registry {
     pub(crate) directory: OnceLock<crate::Directory>,
     /// The sandbox rail, once started: wallets tell it what falls due.
     pub(crate) connector: OnceLock<ActorRef<crate::connector::ConnectorMsg>>,
+    /// The webhook dispatcher, once started: wallets hand it their events.
+    pub(crate) dispatcher: OnceLock<ActorRef<crate::webhook::dispatcher::DispatcherMsg>>,
     store: Store,
     config: Arc<CoreConfig>,
 }
@@ -45,6 +47,7 @@ impl Registry {
             supervisor: OnceLock::new(),
             directory: OnceLock::new(),
             connector: OnceLock::new(),
+            dispatcher: OnceLock::new(),
             store,
             config,
         }
@@ -143,6 +146,7 @@ impl SupervisorState {
             supervisor: me.clone(),
             directory: self.registry.directory.get().cloned(),
             connector: self.registry.connector.get().cloned(),
+            dispatcher: self.registry.dispatcher.get().cloned(),
         };
         let (actor, _join) = Actor::spawn_linked(None, WalletActor, args, me.get_cell())
             .await

@@ -6,15 +6,24 @@
 # same data dir and times how long until GET /readyz answers 200.
 # Needs wrk (apt-get install wrk) and a release build.
 # Usage: benches/startup/run.sh [--server-bin PATH] [--payins N]
+#          [--fill-durability sync|buffered] [--fill-timeout-secs S]
+# --fill-durability buffered stores the history faster (no fsync per
+# commit round; kill -9 loses nothing the OS holds) for large N, e.g.
+# --payins 10000000; the killed burst and the restart always run with the
+# default `sync` durability.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . benches/common.sh
 bin=./target/release/tijori
 payins=200000
+fill_durability=sync
+fill_timeout=900
 while [ $# -gt 0 ]; do
   case "$1" in
     --server-bin) bin=$2; shift 2 ;;
     --payins) payins=$2; shift 2 ;;
+    --fill-durability) fill_durability=$2; shift 2 ;;
+    --fill-timeout-secs) fill_timeout=$2; shift 2 ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -25,7 +34,7 @@ trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 admin=tjk_boot_admin_0123456789abcdef
 start() {
   "$bin" --listen 127.0.0.1:$port --data-dir "$dir/data" --admin-key "$admin" \
-    --settle-delay-ms 5 >>"$dir/out" 2>>"$dir/err" &
+    --settle-delay-ms 5 --durability "${1:-sync}" >>"$dir/out" 2>>"$dir/err" &
   pid=$!
 }
 ready_ms() {
@@ -45,14 +54,21 @@ while time.monotonic() - t0 < 120:
 print("timeout")
 PY
 }
-start
+start "$fill_durability"
 first=$(ready_ms)
 merchant_keys $port "$admin" 64 "$dir/keys.txt"
-deadline=$((SECONDS + 900))
+deadline=$((SECONDS + fill_timeout))
 while [ "$(metric $port tijori_payins_created_total)" -lt "$payins" ] && [ $SECONDS -lt $deadline ]; do
   TIJORI_KEYS="$dir/keys.txt" wrk -t2 -c64 -d5s -s benches/wrk/payments.lua http://127.0.0.1:$port >/dev/null
 done
 stored=$(metric $port tijori_payins_created_total)
+if [ "$fill_durability" != sync ]; then
+  # The history is in; the kill happens under durable (sync) load.
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null || true
+  start
+  ready_ms >/dev/null
+fi
 # A second burst, killed in its middle.
 TIJORI_KEYS="$dir/keys.txt" wrk -t2 -c64 -d6s -s benches/wrk/payments.lua http://127.0.0.1:$port >/dev/null &
 wrk_pid=$!

@@ -20,9 +20,19 @@ fn with_body(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> R
     response
 }
 
-/// `{"success": true, "data": …}` with `status`.
+/// `{"success": true, "data": …}` with `status`, serialised straight from
+/// `data` (no intermediate `Value`).
 pub fn ok<T: Serialize>(status: StatusCode, data: &T) -> Response<Body> {
-    let body = serde_json::to_vec(&json!({ "success": true, "data": data })).unwrap_or_default();
+    #[derive(Serialize)]
+    struct Envelope<'a, T> {
+        success: bool,
+        data: &'a T,
+    }
+    let body = serde_json::to_vec(&Envelope {
+        success: true,
+        data,
+    })
+    .unwrap_or_default();
     with_body(status, "application/json", body)
 }
 
@@ -32,11 +42,27 @@ pub fn page<T: Serialize>(
     limit: usize,
     next_cursor: Option<String>,
 ) -> Response<Body> {
-    let body = json!({
-        "success": true,
-        "data": items,
-        "pagination": { "limit": limit, "has_more": next_cursor.is_some(), "next_cursor": next_cursor },
-    });
+    #[derive(Serialize)]
+    struct Pagination {
+        limit: usize,
+        has_more: bool,
+        next_cursor: Option<String>,
+    }
+    #[derive(Serialize)]
+    struct Envelope<'a, T> {
+        success: bool,
+        data: &'a [T],
+        pagination: Pagination,
+    }
+    let body = Envelope {
+        success: true,
+        data: items,
+        pagination: Pagination {
+            limit,
+            has_more: next_cursor.is_some(),
+            next_cursor,
+        },
+    };
     with_body(
         StatusCode::OK,
         "application/json",

@@ -1,27 +1,90 @@
 //! How records look on the wire (SPEC §9). Storage keeps full records; what
 //! callers see is built here: masked account numbers, no key hashes, the
-//! webhook secret only on the caller's own profile.
+//! webhook secret only on the caller's own profile. Pay-ins and payouts, the
+//! hot path, are serialised field by field straight into the response (no
+//! intermediate `Value`); the rarer views are `json!` objects.
 
 use domain::{Payment, Payout, User, Wallet};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::{json, Value};
+use std::borrow::Borrow;
 
-pub fn payment(p: &Payment) -> Value {
-    serde_json::to_value(p).unwrap_or(Value::Null)
+/// A pay-in as callers see it. Holds the record by reference for one
+/// answer (`payment(&p)`) or by value for a page (`PaymentView(p)`).
+pub struct PaymentView<P: Borrow<Payment>>(pub P);
+
+pub fn payment(p: &Payment) -> PaymentView<&Payment> {
+    PaymentView(p)
 }
 
-pub fn payout(p: &Payout) -> Value {
-    json!({
-        "id": p.id, "reference_id": p.reference_id, "merchant_id": p.merchant_id,
-        "created_by": p.created_by, "amount": p.amount, "fee": p.fee, "currency": p.currency,
-        "status": p.status.as_str(),
-        "beneficiary": {
-            "name": p.beneficiary.name,
-            "account_number": p.beneficiary.masked_account(),
-            "ifsc": p.beneficiary.ifsc,
-        },
-        "mode": p.mode, "purpose": p.purpose, "reason": p.reason,
-        "created_at": p.created_at, "updated_at": p.updated_at, "processed_at": p.processed_at,
-    })
+impl<P: Borrow<Payment>> Serialize for PaymentView<P> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let p = self.0.borrow();
+        let mut out = s.serialize_struct("Payment", 19)?;
+        out.serialize_field("id", &p.id)?;
+        out.serialize_field("order_id", &p.order_id)?;
+        out.serialize_field("merchant_id", &p.merchant_id)?;
+        out.serialize_field("created_by", &p.created_by)?;
+        out.serialize_field("amount", &p.amount)?;
+        out.serialize_field("fee", &p.fee)?;
+        out.serialize_field("net_amount", &p.net_amount)?;
+        out.serialize_field("currency", &p.currency)?;
+        out.serialize_field("status", p.status.as_str())?;
+        out.serialize_field("payer", &p.payer)?;
+        out.serialize_field("payer_email", &p.payer_email)?;
+        out.serialize_field("payer_phone", &p.payer_phone)?;
+        out.serialize_field("payer_vpa", &p.payer_vpa)?;
+        out.serialize_field("description", &p.description)?;
+        out.serialize_field("metadata", &p.metadata)?;
+        out.serialize_field("failure_reason", &p.failure_reason)?;
+        out.serialize_field("created_at", &p.created_at)?;
+        out.serialize_field("updated_at", &p.updated_at)?;
+        out.serialize_field("completed_at", &p.completed_at)?;
+        out.end()
+    }
+}
+
+/// A payout as callers see it: the beneficiary's account number masked.
+pub struct PayoutView<P: Borrow<Payout>>(pub P);
+
+pub fn payout(p: &Payout) -> PayoutView<&Payout> {
+    PayoutView(p)
+}
+
+impl<P: Borrow<Payout>> Serialize for PayoutView<P> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let p = self.0.borrow();
+        let mut out = s.serialize_struct("Payout", 15)?;
+        out.serialize_field("id", &p.id)?;
+        out.serialize_field("reference_id", &p.reference_id)?;
+        out.serialize_field("merchant_id", &p.merchant_id)?;
+        out.serialize_field("created_by", &p.created_by)?;
+        out.serialize_field("amount", &p.amount)?;
+        out.serialize_field("fee", &p.fee)?;
+        out.serialize_field("currency", &p.currency)?;
+        out.serialize_field("status", p.status.as_str())?;
+        out.serialize_field("beneficiary", &BeneficiaryView(p))?;
+        out.serialize_field("mode", &p.mode)?;
+        out.serialize_field("purpose", &p.purpose)?;
+        out.serialize_field("reason", &p.reason)?;
+        out.serialize_field("created_at", &p.created_at)?;
+        out.serialize_field("updated_at", &p.updated_at)?;
+        out.serialize_field("processed_at", &p.processed_at)?;
+        out.end()
+    }
+}
+
+struct BeneficiaryView<'a>(&'a Payout);
+
+impl Serialize for BeneficiaryView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let b = &self.0.beneficiary;
+        let mut out = s.serialize_struct("Beneficiary", 3)?;
+        out.serialize_field("name", &b.name)?;
+        out.serialize_field("account_number", &b.masked_account())?;
+        out.serialize_field("ifsc", &b.ifsc)?;
+        out.end()
+    }
 }
 
 pub fn user(u: &User) -> Value {

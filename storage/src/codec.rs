@@ -1,12 +1,16 @@
 //! The binary codec of the records written on every money movement: the
-//! wallet (on every command) and its transfers (on every settlement). A
-//! value is a version byte, then fixed-width little-endian fields; strings
-//! carry a u32 length. Smaller and cheaper than JSON, and independent of
-//! the REST wire shapes (which the HTTP layer writes explicitly).
+//! wallet (on every command), its transfers (on every settlement), pay-ins
+//! and payouts. A value is a version byte, then fixed-width little-endian
+//! fields; strings carry a u32 length, optional fields a presence byte, and
+//! a pay-in's free-form `metadata` is its JSON text. Smaller and cheaper
+//! than JSON, and independent of the REST wire shapes (which the HTTP layer
+//! writes explicitly).
 
 use crate::StorageError;
 use domain::{
-    Currency, Money, Posted, Timestamp, Transfer, TransferId, TransferKind, UserId, Wallet,
+    Beneficiary, Currency, Delivery, DeliveryStatus, EventId, EventType, Money, Payment, PaymentId,
+    PaymentStatus, Payout, PayoutId, PayoutMode, PayoutStatus, Posted, Timestamp, Transfer,
+    TransferId, TransferKind, UserId, Wallet,
 };
 
 /// A record with a binary form.
@@ -66,6 +70,10 @@ impl<'a> Reader<'a> {
         self.take().map(u64::from_le_bytes)
     }
 
+    fn u32(&mut self) -> Result<u32, StorageError> {
+        self.take().map(u32::from_le_bytes)
+    }
+
     fn money(&mut self) -> Result<Money, StorageError> {
         self.u64().map(Money::from_paise)
     }
@@ -99,6 +107,38 @@ impl<'a> Reader<'a> {
         self.at = end;
         Ok(text.to_owned())
     }
+
+    fn present(&mut self) -> Result<bool, StorageError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(StorageError::Codec("bad presence byte".into())),
+        }
+    }
+
+    fn opt_string(&mut self) -> Result<Option<String>, StorageError> {
+        if self.present()? {
+            self.string().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn opt_time(&mut self) -> Result<Option<Timestamp>, StorageError> {
+        if self.present()? {
+            self.time().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A one-byte tag, as the index of its value in `all`.
+    fn tag<T: Copy>(&mut self, all: &[T], what: &str) -> Result<T, StorageError> {
+        let at = usize::from(self.u8()?);
+        all.get(at)
+            .copied()
+            .ok_or_else(|| StorageError::Codec(format!("unknown {what} {at}")))
+    }
 }
 
 fn put_u64(out: &mut Vec<u8>, v: u64) {
@@ -118,6 +158,62 @@ fn put_currency(out: &mut Vec<u8>, c: Currency) {
         Currency::Inr => 0,
     });
 }
+
+fn put_opt_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            out.push(1);
+            put_string(out, s);
+        }
+        None => out.push(0),
+    }
+}
+
+fn put_opt_time(out: &mut Vec<u8>, t: Option<Timestamp>) {
+    match t {
+        Some(t) => {
+            out.push(1);
+            put_time(out, t);
+        }
+        None => out.push(0),
+    }
+}
+
+/// A one-byte tag: the index of `value` in `all`.
+fn put_tag<T: PartialEq>(out: &mut Vec<u8>, all: &[T], value: &T) {
+    let at = all.iter().position(|v| v == value).unwrap_or(usize::MAX);
+    out.push(u8::try_from(at).unwrap_or(u8::MAX));
+}
+
+const PAYMENT_STATUSES: [PaymentStatus; 3] = [
+    PaymentStatus::Pending,
+    PaymentStatus::Completed,
+    PaymentStatus::Failed,
+];
+const PAYOUT_STATUSES: [PayoutStatus; 3] = [
+    PayoutStatus::Pending,
+    PayoutStatus::Processed,
+    PayoutStatus::Rejected,
+];
+const EVENT_TYPES: [EventType; 6] = [
+    EventType::PaymentCompleted,
+    EventType::PaymentFailed,
+    EventType::PayoutProcessed,
+    EventType::PayoutRejected,
+    EventType::UserCreated,
+    EventType::UserSuspended,
+];
+const DELIVERY_STATUSES: [DeliveryStatus; 3] = [
+    DeliveryStatus::Pending,
+    DeliveryStatus::Delivered,
+    DeliveryStatus::Failed,
+];
+const PAYOUT_MODES: [PayoutMode; 4] = [
+    PayoutMode::Imps,
+    PayoutMode::Neft,
+    PayoutMode::Rtgs,
+    PayoutMode::Upi,
+];
 
 fn put_string(out: &mut Vec<u8>, s: &str) {
     // References are ids (a few dozen bytes); u32 covers any string.
@@ -224,6 +320,187 @@ impl Codec for Transfer {
     }
 }
 
+impl Codec for Payment {
+    const VERSION: u8 = 1;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.id.as_bytes());
+        put_string(out, &self.order_id);
+        out.extend_from_slice(self.merchant_id.as_bytes());
+        out.extend_from_slice(self.created_by.as_bytes());
+        put_money(out, self.amount);
+        put_money(out, self.fee);
+        put_money(out, self.net_amount);
+        put_currency(out, self.currency);
+        put_tag(out, &PAYMENT_STATUSES, &self.status);
+        put_string(out, &self.payer);
+        put_opt_string(out, self.payer_email.as_deref());
+        put_opt_string(out, self.payer_phone.as_deref());
+        put_opt_string(out, self.payer_vpa.as_deref());
+        put_opt_string(out, self.description.as_deref());
+        let metadata = self.metadata.as_ref().map(|m| m.to_string());
+        put_opt_string(out, metadata.as_deref());
+        put_opt_string(out, self.failure_reason.as_deref());
+        put_time(out, self.created_at);
+        put_time(out, self.updated_at);
+        put_opt_time(out, self.completed_at);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Payment, StorageError> {
+        Ok(Payment {
+            id: PaymentId::from_bytes(r.take()?),
+            order_id: r.string()?,
+            merchant_id: r.user()?,
+            created_by: r.user()?,
+            amount: r.money()?,
+            fee: r.money()?,
+            net_amount: r.money()?,
+            currency: r.currency()?,
+            status: r.tag(&PAYMENT_STATUSES, "payment status")?,
+            payer: r.string()?,
+            payer_email: r.opt_string()?,
+            payer_phone: r.opt_string()?,
+            payer_vpa: r.opt_string()?,
+            description: r.opt_string()?,
+            metadata: match r.opt_string()? {
+                Some(text) => Some(serde_json::from_str(&text)?),
+                None => None,
+            },
+            failure_reason: r.opt_string()?,
+            created_at: r.time()?,
+            updated_at: r.time()?,
+            completed_at: r.opt_time()?,
+        })
+    }
+}
+
+impl Codec for Payout {
+    const VERSION: u8 = 1;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.id.as_bytes());
+        put_opt_string(out, self.reference_id.as_deref());
+        out.extend_from_slice(self.merchant_id.as_bytes());
+        out.extend_from_slice(self.created_by.as_bytes());
+        put_money(out, self.amount);
+        put_money(out, self.fee);
+        put_currency(out, self.currency);
+        put_tag(out, &PAYOUT_STATUSES, &self.status);
+        put_string(out, &self.beneficiary.name);
+        put_string(out, &self.beneficiary.account_number);
+        put_string(out, &self.beneficiary.ifsc);
+        put_tag(out, &PAYOUT_MODES, &self.mode);
+        put_opt_string(out, self.purpose.as_deref());
+        put_opt_string(out, self.reason.as_deref());
+        put_time(out, self.created_at);
+        put_time(out, self.updated_at);
+        put_opt_time(out, self.processed_at);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Payout, StorageError> {
+        Ok(Payout {
+            id: PayoutId::from_bytes(r.take()?),
+            reference_id: r.opt_string()?,
+            merchant_id: r.user()?,
+            created_by: r.user()?,
+            amount: r.money()?,
+            fee: r.money()?,
+            currency: r.currency()?,
+            status: r.tag(&PAYOUT_STATUSES, "payout status")?,
+            beneficiary: Beneficiary {
+                name: r.string()?,
+                account_number: r.string()?,
+                ifsc: r.string()?,
+            },
+            mode: r.tag(&PAYOUT_MODES, "payout mode")?,
+            purpose: r.opt_string()?,
+            reason: r.opt_string()?,
+            created_at: r.time()?,
+            updated_at: r.time()?,
+            processed_at: r.opt_time()?,
+        })
+    }
+}
+
+/// A webhook event as stored: what happened, to whom, and its payload
+/// (JSON text). Its deliveries are records of their own, so recording an
+/// attempt rewrites a few dozen bytes, not the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StoredEvent {
+    pub id: EventId,
+    pub event: EventType,
+    pub recipients: Vec<UserId>,
+    pub payload: String,
+    pub created_at: Timestamp,
+}
+
+impl Codec for StoredEvent {
+    const VERSION: u8 = 1;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.id.as_bytes());
+        put_tag(out, &EVENT_TYPES, &self.event);
+        out.push(u8::try_from(self.recipients.len()).unwrap_or(u8::MAX));
+        for r in self.recipients.iter().take(usize::from(u8::MAX)) {
+            out.extend_from_slice(r.as_bytes());
+        }
+        put_string(out, &self.payload);
+        put_time(out, self.created_at);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<StoredEvent, StorageError> {
+        let id = EventId::from_bytes(r.take()?);
+        let event = r.tag(&EVENT_TYPES, "event type")?;
+        let count = r.u8()?;
+        let recipients = (0..count).map(|_| r.user()).collect::<Result<_, _>>()?;
+        Ok(StoredEvent {
+            id,
+            event,
+            recipients,
+            payload: r.string()?,
+            created_at: r.time()?,
+        })
+    }
+}
+
+impl Codec for Delivery {
+    const VERSION: u8 = 1;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.recipient.as_bytes());
+        put_tag(out, &DELIVERY_STATUSES, &self.status);
+        out.extend_from_slice(&self.attempts.to_le_bytes());
+        out.extend_from_slice(&self.round_attempts.to_le_bytes());
+        put_opt_time(out, self.next_attempt_at);
+        match self.last_status_code {
+            Some(code) => {
+                out.push(1);
+                out.extend_from_slice(&code.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+        put_opt_string(out, self.last_error.as_deref());
+        put_opt_time(out, self.delivered_at);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Delivery, StorageError> {
+        Ok(Delivery {
+            recipient: r.user()?,
+            status: r.tag(&DELIVERY_STATUSES, "delivery status")?,
+            attempts: r.u32()?,
+            round_attempts: r.u32()?,
+            next_attempt_at: r.opt_time()?,
+            last_status_code: if r.present()? {
+                Some(u16::from_le_bytes(r.take()?))
+            } else {
+                None
+            },
+            last_error: r.opt_string()?,
+            delivered_at: r.opt_time()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +545,99 @@ mod tests {
         let mut longer = bytes;
         longer.push(0);
         assert!(from_bytes::<Wallet>(&longer).is_err());
+    }
+
+    #[test]
+    fn payments_and_payouts_round_trip_and_refuse_damage() {
+        let now = Timestamp::from_unix_ms(1_764_000_000_123);
+        let payment = Payment {
+            id: PaymentId::new(),
+            order_id: "order-₹-1".into(),
+            merchant_id: UserId::new(),
+            created_by: UserId::new(),
+            amount: Money::from_paise(10_000),
+            fee: Money::from_paise(250),
+            net_amount: Money::from_paise(9_750),
+            currency: Currency::Inr,
+            status: PaymentStatus::Failed,
+            payer: "Asha".into(),
+            payer_email: Some("asha@example.com".into()),
+            payer_phone: None,
+            payer_vpa: Some("asha@upi".into()),
+            description: None,
+            metadata: Some(serde_json::json!({"cart": [1, 2.50, "x"], "n": null})),
+            failure_reason: Some("declined".into()),
+            created_at: now,
+            updated_at: now,
+            completed_at: Some(now),
+        };
+        let payout = Payout {
+            id: PayoutId::new(),
+            reference_id: Some("ref-9".into()),
+            merchant_id: UserId::new(),
+            created_by: UserId::new(),
+            amount: Money::from_paise(50_000),
+            fee: Money::from_paise(1_000),
+            currency: Currency::Inr,
+            status: PayoutStatus::Processed,
+            beneficiary: Beneficiary {
+                name: "Ravi".into(),
+                account_number: "123456789012".into(),
+                ifsc: "HDFC0001234".into(),
+            },
+            mode: PayoutMode::Upi,
+            purpose: None,
+            reason: None,
+            created_at: now,
+            updated_at: now,
+            processed_at: None,
+        };
+        let bytes = to_bytes(&payment);
+        assert_eq!(from_bytes::<Payment>(&bytes).unwrap(), payment);
+        for cut in 0..bytes.len() {
+            assert!(from_bytes::<Payment>(&bytes[..cut]).is_err());
+        }
+        let bytes = to_bytes(&payout);
+        assert_eq!(from_bytes::<Payout>(&bytes).unwrap(), payout);
+        for cut in 0..bytes.len() {
+            assert!(from_bytes::<Payout>(&bytes[..cut]).is_err());
+        }
+        let mut unknown_mode = bytes.clone();
+        let mode_at = bytes.len() - 8 - 8 - 1 - 1 - 1 - 1;
+        assert_eq!(unknown_mode[mode_at], 3, "the mode tag sits where expected");
+        unknown_mode[mode_at] = 9;
+        assert!(from_bytes::<Payout>(&unknown_mode).is_err());
+    }
+
+    #[test]
+    fn events_and_deliveries_round_trip_and_refuse_damage() {
+        let now = Timestamp::from_unix_ms(1_764_000_000_123);
+        let event = StoredEvent {
+            id: EventId::new(),
+            event: EventType::PayoutRejected,
+            recipients: vec![UserId::new(), UserId::new()],
+            payload: r#"{"event":"payout.rejected","amount":"10.00"}"#.into(),
+            created_at: now,
+        };
+        let bytes = to_bytes(&event);
+        assert_eq!(from_bytes::<StoredEvent>(&bytes).unwrap(), event);
+        for cut in 0..bytes.len() {
+            assert!(from_bytes::<StoredEvent>(&bytes[..cut]).is_err());
+        }
+        let mut delivery = Delivery::pending(UserId::new(), now);
+        for _ in 0..2 {
+            let bytes = to_bytes(&delivery);
+            assert_eq!(from_bytes::<Delivery>(&bytes).unwrap(), delivery);
+            for cut in 0..bytes.len() {
+                assert!(from_bytes::<Delivery>(&bytes[..cut]).is_err());
+            }
+            delivery.status = DeliveryStatus::Failed;
+            delivery.attempts = 7;
+            delivery.round_attempts = 3;
+            delivery.next_attempt_at = None;
+            delivery.last_status_code = Some(503);
+            delivery.last_error = Some("HTTP 503".into());
+            delivery.delivered_at = Some(now);
+        }
     }
 }

@@ -14,14 +14,16 @@ mod journal;
 pub mod keys;
 pub mod outbox;
 mod overlay;
+mod query;
 mod reads;
 mod writeset;
 
 pub use committer::{CommitStats, Ticket};
 pub use error::StorageError;
 pub use overlay::Overlay;
+pub use query::{Listing, Scope, Window};
 pub use reads::{IdempotencyRecord, Page, PendingItem, PendingKind};
-pub use writeset::WriteSet;
+pub use writeset::{Listed, WriteSet};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use std::path::Path;
@@ -60,12 +62,14 @@ pub enum Space {
     Transfers,
     /// merchant + user + Idempotency-Key → IdempotencyRecord
     Idempotency,
-    /// event id → OutboxEvent
+    /// event id → the event (codec `StoredEvent`): type, recipients, payload
     Outbox,
     /// due time + kind + record id → merchant id; what the connector settles
     Pending,
     /// due time + event id + recipient → (empty); webhook deliveries to attempt
     WebhookDue,
+    /// event id + recipient → Delivery: the state of one event's delivery
+    Deliveries,
     /// sequence → journal record: durable commands not yet applied above
     Journal,
     /// store-level facts: the last journal sequence applied
@@ -74,21 +78,21 @@ pub enum Space {
 
 impl Space {
     /// Every keyspace: the data ones, then the committer's own.
-    pub const ALL: [Space; 15] = {
-        let mut all = [Space::Journal; 15];
+    pub const ALL: [Space; 16] = {
+        let mut all = [Space::Journal; 16];
         let mut i = 0;
         while i < Space::DATA.len() {
             all[i] = Space::DATA[i];
             i += 1;
         }
-        all[13] = Space::Journal;
-        all[14] = Space::Meta;
+        all[14] = Space::Journal;
+        all[15] = Space::Meta;
         all
     };
 
     /// The spaces that hold the store's data; the others (the journal and
     /// its checkpoint) belong to the committer and indexer alone.
-    pub const DATA: [Space; 13] = [
+    pub const DATA: [Space; 14] = [
         Space::Users,
         Space::ApiKeys,
         Space::Payments,
@@ -102,6 +106,7 @@ impl Space {
         Space::Outbox,
         Space::Pending,
         Space::WebhookDue,
+        Space::Deliveries,
     ];
 
     /// Whether it is the committer's own (never in a write set).
@@ -124,6 +129,7 @@ impl Space {
             Space::Outbox => "outbox",
             Space::Pending => "pending",
             Space::WebhookDue => "webhook_due",
+            Space::Deliveries => "deliveries",
             Space::Journal => "journal",
             Space::Meta => "meta",
         }
@@ -169,7 +175,9 @@ struct Inner {
 /// The version of the on-disk layout this build reads and writes. A data
 /// dir records it in `FORMAT_FILE` when it is created; any other version is
 /// refused at open (nothing is deployed yet: there is no migration).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: pay-ins, payouts and webhook events in the binary codec (2 had
+/// them as JSON), each delivery a record of its own.
+pub const FORMAT_VERSION: u32 = 3;
 const FORMAT_FILE: &str = "TIJORI_FORMAT";
 /// fjall's lower bound for its journals' total size.
 const FJALL_JOURNAL_MAX_BYTES: u64 = 64 * 1_024 * 1_024;

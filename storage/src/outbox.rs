@@ -1,12 +1,15 @@
 //! The webhook outbox. An event row is written in the same batch as the
-//! change that caused it, together with one `WebhookDue` row per pending
-//! delivery (keyed by due time, so the dispatcher reads only what is due)
-//! and one index row per recipient (for its event log). After creation
-//! only the webhook dispatcher rewrites event rows.
+//! change that caused it, together with one delivery record per recipient,
+//! one `WebhookDue` row per pending delivery (keyed by due time, so the
+//! dispatcher reads only what is due) and one index row per recipient (for
+//! its event log). The event row never changes; after creation only the
+//! webhook dispatcher rewrites delivery records (one small record per
+//! attempt).
 
+use crate::codec::{self, StoredEvent};
 use crate::keys::{self, IndexTag};
-use crate::{Space, StorageError, Store, WriteSet};
-use domain::{DeliveryStatus, EventId, OutboxEvent, UserId};
+use crate::{Overlay, Space, StorageError, Store, WriteSet};
+use domain::{Delivery, DeliveryStatus, EventId, OutboxEvent, UserId};
 
 /// A delivery whose attempt is due.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,9 +46,29 @@ pub fn due_key(due_unix_ms: i64, event: &EventId, recipient: &UserId) -> Vec<u8>
     key
 }
 
-/// Adds a new event to `writes`: its row, its recipients' index rows and
-/// a due row for each pending delivery.
+/// A delivery record's key: its event, then its recipient.
+fn delivery_key(event: &EventId, recipient: &UserId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(32);
+    key.extend_from_slice(event.as_bytes());
+    key.extend_from_slice(recipient.as_bytes());
+    key
+}
+
+/// Adds a new event to `writes`: its row, its deliveries, its recipients'
+/// index rows and a due row for each pending delivery.
 pub fn enqueue(writes: &mut WriteSet, event: &OutboxEvent) -> Result<(), StorageError> {
+    let stored = StoredEvent {
+        id: event.id,
+        event: event.event,
+        recipients: event.deliveries.iter().map(|d| d.recipient).collect(),
+        payload: serde_json::to_string(&event.payload)?,
+        created_at: event.created_at,
+    };
+    writes.put_raw(
+        Space::Outbox,
+        event.id.as_bytes().to_vec(),
+        codec::to_bytes(&stored),
+    );
     for delivery in &event.deliveries {
         let index = keys::index(
             IndexTag::EventsByRecipient,
@@ -53,23 +76,31 @@ pub fn enqueue(writes: &mut WriteSet, event: &OutboxEvent) -> Result<(), Storage
             event.id.as_bytes(),
         );
         writes.put_raw(Space::Index, index, Vec::new());
+        delivery_saved(writes, &event.id, delivery);
     }
-    put(writes, event)
+    Ok(())
 }
 
-/// Rewrites an existing event and the due rows of its pending deliveries.
+/// Records a delivery's new state, and its due row when it is pending.
 /// The caller removes the due rows it consumed.
-pub fn put(writes: &mut WriteSet, event: &OutboxEvent) -> Result<(), StorageError> {
-    for delivery in &event.deliveries {
-        if let (DeliveryStatus::Pending, Some(at)) = (delivery.status, delivery.next_attempt_at) {
-            writes.put_raw(
-                Space::WebhookDue,
-                due_key(at.unix_ms(), &event.id, &delivery.recipient),
-                Vec::new(),
-            );
-        }
+pub fn delivery_saved(writes: &mut WriteSet, event: &EventId, delivery: &Delivery) {
+    if let (DeliveryStatus::Pending, Some(at)) = (delivery.status, delivery.next_attempt_at) {
+        writes.put_raw(
+            Space::WebhookDue,
+            due_key(at.unix_ms(), event, &delivery.recipient),
+            Vec::new(),
+        );
     }
-    writes.put(Space::Outbox, event.id.as_bytes().to_vec(), event)
+    writes.put_raw(
+        Space::Deliveries,
+        delivery_key(event, &delivery.recipient),
+        codec::to_bytes(delivery),
+    );
+}
+
+/// A delivery's due row is done with (attempted, superseded or dropped).
+pub fn due_consumed(writes: &mut WriteSet, key: Vec<u8>) {
+    writes.remove(Space::WebhookDue, key);
 }
 
 /// Reads a `WebhookDue` key back.
@@ -98,8 +129,48 @@ fn parse_due(key: &[u8]) -> Result<DueDelivery, StorageError> {
 }
 
 impl Store {
+    /// An event with the current state of each of its deliveries, in the
+    /// order of its recipients.
     pub fn event(&self, id: &EventId) -> Result<Option<OutboxEvent>, StorageError> {
-        self.get(Space::Outbox, id.as_bytes())
+        self.event_through(id, None)
+    }
+
+    /// `event`, as a writer of delivery records sees it: its own writes
+    /// not yet applied (in `overlay`) first.
+    pub fn event_seen_by(
+        &self,
+        id: &EventId,
+        overlay: &Overlay,
+    ) -> Result<Option<OutboxEvent>, StorageError> {
+        self.event_through(id, Some(overlay))
+    }
+
+    fn event_through(
+        &self,
+        id: &EventId,
+        overlay: Option<&Overlay>,
+    ) -> Result<Option<OutboxEvent>, StorageError> {
+        let Some(bytes) = self.space(Space::Outbox).get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let stored: StoredEvent = codec::from_bytes(&bytes)?;
+        let mut deliveries = Vec::with_capacity(stored.recipients.len());
+        for recipient in &stored.recipients {
+            let key = delivery_key(id, recipient);
+            let bytes = match overlay {
+                Some(overlay) => overlay.get(self, Space::Deliveries, &key)?,
+                None => self.get_raw(Space::Deliveries, &key)?,
+            }
+            .ok_or_else(|| StorageError::Codec("an event lacks a delivery".into()))?;
+            deliveries.push(codec::from_bytes(&bytes)?);
+        }
+        Ok(Some(OutboxEvent {
+            id: stored.id,
+            event: stored.event,
+            deliveries,
+            payload: serde_json::from_str(&stored.payload)?,
+            created_at: stored.created_at,
+        }))
     }
 
     /// Deliveries due at or before `now_ms`, oldest first, at most `limit`.

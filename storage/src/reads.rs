@@ -108,11 +108,17 @@ impl Store {
     }
 
     pub fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StorageError> {
-        self.get(Space::Payments, &keys::payment(id))
+        match self.space(Space::Payments).get(keys::payment(id))? {
+            Some(bytes) => codec::from_bytes(&bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     pub fn payout(&self, id: &PayoutId) -> Result<Option<Payout>, StorageError> {
-        self.get(Space::Payouts, &keys::payout(id))
+        match self.space(Space::Payouts).get(keys::payout(id))? {
+            Some(bytes) => codec::from_bytes(&bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     pub fn wallet(
@@ -138,6 +144,31 @@ impl Store {
     ) -> Result<Option<[u8; 16]>, StorageError> {
         let value = self.get_raw(Space::Unique, &keys::unique(merchant, kind, reference))?;
         Ok(value.and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok()))
+    }
+
+    /// A merchant's pay-in by its `order_id` (unique per merchant).
+    pub fn payment_by_order_id(
+        &self,
+        merchant: &UserId,
+        order_id: &str,
+    ) -> Result<Option<Payment>, StorageError> {
+        match self.unique(merchant, UniqueKind::OrderId, order_id)? {
+            Some(id) => self.payment(&PaymentId::from_bytes(id)),
+            None => Ok(None),
+        }
+    }
+
+    /// What a caller's `Idempotency-Key` stored for a merchant, if anything.
+    pub fn idempotency(
+        &self,
+        merchant: &UserId,
+        created_by: &UserId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StorageError> {
+        self.get(
+            Space::Idempotency,
+            &keys::idempotency(merchant, created_by, key),
+        )
     }
 
     /// The user an API key hash belongs to.

@@ -801,8 +801,9 @@ fn other_store_formats_are_refused_with_both_versions_named() {
         .expect("a v1 dir is refused");
     let text = err.to_string();
     assert!(matches!(err, StorageError::Format(_)), "{err:?}");
+    let current = format!("format v{}", storage::FORMAT_VERSION);
     assert!(
-        text.contains("format v1") && text.contains("format v2"),
+        text.contains("format v1") && text.contains(&current),
         "{text}"
     );
     assert!(
@@ -810,13 +811,18 @@ fn other_store_formats_are_refused_with_both_versions_named() {
         "a refused dir was written"
     );
 
-    std::fs::write(dir.path().join("TIJORI_FORMAT"), "tijori-store 3\n").unwrap();
+    let newer = storage::FORMAT_VERSION + 1;
+    std::fs::write(
+        dir.path().join("TIJORI_FORMAT"),
+        format!("tijori-store {newer}\n"),
+    )
+    .unwrap();
     let text = Store::open(dir.path(), StoreConfig::default())
         .err()
         .expect("a newer format is refused")
         .to_string();
     assert!(
-        text.contains("format v3") && text.contains("format v2"),
+        text.contains(&format!("format v{newer}")) && text.contains(&current),
         "{text}"
     );
 }

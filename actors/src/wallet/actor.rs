@@ -4,12 +4,14 @@
 //! entries + indexes + idempotency row + outbox row), and is handed to the
 //! group committer. The actor replies with the write's ticket and moves on
 //! to its next message without waiting for the fsync (pipelining); the
-//! caller waits for the ticket. Its own in-flight writes are visible to it
-//! through an `Overlay`.
+//! caller waits for the ticket. What it has written that storage cannot
+//! show yet it keeps itself, typed (`InFlight`).
 
-use super::messages::{NewPayin, NewPayout, Reply, WalletMsg};
+use super::inflight::InFlight;
+use super::messages::{NewPayin, NewPayout, Outcome, Reply, WalletMsg};
 use crate::connector::ConnectorMsg;
 use crate::registry::SupervisorMsg;
+use crate::webhook::dispatcher::DispatcherMsg;
 use crate::CoreConfig;
 use domain::money::AmountLimits;
 use domain::{
@@ -22,10 +24,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use storage::keys::{self, IndexTag, UniqueKind};
-use storage::{
-    IdempotencyRecord, Overlay, PendingItem, PendingKind, Space, StorageError, Store, WriteSet,
-};
+use storage::keys::UniqueKind;
+use storage::{IdempotencyRecord, Listed, PendingItem, StorageError, Store, WriteSet};
 
 pub(crate) struct WalletActor;
 
@@ -39,6 +39,9 @@ pub(crate) struct WalletArgs {
     /// The rail that settles pending rows; `None` only before it started
     /// (it reads the Pending space when it starts).
     pub connector: Option<ActorRef<ConnectorMsg>>,
+    /// The webhook dispatcher; `None` only before it started (it then
+    /// reads events from storage).
+    pub dispatcher: Option<ActorRef<DispatcherMsg>>,
 }
 
 /// The fee schedule and limits of the merchant, from its user record.
@@ -55,9 +58,12 @@ pub(crate) struct WalletState {
     merchant: UserId,
     wallet: Wallet,
     settings: Settings,
-    overlay: Overlay,
+    /// Its writes the store has not applied yet: claimed ids, stored
+    /// Idempotency-Keys, the newest version of records it wrote.
+    inflight: InFlight,
     directory: Option<crate::Directory>,
     connector: Option<ActorRef<ConnectorMsg>>,
+    dispatcher: Option<ActorRef<DispatcherMsg>>,
     /// Records this incarnation created that are still pending, so that
     /// settling them reads no storage (older ones are read from it).
     pending: PendingRecords,
@@ -141,9 +147,10 @@ impl Actor for WalletActor {
             merchant: args.merchant,
             wallet,
             settings,
-            overlay: Overlay::default(),
+            inflight: InFlight::default(),
             directory: args.directory,
             connector: args.connector,
+            dispatcher: args.dispatcher,
             pending: PendingRecords::default(),
             last_write_seq: 0,
             store: args.store,
@@ -183,7 +190,7 @@ impl Actor for WalletActor {
         msg: WalletMsg,
         state: &mut WalletState,
     ) -> Result<(), ActorProcessingErr> {
-        state.overlay.prune(state.store.applied_seq());
+        state.inflight.prune(state.store.applied_seq());
         if !matches!(msg, WalletMsg::IdleCheck) {
             state.last_active = Instant::now();
         }
@@ -191,38 +198,36 @@ impl Actor for WalletActor {
             WalletMsg::CreatePayin(new, reply) => {
                 let reply_ = state.run(state.prepare_payin(*new)).await;
                 if let (Ok(p), false) = (&reply_.result, reply_.replayed) {
-                    state.pending.remember_payin(p);
+                    // Beyond the pending map's bound, the record stays
+                    // in-flight until storage shows it.
+                    if !state.pending.remember_payin(p) {
+                        state.inflight.put_payment(state.last_write_seq, p.clone());
+                    }
                 }
                 let _ = reply.send(reply_);
             }
-            WalletMsg::SettlePayin {
-                id,
-                to,
-                reason,
-                reply,
-            } => {
-                let reply_ = state.run(state.prepare_settle_payin(id, to, reason)).await;
-                if reply_.result.is_ok() {
+            WalletMsg::SettlePayin { id, outcome, reply } => {
+                let reply_ = state.run(state.prepare_settle_payin(id, outcome)).await;
+                if let (Ok(p), false) = (&reply_.result, reply_.replayed) {
                     state.pending.payins.remove(&id);
+                    state.inflight.put_payment(state.last_write_seq, p.clone());
                 }
                 let _ = reply.send(reply_);
             }
             WalletMsg::CreatePayout(new, reply) => {
                 let reply_ = state.run(state.prepare_payout(*new)).await;
                 if let (Ok(p), false) = (&reply_.result, reply_.replayed) {
-                    state.pending.remember_payout(p);
+                    if !state.pending.remember_payout(p) {
+                        state.inflight.put_payout(state.last_write_seq, p.clone());
+                    }
                 }
                 let _ = reply.send(reply_);
             }
-            WalletMsg::SettlePayout {
-                id,
-                to,
-                reason,
-                reply,
-            } => {
-                let reply_ = state.run(state.prepare_settle_payout(id, to, reason)).await;
-                if reply_.result.is_ok() {
+            WalletMsg::SettlePayout { id, outcome, reply } => {
+                let reply_ = state.run(state.prepare_settle_payout(id, outcome)).await;
+                if let (Ok(p), false) = (&reply_.result, reply_.replayed) {
                     state.pending.payouts.remove(&id);
+                    state.inflight.put_payout(state.last_write_seq, p.clone());
                 }
                 let _ = reply.send(reply_);
             }
@@ -244,7 +249,7 @@ impl Actor for WalletActor {
             WalletMsg::IdleCheck => {
                 let idle = state.last_active.elapsed()
                     >= Duration::from_millis(state.config.wallet_idle_max_ms);
-                if idle && state.overlay.is_empty() {
+                if idle && state.inflight.is_empty() {
                     let _ = state
                         .supervisor
                         .cast(SupervisorMsg::Passivate(state.merchant, me.get_id()));
@@ -263,15 +268,6 @@ enum Prior<T> {
 }
 
 impl WalletState {
-    fn read<T: DeserializeOwned>(&self, space: Space, key: &[u8]) -> Result<Option<T>, Rejection> {
-        match self.overlay.get(&self.store, space, key).map_err(db)? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| db(e.into())),
-            None => Ok(None),
-        }
-    }
-
     fn reload_settings(&mut self) -> Result<(), Rejection> {
         let user = self
             .store
@@ -293,22 +289,27 @@ impl WalletState {
         let Some(idem) = idem else {
             return Ok(Prior::None);
         };
-        let key = keys::idempotency(&self.merchant, created_by, &idem.key);
-        let in_flight = self
-            .overlay
-            .get(&self.store, Space::Idempotency, &key)
-            .map_err(db)?;
-        let Some(bytes) = in_flight else {
-            return Ok(Prior::None);
+        let stored;
+        let record = match self.inflight.idempotency(*created_by, &idem.key) {
+            Some(record) => record,
+            None => {
+                stored = self
+                    .store
+                    .idempotency(&self.merchant, created_by, &idem.key)
+                    .map_err(db)?;
+                match &stored {
+                    Some(record) => record,
+                    None => return Ok(Prior::None),
+                }
+            }
         };
-        let record: IdempotencyRecord = serde_json::from_slice(&bytes).map_err(|e| db(e.into()))?;
         if now.unix_ms() - record.created_at.unix_ms() > self.config.idempotency_ttl_ms {
             return Ok(Prior::None);
         }
         if record.fingerprint != idem.fingerprint {
             return Err(Rejection::IdempotencyConflict);
         }
-        let first = serde_json::from_value(record.response).map_err(|e| db(e.into()))?;
+        let first = T::deserialize(&record.response).map_err(|e| db(e.into()))?;
         Ok(Prior::Replay(first))
     }
 
@@ -330,40 +331,50 @@ impl WalletState {
     /// or pass the rejection on.
     async fn run<T>(&mut self, prepared: Result<Prepared<T>, Rejection>) -> Reply<T> {
         match prepared {
-            Ok(Prepared::Write(writes, next, record)) => self.write(writes, *next, record).await,
+            Ok(Prepared::Write(write)) => self.write(*write).await,
             Ok(Prepared::Replay(record)) => self.replay(record).await,
             Err(rejection) => Reply::rejected(rejection),
         }
     }
 
+    /// Whether the merchant already used this order or reference id: in a
+    /// write of ours still in flight, or in storage.
     fn unique_taken(&self, kind: UniqueKind, reference: &str) -> Result<bool, Rejection> {
-        let key = keys::unique(&self.merchant, kind, reference);
+        if self.inflight.has_unique(kind, reference) {
+            return Ok(true);
+        }
         Ok(self
-            .overlay
-            .get(&self.store, Space::Unique, &key)
+            .store
+            .unique(&self.merchant, kind, reference)
             .map_err(db)?
             .is_some())
     }
 
-    /// Hands the write set to the committer, remembering it in the overlay,
-    /// and adopts `next` as the wallet only once the write is queued.
-    async fn write<T>(&mut self, writes: WriteSet, next: Wallet, record: T) -> Reply<T> {
-        // The pending rows this write adds, for the rail's due queue.
-        let due: Vec<PendingItem> = writes
-            .ops()
-            .filter_map(|(space, key, value)| match (space, value) {
-                (Space::Pending, Some(value)) => PendingItem::from_row(key, value).ok(),
-                _ => None,
-            })
-            .collect();
-        match self.store.submit_tracked(writes, &mut self.overlay).await {
+    /// Hands the write set to the committer, remembering what it claims as
+    /// in flight, and adopts `next` as the wallet only once it is queued.
+    async fn write<T>(&mut self, write: Write<T>) -> Reply<T> {
+        let Write {
+            writes,
+            next,
+            record,
+            claims,
+        } = write;
+        match self.store.submit(writes).await {
             Ok(ticket) => {
                 self.wallet = next;
-                self.last_write_seq = ticket.seq();
-                if let Some(connector) = &self.connector {
-                    for item in due {
-                        let _ = connector.cast(ConnectorMsg::Due(item));
-                    }
+                let seq = ticket.seq();
+                self.last_write_seq = seq;
+                if let Some((kind, id)) = claims.unique {
+                    self.inflight.claim_unique(seq, kind, id);
+                }
+                if let Some((created_by, key, row)) = claims.idempotency {
+                    self.inflight.put_idempotency(seq, created_by, key, row);
+                }
+                if let (Some(connector), Some(item)) = (&self.connector, claims.due) {
+                    let _ = connector.cast(ConnectorMsg::Due(item));
+                }
+                if let (Some(dispatcher), Some(event)) = (&self.dispatcher, claims.event) {
+                    let _ = dispatcher.cast(DispatcherMsg::Fresh(Box::new(event)));
                 }
                 Reply {
                     result: Ok(record),
@@ -373,15 +384,6 @@ impl WalletState {
             }
             Err(e) => Reply::rejected(db(e)),
         }
-    }
-
-    fn put<T: Serialize>(
-        writes: &mut WriteSet,
-        space: Space,
-        key: Vec<u8>,
-        value: &T,
-    ) -> Result<(), Rejection> {
-        writes.put(space, key, value).map_err(db)
     }
 
     fn put_common(
@@ -401,29 +403,29 @@ impl WalletState {
         Ok(())
     }
 
+    /// Stores the first response under its Idempotency-Key, and returns
+    /// the claim that keeps it answerable until storage shows it.
     fn put_idempotency<T: Serialize>(
         writes: &mut WriteSet,
         merchant: &UserId,
         created_by: &UserId,
-        idem: Option<&super::messages::Idempotency>,
+        idem: Option<super::messages::Idempotency>,
         record: &T,
         now: Timestamp,
-    ) -> Result<(), Rejection> {
-        if let Some(idem) = idem {
-            let response = serde_json::to_value(record).map_err(|e| db(e.into()))?;
-            let row = IdempotencyRecord {
-                fingerprint: idem.fingerprint.clone(),
-                response,
-                created_at: now,
-            };
-            Self::put(
-                writes,
-                Space::Idempotency,
-                keys::idempotency(merchant, created_by, &idem.key),
-                &row,
-            )?;
-        }
-        Ok(())
+    ) -> Result<Option<(UserId, String, IdempotencyRecord)>, Rejection> {
+        let Some(idem) = idem else {
+            return Ok(None);
+        };
+        let response = serde_json::to_value(record).map_err(|e| db(e.into()))?;
+        let row = IdempotencyRecord {
+            fingerprint: idem.fingerprint,
+            response,
+            created_at: now,
+        };
+        writes
+            .idempotency_saved(merchant, created_by, &idem.key, &row)
+            .map_err(db)?;
+        Ok(Some((*created_by, idem.key, row)))
     }
 
     /// Who hears about a payment or payout (SPEC §7): the merchant, and the
@@ -448,39 +450,18 @@ impl WalletState {
         }
     }
 
-    /// The listing rows of a new record: by merchant, by creator (unless
-    /// the merchant made it) and, when the merchant has a manager, by team.
-    fn index_rows(
-        &self,
-        writes: &mut WriteSet,
-        tags: [IndexTag; 3],
-        created_by: &UserId,
-        id: &[u8; 16],
-    ) {
-        let [by_merchant, by_creator, by_team] = tags;
-        writes.put_raw(
-            Space::Index,
-            keys::index(by_merchant, &self.merchant, id),
-            Vec::new(),
-        );
-        // The by-creator listing is read for api_users only (everyone else
-        // lists by merchant, team or all): the merchant's own records skip it.
-        if *created_by != self.merchant {
-            writes.put_raw(
-                Space::Index,
-                keys::index(by_creator, created_by, id),
-                Vec::new(),
-            );
-        }
-        if let Some(team) = &self.settings.team {
-            writes.put_raw(Space::Index, keys::index(by_team, team, id), Vec::new());
+    /// Who lists a new record besides its merchant.
+    fn listed<'a>(&'a self, created_by: &'a UserId) -> Listed<'a> {
+        Listed {
+            created_by,
+            team: self.settings.team.as_ref(),
         }
     }
 
-    fn pending_row(&self, writes: &mut WriteSet, kind: PendingKind, id: &[u8; 16], now: Timestamp) {
+    /// When the rail settles a record created `now`.
+    fn settle_at(&self, now: Timestamp) -> i64 {
         let delay = i64::try_from(self.config.settle_delay_ms).unwrap_or(i64::MAX);
-        let key = keys::pending(now.plus_ms(delay).unix_ms(), kind.tag(), id);
-        writes.put_raw(Space::Pending, key, self.merchant.as_bytes().to_vec());
+        now.plus_ms(delay).unix_ms()
     }
 
     fn prepare_payin(&self, new: NewPayin) -> Result<Prepared<Payment>, Rejection> {
@@ -531,58 +512,58 @@ impl WalletState {
                 ))?;
         next.updated_at = now;
 
-        let id = payment.id.as_bytes();
         let mut writes = WriteSet::new();
-        Self::put(
-            &mut writes,
-            Space::Payments,
-            keys::payment(&payment.id),
-            &payment,
-        )?;
-        self.index_rows(
-            &mut writes,
-            [
-                IndexTag::PaymentsByMerchant,
-                IndexTag::PaymentsByCreator,
-                IndexTag::PaymentsByTeam,
-            ],
-            &payment.created_by,
-            id,
-        );
-        writes.put_raw(
-            Space::Unique,
-            keys::unique(&self.merchant, UniqueKind::OrderId, &payment.order_id),
-            id.to_vec(),
-        );
-        self.pending_row(&mut writes, PendingKind::Payin, id, now);
-        Self::put_idempotency(
+        let due = writes
+            .payin_created(
+                &payment,
+                self.listed(&payment.created_by),
+                self.settle_at(now),
+            )
+            .map_err(db)?;
+        let idempotency = Self::put_idempotency(
             &mut writes,
             &self.merchant,
             &payment.created_by,
-            new.idempotency.as_ref(),
+            new.idempotency,
             &payment,
             now,
         )?;
         self.put_common(&mut writes, &next, &[], None)?;
-        Ok(Prepared::Write(writes, Box::new(next), payment))
+        let claims = Claims {
+            unique: Some((UniqueKind::OrderId, payment.order_id.clone())),
+            idempotency,
+            due: Some(due),
+            event: None,
+        };
+        Ok(Prepared::write(writes, next, payment, claims))
     }
 
     fn prepare_settle_payin(
         &self,
         id: PaymentId,
-        to: PaymentStatus,
-        reason: Option<String>,
+        outcome: Outcome<PaymentStatus>,
     ) -> Result<Prepared<Payment>, Rejection> {
         let now = Timestamp::now();
-        let mut payment: Payment = match self.pending.payins.get(&id) {
+        let known = (self.inflight.payment(&id)).or_else(|| self.pending.payins.get(&id));
+        let mut payment = match known {
             Some(p) => p.clone(),
             None => self
-                .read(Space::Payments, &keys::payment(&id))?
+                .store
+                .payment(&id)
+                .map_err(db)?
                 .ok_or(Rejection::NotFound)?,
         };
         if payment.merchant_id != self.merchant {
             return Err(Rejection::NotFound);
         }
+        let (to, reason) = match outcome {
+            Outcome::Rail => crate::connector::payin_outcome(
+                &id,
+                payment.payer_vpa.as_deref(),
+                self.config.payin_failure_ppm,
+            ),
+            Outcome::Given(to, reason) => (to, reason),
+        };
         payment.settle(to, reason, now)?;
         let mut next = self.wallet.clone();
         next.pending_payins = next
@@ -614,12 +595,11 @@ impl WalletState {
         } else {
             EventType::PaymentFailed
         };
-        let key = keys::payment(&payment.id);
-        let created_by = payment.created_by;
+        let mut writes = WriteSet::new();
+        writes.payment_saved(&payment).map_err(db)?;
         let settled = Settled {
-            space: Space::Payments,
-            key,
-            created_by,
+            writes,
+            created_by: payment.created_by,
             transfers,
             event_type,
             now,
@@ -664,60 +644,57 @@ impl WalletState {
         let mut next = self.wallet.clone();
         let hold = next.post(TransferKind::PayoutHold, hold, payout.id.to_string(), now)?;
 
-        let id = payout.id.as_bytes();
         let mut writes = WriteSet::new();
-        Self::put(
-            &mut writes,
-            Space::Payouts,
-            keys::payout(&payout.id),
-            &payout,
-        )?;
-        self.index_rows(
-            &mut writes,
-            [
-                IndexTag::PayoutsByMerchant,
-                IndexTag::PayoutsByCreator,
-                IndexTag::PayoutsByTeam,
-            ],
-            &payout.created_by,
-            id,
-        );
-        if let Some(reference) = &payout.reference_id {
-            writes.put_raw(
-                Space::Unique,
-                keys::unique(&self.merchant, UniqueKind::ReferenceId, reference),
-                id.to_vec(),
-            );
-        }
-        self.pending_row(&mut writes, PendingKind::Payout, id, now);
-        Self::put_idempotency(
+        let due = writes
+            .payout_created(
+                &payout,
+                self.listed(&payout.created_by),
+                self.settle_at(now),
+            )
+            .map_err(db)?;
+        let idempotency = Self::put_idempotency(
             &mut writes,
             &self.merchant,
             &payout.created_by,
-            new.idempotency.as_ref(),
+            new.idempotency,
             &payout,
             now,
         )?;
         self.put_common(&mut writes, &next, &[hold], None)?;
-        Ok(Prepared::Write(writes, Box::new(next), payout))
+        let claims = Claims {
+            unique: payout
+                .reference_id
+                .clone()
+                .map(|r| (UniqueKind::ReferenceId, r)),
+            idempotency,
+            due: Some(due),
+            event: None,
+        };
+        Ok(Prepared::write(writes, next, payout, claims))
     }
 
     fn prepare_settle_payout(
         &self,
         id: PayoutId,
-        to: PayoutStatus,
-        reason: Option<String>,
+        outcome: Outcome<PayoutStatus>,
     ) -> Result<Prepared<Payout>, Rejection> {
         let now = Timestamp::now();
-        let mut payout: Payout = match self.pending.payouts.get(&id) {
+        let known = (self.inflight.payout(&id)).or_else(|| self.pending.payouts.get(&id));
+        let mut payout = match known {
             Some(p) => p.clone(),
             None => self
-                .read(Space::Payouts, &keys::payout(&id))?
+                .store
+                .payout(&id)
+                .map_err(db)?
                 .ok_or(Rejection::NotFound)?,
         };
         if payout.merchant_id != self.merchant {
             return Err(Rejection::NotFound);
         }
+        let (to, reason) = match outcome {
+            Outcome::Rail => crate::connector::payout_outcome(&payout.beneficiary.account_number),
+            Outcome::Given(to, reason) => (to, reason),
+        };
         payout.settle(to, reason, now)?;
         let hold = payout.hold().ok_or(Rejection::DatabaseError)?;
         let mut next = self.wallet.clone();
@@ -753,12 +730,11 @@ impl WalletState {
                 .checked_add(payout.fee)
                 .ok_or(Rejection::DatabaseError)?;
         }
-        let key = keys::payout(&payout.id);
-        let created_by = payout.created_by;
+        let mut writes = WriteSet::new();
+        writes.payout_saved(&payout).map_err(db)?;
         let settled = Settled {
-            space: Space::Payouts,
-            key,
-            created_by,
+            writes,
+            created_by: payout.created_by,
             transfers,
             event_type,
             now,
@@ -768,7 +744,7 @@ impl WalletState {
 
     /// The write set of a settlement: the record, the wallet (and its
     /// transfers, if money moved) and the webhook event.
-    fn settlement<T: Serialize>(
+    fn settlement<T>(
         &self,
         settled: Settled,
         next: Wallet,
@@ -776,8 +752,7 @@ impl WalletState {
         payload: impl FnOnce(&T, EventId, EventType, Timestamp) -> serde_json::Value,
     ) -> Result<Prepared<T>, Rejection> {
         let Settled {
-            space,
-            key,
+            mut writes,
             created_by,
             transfers,
             event_type,
@@ -787,10 +762,12 @@ impl WalletState {
         let recipients = self.recipients(created_by);
         let body = payload(&record, event_id, event_type, now);
         let event = OutboxEvent::new(event_id, event_type, &recipients, body, now);
-        let mut writes = WriteSet::new();
-        Self::put(&mut writes, space, key, &record)?;
         self.put_common(&mut writes, &next, &transfers, Some(&event))?;
-        Ok(Prepared::Write(writes, Box::new(next), record))
+        let claims = Claims {
+            event: Some(event),
+            ..Claims::default()
+        };
+        Ok(Prepared::write(writes, next, record, claims))
     }
 }
 
@@ -806,31 +783,71 @@ struct PendingRecords {
 }
 
 impl PendingRecords {
-    fn remember_payin(&mut self, p: &Payment) {
-        if self.payins.len() < PENDING_RECORDS_MAX {
+    /// Keeps a new pending pay-in, if there is room; says whether it did.
+    fn remember_payin(&mut self, p: &Payment) -> bool {
+        let room = self.payins.len() < PENDING_RECORDS_MAX;
+        if room {
             self.payins.insert(p.id, p.clone());
         }
+        room
     }
 
-    fn remember_payout(&mut self, p: &Payout) {
-        if self.payouts.len() < PENDING_RECORDS_MAX {
+    /// Keeps a new pending payout, if there is room; says whether it did.
+    fn remember_payout(&mut self, p: &Payout) -> bool {
+        let room = self.payouts.len() < PENDING_RECORDS_MAX;
+        if room {
             self.payouts.insert(p.id, p.clone());
         }
+        room
     }
 }
 
-/// What a settlement wrote besides the wallet.
+/// A settlement: its write set so far (the record) and what else it
+/// writes besides the wallet.
 struct Settled {
-    space: Space,
-    key: Vec<u8>,
+    writes: WriteSet,
     created_by: UserId,
     transfers: Vec<Transfer>,
     event_type: EventType,
     now: Timestamp,
 }
 
+/// What a write claims, to be kept in flight until storage shows it.
+#[derive(Default)]
+struct Claims {
+    /// A merchant-scoped order or reference id.
+    unique: Option<(UniqueKind, String)>,
+    /// An Idempotency-Key (by its caller) and the row stored under it.
+    idempotency: Option<(UserId, String, IdempotencyRecord)>,
+    /// The record's place in the rail's due queue, for the rail to hear of
+    /// once the write is queued.
+    due: Option<PendingItem>,
+    /// The webhook event written, for the dispatcher to hold in memory.
+    event: Option<OutboxEvent>,
+}
+
+/// A command's write: the write set, the wallet once it is queued, the
+/// record to answer with and what it claims.
+struct Write<T> {
+    writes: WriteSet,
+    next: Wallet,
+    record: T,
+    claims: Claims,
+}
+
 /// A command, ready to write or answered from an earlier response.
 enum Prepared<T> {
-    Write(WriteSet, Box<Wallet>, T),
+    Write(Box<Write<T>>),
     Replay(T),
+}
+
+impl<T> Prepared<T> {
+    fn write(writes: WriteSet, next: Wallet, record: T, claims: Claims) -> Prepared<T> {
+        Prepared::Write(Box::new(Write {
+            writes,
+            next,
+            record,
+            claims,
+        }))
+    }
 }

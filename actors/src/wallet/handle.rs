@@ -4,7 +4,7 @@
 //! the write to be durable before answering. A crashed or stopped actor
 //! yields an error, never a hang.
 
-use super::messages::{NewPayin, NewPayout, Reply, WalletMsg};
+use super::messages::{NewPayin, NewPayout, Outcome, Reply, WalletMsg};
 use crate::registry::Registry;
 use domain::metric_names as names;
 use domain::{
@@ -60,11 +60,29 @@ impl WalletHandle {
         to: PaymentStatus,
         reason: Option<String>,
     ) -> Result<Payment, Rejection> {
+        self.settle_payin_as(merchant, id, Outcome::Given(to, reason))
+            .await
+    }
+
+    /// Settles a pending pay-in as the rail decides (the sandbox's rules).
+    pub(crate) async fn settle_payin_by_rail(
+        &self,
+        merchant: UserId,
+        id: PaymentId,
+    ) -> Result<Payment, Rejection> {
+        self.settle_payin_as(merchant, id, Outcome::Rail).await
+    }
+
+    async fn settle_payin_as(
+        &self,
+        merchant: UserId,
+        id: PaymentId,
+        outcome: Outcome<PaymentStatus>,
+    ) -> Result<Payment, Rejection> {
         let payment = self
             .command("settle_payin", merchant, |reply| WalletMsg::SettlePayin {
                 id,
-                to,
-                reason,
+                outcome,
                 reply,
             })
             .await?
@@ -105,11 +123,29 @@ impl WalletHandle {
         to: PayoutStatus,
         reason: Option<String>,
     ) -> Result<Payout, Rejection> {
+        self.settle_payout_as(merchant, id, Outcome::Given(to, reason))
+            .await
+    }
+
+    /// Settles a pending payout as the rail decides (the sandbox's rules).
+    pub(crate) async fn settle_payout_by_rail(
+        &self,
+        merchant: UserId,
+        id: PayoutId,
+    ) -> Result<Payout, Rejection> {
+        self.settle_payout_as(merchant, id, Outcome::Rail).await
+    }
+
+    async fn settle_payout_as(
+        &self,
+        merchant: UserId,
+        id: PayoutId,
+        outcome: Outcome<PayoutStatus>,
+    ) -> Result<Payout, Rejection> {
         let payout = self
             .command("settle_payout", merchant, |reply| WalletMsg::SettlePayout {
                 id,
-                to,
-                reason,
+                outcome,
                 reply,
             })
             .await?
@@ -121,8 +157,6 @@ impl WalletHandle {
         Ok(payout)
     }
 
-    /// The wallet as its actor holds it (it may include writes a few
-    /// milliseconds from durable).
     /// The wallet as it is durably: when the actor holds writes still in
     /// their group commit, the answer waits for them (a balance shown is
     /// never one a crash could take back, SPEC §19).

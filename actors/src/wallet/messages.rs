@@ -63,19 +63,26 @@ impl<T> Reply<T> {
     }
 }
 
+/// Who decides how a pending record settles.
+pub enum Outcome<S> {
+    /// The rail's verdict: the sandbox's rules applied to the record, which
+    /// the wallet holds (so the rail reads nothing itself).
+    Rail,
+    /// A status given by hand (the admin's manual settlement), with a reason.
+    Given(S, Option<String>),
+}
+
 pub enum WalletMsg {
     CreatePayin(Box<NewPayin>, RpcReplyPort<Reply<Payment>>),
     SettlePayin {
         id: PaymentId,
-        to: PaymentStatus,
-        reason: Option<String>,
+        outcome: Outcome<PaymentStatus>,
         reply: RpcReplyPort<Reply<Payment>>,
     },
     CreatePayout(Box<NewPayout>, RpcReplyPort<Reply<Payout>>),
     SettlePayout {
         id: PayoutId,
-        to: PayoutStatus,
-        reason: Option<String>,
+        outcome: Outcome<PayoutStatus>,
         reply: RpcReplyPort<Reply<Payout>>,
     },
     /// The wallet, and a ticket to wait on before showing it when it

@@ -122,6 +122,10 @@ pub enum DispatcherMsg {
     Poll,
     #[doc(hidden)]
     Done(Box<Finished>),
+    /// An event a wallet just queued for commit. Nothing is sent before its
+    /// due rows are visible (so durable); this only spares reading the
+    /// event back from storage when they are.
+    Fresh(Box<OutboxEvent>),
     Redeliver {
         event: EventId,
         recipient: Option<UserId>,
@@ -186,6 +190,14 @@ pub struct DispatcherState {
     workers: Vec<ActorRef<WorkerMsg>>,
     idle: Vec<usize>,
     in_flight: HashSet<Vec<u8>>,
+    /// Events with attempts in flight, as this dispatcher last wrote them,
+    /// with how many attempts: recording an outcome reads no storage.
+    attempting: HashMap<EventId, (usize, OutboxEvent)>,
+    /// Events wallets handed over as they queued them, not yet attempted
+    /// (at most `FRESH_MAX`, oldest dropped first: those are read back
+    /// from storage instead).
+    fresh: HashMap<EventId, OutboxEvent>,
+    fresh_order: VecDeque<EventId>,
     per_host: HashMap<String, usize>,
     overlay: Overlay,
     timer: Option<tokio::task::JoinHandle<()>>,
@@ -202,6 +214,8 @@ pub struct DispatcherState {
 
 /// Most due deliveries held in memory waiting for a worker.
 const QUEUED_MAX: usize = 20_000;
+/// Most handed-over events held in memory before their first attempt.
+const FRESH_MAX: usize = 20_000;
 /// Most due rows read per pass.
 const READ_MAX: usize = 2_048;
 
@@ -260,6 +274,11 @@ impl WebhookHandle {
         &self.stats
     }
 
+    /// The dispatcher actor, for wallets to hand it the events they write.
+    pub(crate) fn actor(&self) -> ActorRef<DispatcherMsg> {
+        self.actor.clone()
+    }
+
     /// Stops the dispatcher and its workers; deliveries in flight are
     /// attempted again after a restart (their due rows are still there).
     pub async fn stop(&self) {
@@ -314,6 +333,9 @@ impl<T: Transport> Actor for Dispatcher<T> {
             workers,
             idle,
             in_flight: HashSet::new(),
+            attempting: HashMap::new(),
+            fresh: HashMap::new(),
+            fresh_order: VecDeque::new(),
             per_host: HashMap::new(),
             overlay: Overlay::default(),
             timer: None,
@@ -361,6 +383,11 @@ impl<T: Transport> Actor for Dispatcher<T> {
         // delivery cost more than the delivery itself.
         let read = !matches!(msg, DispatcherMsg::Done(_));
         match msg {
+            DispatcherMsg::Fresh(event) => {
+                // Nothing new can be due yet: no dispatch pass.
+                state.keep_fresh(*event);
+                return Ok(());
+            }
             DispatcherMsg::Poll => state.sample_queue(),
             DispatcherMsg::Done(finished) => {
                 if let Err(e) = state.finish(*finished).await {
@@ -439,14 +466,17 @@ impl DispatcherState {
         metrics::gauge!(names::WEBHOOK_IN_FLIGHT).set(self.in_flight.len() as f64);
     }
 
+    /// The event as last written: by this dispatcher if it has attempts
+    /// in flight, else as stored (this dispatcher's own unapplied writes
+    /// first).
     fn load(&self, id: &EventId) -> Result<Option<OutboxEvent>, StorageError> {
-        match self
-            .overlay
-            .get(&self.args.store, Space::Outbox, id.as_bytes())?
-        {
-            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
-            None => Ok(None),
+        if let Some((_, event)) = self.attempting.get(id) {
+            return Ok(Some(event.clone()));
         }
+        if let Some(event) = self.fresh.get(id) {
+            return Ok(Some(event.clone()));
+        }
+        self.args.store.event_seen_by(id, &self.overlay)
     }
 
     async fn write(&mut self, writes: WriteSet) -> Result<(), StorageError> {
@@ -581,7 +611,7 @@ impl DispatcherState {
             None => self.load(&item.event_id)?,
         };
         let Some(mut event) = loaded else {
-            writes.remove(Space::WebhookDue, item.key);
+            outbox::due_consumed(writes, item.key);
             return Ok(());
         };
         let Some(index) = event
@@ -589,7 +619,7 @@ impl DispatcherState {
             .iter()
             .position(|d| d.recipient == item.recipient)
         else {
-            writes.remove(Space::WebhookDue, item.key);
+            outbox::due_consumed(writes, item.key);
             return Ok(());
         };
         let delivery = &event.deliveries[index];
@@ -597,7 +627,7 @@ impl DispatcherState {
             && delivery.next_attempt_at.map(Timestamp::unix_ms) == Some(item.due_unix_ms);
         if !current {
             // Superseded by a redelivery or already finished.
-            writes.remove(Space::WebhookDue, item.key);
+            outbox::due_consumed(writes, item.key);
             return Ok(());
         }
         let user = self.args.directory.get(&item.recipient);
@@ -606,8 +636,9 @@ impl DispatcherState {
             d.status = DeliveryStatus::Failed;
             d.next_attempt_at = None;
             d.last_error = Some("the recipient has no webhook_url".into());
-            writes.remove(Space::WebhookDue, item.key);
-            outbox::put(writes, &event)?;
+            outbox::due_consumed(writes, item.key);
+            outbox::delivery_saved(writes, &event.id, &event.deliveries[index]);
+            self.remember(&event);
             rewritten.insert(event.id, event);
             return Ok(());
         };
@@ -651,6 +682,8 @@ impl DispatcherState {
             return Ok(());
         }
         self.in_flight.insert(item.key);
+        self.fresh.remove(&event.id);
+        self.attempting.entry(event.id).or_insert((0, event)).0 += 1;
         *self.per_host.entry(endpoint).or_insert(0) += 1;
         self.args
             .stats
@@ -679,8 +712,20 @@ impl DispatcherState {
         metrics::counter!(names::WEBHOOK_ATTEMPTS).increment(1);
         metrics::gauge!(names::WEBHOOK_IN_FLIGHT).set(self.in_flight.len() as f64);
         let mut writes = WriteSet::new();
-        writes.remove(Space::WebhookDue, job.key.clone());
-        let Some(mut event) = self.load(&job.event_id)? else {
+        outbox::due_consumed(&mut writes, job.key.clone());
+        let cached = match self.attempting.get_mut(&job.event_id) {
+            Some((n, event)) if *n > 1 => {
+                *n -= 1;
+                Some(event.clone())
+            }
+            Some(_) => self.attempting.remove(&job.event_id).map(|(_, e)| e),
+            None => None,
+        };
+        let loaded = match cached {
+            Some(event) => Some(event),
+            None => self.load(&job.event_id)?,
+        };
+        let Some(mut event) = loaded else {
             return self.write(writes).await;
         };
         let now = self.now();
@@ -710,8 +755,8 @@ impl DispatcherState {
             if d.status == DeliveryStatus::Pending && !scheduled {
                 // A redelivery was queued meanwhile; it is no longer needed.
                 if let Some(at) = d.next_attempt_at {
-                    writes.remove(
-                        Space::WebhookDue,
+                    outbox::due_consumed(
+                        &mut writes,
                         outbox::due_key(at.unix_ms(), &job.event_id, &job.recipient),
                     );
                 }
@@ -742,8 +787,43 @@ impl DispatcherState {
                 }
             }
         }
-        outbox::put(&mut writes, &event)?;
+        if let Some(d) = event
+            .deliveries
+            .iter()
+            .find(|d| d.recipient == job.recipient)
+        {
+            outbox::delivery_saved(&mut writes, &event.id, d);
+        }
+        self.remember(&event);
         self.write(writes).await
+    }
+
+    /// Keeps the in-memory copies of an event current after a rewrite.
+    fn remember(&mut self, event: &OutboxEvent) {
+        if let Some((_, cached)) = self.attempting.get_mut(&event.id) {
+            cached.clone_from(event);
+        }
+        if let Some(cached) = self.fresh.get_mut(&event.id) {
+            cached.clone_from(event);
+        }
+    }
+
+    /// Holds an event a wallet handed over until its first attempt.
+    fn keep_fresh(&mut self, event: OutboxEvent) {
+        while self.fresh.len() >= FRESH_MAX {
+            let Some(oldest) = self.fresh_order.pop_front() else {
+                break;
+            };
+            self.fresh.remove(&oldest);
+        }
+        // Ids of events attempted meanwhile linger in the order queue;
+        // compact it when it has grown well past the map.
+        if self.fresh_order.len() > 2 * FRESH_MAX {
+            let fresh = &self.fresh;
+            self.fresh_order.retain(|id| fresh.contains_key(id));
+        }
+        self.fresh_order.push_back(event.id);
+        self.fresh.insert(event.id, event);
     }
 
     async fn redeliver(
@@ -760,20 +840,21 @@ impl DispatcherState {
             recipient.is_none_or(|r| d.recipient == r) && only.is_none_or(|s| d.status == s)
         }) {
             if let (DeliveryStatus::Pending, Some(at)) = (d.status, d.next_attempt_at) {
-                writes.remove(
-                    Space::WebhookDue,
+                outbox::due_consumed(
+                    &mut writes,
                     outbox::due_key(at.unix_ms(), &id, &d.recipient),
                 );
             }
             d.status = DeliveryStatus::Pending;
             d.round_attempts = 0;
             d.next_attempt_at = Some(now);
+            outbox::delivery_saved(&mut writes, &id, d);
             touched = true;
         }
         if !touched {
             return Err(Rejection::NotFound);
         }
-        outbox::put(&mut writes, &event).map_err(db)?;
+        self.remember(&event);
         self.write(writes).await.map_err(db)?;
         Ok(event)
     }

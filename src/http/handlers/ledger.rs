@@ -13,7 +13,7 @@ use domain::{
 use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use storage::Space;
+use storage::Listing;
 
 /// Most rows one CSV download may hold, and most transfers it may read to
 /// find them (a `to` far in the past reads everything newer first). A
@@ -312,25 +312,24 @@ pub fn transfers(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let before = super::cursor::<TransferId>(q, |id| *id.as_bytes())?;
     let store = &ctx.app.store;
     let mut found = Vec::new();
+    let page_window = storage::Window {
+        from_ms: window.from.map(Timestamp::unix_ms),
+        to_ms: window.to.map(Timestamp::unix_ms),
+        before,
+        limit,
+        scan_max: LIST_SCAN_MAX,
+    };
     let page = store
-        .list_all(
-            Space::Transfers,
-            window.from.map(Timestamp::unix_ms),
-            window.to.map(Timestamp::unix_ms),
-            before,
-            limit,
-            LIST_SCAN_MAX,
-            |id| {
-                let Some(t) = store.transfer(&TransferId::from_bytes(*id))? else {
-                    return Ok(false);
-                };
-                let keep = filters.keeps(&t);
-                if keep {
-                    found.push(t);
-                }
-                Ok(keep)
-            },
-        )
+        .list(Listing::Transfers, page_window, |id| {
+            let Some(t) = store.transfer(&TransferId::from_bytes(*id))? else {
+                return Ok(false);
+            };
+            let keep = filters.keeps(&t);
+            if keep {
+                found.push(t);
+            }
+            Ok(keep)
+        })
         .map_err(db)?;
     let items: Vec<Value> = found.iter().map(transfer_json).collect();
     let next = page.next.map(|id| TransferId::from_bytes(id).to_string());

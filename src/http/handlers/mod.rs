@@ -44,7 +44,7 @@ impl Ctx<'_> {
     pub fn idempotency(
         &self,
         scope: &str,
-        body: &serde_json::Value,
+        body: &crate::http::request::JsonBody,
     ) -> Result<Option<actors::Idempotency>, Rejection> {
         let Some(value) = self.headers.get("idempotency-key") else {
             return Ok(None);
@@ -60,7 +60,7 @@ impl Ctx<'_> {
             })?;
         // Keys sorted at every level: equal bodies digest equally whatever
         // their key order or spacing.
-        let canonical = serde_json::to_vec(&canonical(body))
+        let canonical = serde_json::to_vec(&canonical(&body.value()))
             .map_err(|_| Rejection::InvalidRequest("bad body".into()))?;
         let digest: [u8; 32] = Sha256::digest(&canonical).into();
         Ok(Some(actors::Idempotency {

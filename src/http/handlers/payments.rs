@@ -10,8 +10,7 @@ use domain::{
     Currency, Money, Payment, PaymentId, PaymentStatus, Rejection, Role, Timestamp, UserId,
 };
 use hyper::{Response, StatusCode};
-use storage::keys::{IndexTag, UniqueKind};
-use storage::{Page, Space, StorageError};
+use storage::{Listing, Page, Scope, StorageError, Window};
 
 pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let body = JsonBody::parse(&ctx.body)?;
@@ -35,7 +34,7 @@ pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         description: body.string("description", 500)?,
         metadata: body.object("metadata", 4_096)?,
         created_by: ctx.caller.id(),
-        idempotency: ctx.idempotency("payin", &body.value())?,
+        idempotency: ctx.idempotency("payin", &body)?,
     };
     let created = ctx.app.wallets.create_payin(merchant, new).await?;
     let mut response = error::ok(StatusCode::CREATED, &views::payment(&created.record));
@@ -158,37 +157,31 @@ impl Filters {
 /// Most milliseconds a record's id may run ahead of its `created_at`.
 pub const ID_CLOCK_SLACK_MS: i64 = 1_000;
 
-/// Which index a listing reads for the caller, given an optional
-/// `merchant_id` filter: `None` means every record (admin).
-pub fn listing_source(
-    ctx: &Ctx<'_>,
-    merchant_filter: Option<UserId>,
-    tags: [IndexTag; 3],
-) -> Result<Option<(IndexTag, UserId)>, Rejection> {
-    let [by_merchant, by_creator, by_team] = tags;
+/// Whose pay-ins or payouts the caller lists, given an optional
+/// `merchant_id` filter.
+pub fn listing_scope(ctx: &Ctx<'_>, merchant_filter: Option<UserId>) -> Result<Scope, Rejection> {
     let caller = &ctx.caller;
     let directory = &ctx.app.directory;
     match (caller.role(), merchant_filter) {
-        (Role::Admin, None) => Ok(None),
-        (Role::Admin, Some(m)) => Ok(Some((by_merchant, m))),
-        (Role::Manager, None) => Ok(Some((by_team, caller.id()))),
-        (Role::Manager, Some(m)) if caller.manages(directory, &m) => Ok(Some((by_merchant, m))),
-        (Role::Merchant, None) => Ok(Some((by_merchant, caller.id()))),
-        (Role::Merchant, Some(m)) if m == caller.id() => Ok(Some((by_merchant, m))),
-        (Role::ApiUser, None) => Ok(Some((by_creator, caller.id()))),
+        (Role::Admin, None) => Ok(Scope::All),
+        (Role::Admin, Some(m)) => Ok(Scope::Merchant(m)),
+        (Role::Manager, None) => Ok(Scope::Team(caller.id())),
+        (Role::Manager, Some(m)) if caller.manages(directory, &m) => Ok(Scope::Merchant(m)),
+        (Role::Merchant, None) => Ok(Scope::Merchant(caller.id())),
+        (Role::Merchant, Some(m)) if m == caller.id() => Ok(Scope::Merchant(m)),
+        (Role::ApiUser, None) => Ok(Scope::CreatedBy(caller.id())),
         (Role::ApiUser, Some(m)) if Some(m) == caller.user.merchant_id => {
-            Ok(Some((by_creator, caller.id())))
+            Ok(Scope::CreatedBy(caller.id()))
         }
         _ => Err(Rejection::InsufficientPermissions),
     }
 }
 
-/// Runs a newest-first listing over `source`, keeping records that `keep`
-/// accepts, at most `limit`.
+/// Runs a newest-first listing, keeping records that `keep` accepts, at
+/// most `limit`.
 pub fn run_listing<T>(
     ctx: &Ctx<'_>,
-    source: Option<(IndexTag, UserId)>,
-    all_space: Space,
+    listing: Listing,
     filters: &Filters,
     before: Option<[u8; 16]>,
     mut keep: impl FnMut(&[u8; 16]) -> Result<Option<T>, StorageError>,
@@ -204,29 +197,15 @@ pub fn run_listing<T>(
             None => Ok(false),
         }
     };
-    let (from, to) = filters.id_range();
-    let page: Page = match source {
-        Some((tag, owner)) => store.list_index(
-            tag,
-            &owner,
-            from,
-            to,
-            before,
-            filters.limit + 1,
-            LIST_SCAN_MAX,
-            &mut collect,
-        ),
-        None => store.list_all(
-            all_space,
-            from,
-            to,
-            before,
-            filters.limit + 1,
-            LIST_SCAN_MAX,
-            &mut collect,
-        ),
-    }
-    .map_err(db)?;
+    let (from_ms, to_ms) = filters.id_range();
+    let window = Window {
+        from_ms,
+        to_ms,
+        before,
+        limit: filters.limit + 1,
+        scan_max: LIST_SCAN_MAX,
+    };
+    let page: Page = store.list(listing, window, &mut collect).map_err(db)?;
     let next = page_end(&mut items, &page, filters.limit);
     Ok((items, next))
 }
@@ -253,12 +232,7 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         })?),
     };
     let before = cursor::<PaymentId>(&ctx.query, |id| *id.as_bytes())?;
-    let tags = [
-        IndexTag::PaymentsByMerchant,
-        IndexTag::PaymentsByCreator,
-        IndexTag::PaymentsByTeam,
-    ];
-    let source = listing_source(ctx, filters.merchant, tags)?;
+    let scope = listing_scope(ctx, filters.merchant)?;
     let store = &ctx.app.store;
     let matches = |p: &Payment| {
         status.is_none_or(|s| p.status == s)
@@ -270,31 +244,24 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     };
     if let Some(order_id) = ctx.query.get("order_id") {
         // An order id is unique per merchant: one lookup, no scan.
-        let merchant = match (source, ctx.caller.user.merchant_id) {
-            (Some((IndexTag::PaymentsByMerchant, m)), _) => Some(m),
+        let merchant = match (scope, ctx.caller.user.merchant_id) {
+            (Scope::Merchant(m), _) => Some(m),
             (_, Some(m)) => Some(m),
             _ => filters.merchant,
         }
         .ok_or_else(|| Rejection::MissingFields(vec!["merchant_id".into()]))?;
-        let found = store
-            .unique(&merchant, UniqueKind::OrderId, order_id)
-            .map_err(db)?;
-        let payment = found
-            .map(PaymentId::from_bytes)
-            .map(|id| store.payment(&id))
-            .transpose()
-            .map_err(db)?
-            .flatten();
+        let payment = store.payment_by_order_id(&merchant, order_id).map_err(db)?;
         let items: Vec<_> = payment
             .filter(|p| matches(p))
-            .map(|p| views::payment(&p))
+            .map(views::PaymentView)
             .into_iter()
             .collect();
         return Ok(error::page(&items, filters.limit, None));
     }
-    let (items, next) = run_listing(ctx, source, Space::Payments, &filters, before, |id| {
+    let listing = Listing::Payments(scope);
+    let (items, next) = run_listing(ctx, listing, &filters, before, |id| {
         let payment = store.payment(&PaymentId::from_bytes(*id))?;
-        Ok(payment.filter(|p| matches(p)).map(|p| views::payment(&p)))
+        Ok(payment.filter(|p| matches(p)).map(views::PaymentView))
     })?;
     Ok(error::page(
         &items,

@@ -1,7 +1,7 @@
 //! Payouts: create (holds amount + fee at once; answered once durable),
 //! list, get one, and the admin's manual settlement.
 
-use super::payments::{db, listing_source, run_listing, Filters};
+use super::payments::{db, listing_scope, run_listing, Filters};
 use super::{cursor, Ctx};
 use crate::http::error::{self, Body};
 use crate::http::request::JsonBody;
@@ -9,8 +9,7 @@ use crate::http::views;
 use actors::NewPayout;
 use domain::{Beneficiary, Currency, Payout, PayoutId, PayoutMode, PayoutStatus, Rejection, Role};
 use hyper::{Response, StatusCode};
-use storage::keys::IndexTag;
-use storage::Space;
+use storage::Listing;
 
 pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let body = JsonBody::parse(&ctx.body)?;
@@ -63,7 +62,7 @@ pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         reference_id: body.string("reference_id", 64)?,
         purpose: body.string("purpose", 200)?,
         created_by: ctx.caller.id(),
-        idempotency: ctx.idempotency("payout", &body.value())?,
+        idempotency: ctx.idempotency("payout", &body)?,
     };
     let created = ctx.app.wallets.create_payout(merchant, new).await?;
     let mut response = error::ok(StatusCode::CREATED, &views::payout(&created.record));
@@ -132,14 +131,9 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         })?),
     };
     let before = cursor::<PayoutId>(&ctx.query, |id| *id.as_bytes())?;
-    let tags = [
-        IndexTag::PayoutsByMerchant,
-        IndexTag::PayoutsByCreator,
-        IndexTag::PayoutsByTeam,
-    ];
-    let source = listing_source(ctx, filters.merchant, tags)?;
+    let listing = Listing::Payouts(listing_scope(ctx, filters.merchant)?);
     let store = &ctx.app.store;
-    let (items, next) = run_listing(ctx, source, Space::Payouts, &filters, before, |id| {
+    let (items, next) = run_listing(ctx, listing, &filters, before, |id| {
         let payout = store.payout(&PayoutId::from_bytes(*id))?;
         Ok(payout
             .filter(|p| {
@@ -150,7 +144,7 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
                         .caller
                         .can_see(&ctx.app.directory, &p.merchant_id, &p.created_by)
             })
-            .map(|p| views::payout(&p)))
+            .map(views::PayoutView))
     })?;
     Ok(error::page(
         &items,

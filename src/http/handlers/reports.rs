@@ -1,15 +1,14 @@
 //! Reports: a summary of pay-ins and payouts by status over a time range.
 //! The ledger report lives with the other ledger views in `ledger.rs`.
 
-use super::payments::{db, listing_source, Filters};
+use super::payments::{db, listing_scope, Filters};
 use super::Ctx;
 use crate::http::error::{self, Body};
 use domain::{Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection, UserId};
 use hyper::{Response, StatusCode};
 use serde_json::json;
 use std::collections::BTreeMap;
-use storage::keys::IndexTag;
-use storage::Space;
+use storage::{Listing, Scope, Window};
 
 /// Most records a summary adds up per kind; beyond, it says `truncated`.
 const SUMMARY_SCAN_MAX: usize = 200_000;
@@ -42,8 +41,8 @@ fn tallies_json(
 
 /// What a summary needs of a payment or a payout.
 trait Summarised: Sized {
-    const SPACE: Space;
-    const TAGS: [IndexTag; 3];
+    /// The listing of this kind of record over a scope.
+    const LISTING: fn(Scope) -> Listing;
     fn load(store: &storage::Store, id: [u8; 16]) -> Result<Option<Self>, storage::StorageError>;
     fn owners(&self) -> (UserId, UserId);
     fn amount(&self) -> Money;
@@ -53,12 +52,7 @@ trait Summarised: Sized {
 }
 
 impl Summarised for domain::Payment {
-    const SPACE: Space = Space::Payments;
-    const TAGS: [IndexTag; 3] = [
-        IndexTag::PaymentsByMerchant,
-        IndexTag::PaymentsByCreator,
-        IndexTag::PaymentsByTeam,
-    ];
+    const LISTING: fn(Scope) -> Listing = Listing::Payments;
     fn load(store: &storage::Store, id: [u8; 16]) -> Result<Option<Self>, storage::StorageError> {
         store.payment(&PaymentId::from_bytes(id))
     }
@@ -80,12 +74,7 @@ impl Summarised for domain::Payment {
 }
 
 impl Summarised for domain::Payout {
-    const SPACE: Space = Space::Payouts;
-    const TAGS: [IndexTag; 3] = [
-        IndexTag::PayoutsByMerchant,
-        IndexTag::PayoutsByCreator,
-        IndexTag::PayoutsByTeam,
-    ];
+    const LISTING: fn(Scope) -> Listing = Listing::Payouts;
     fn load(store: &storage::Store, id: [u8; 16]) -> Result<Option<Self>, storage::StorageError> {
         store.payout(&PayoutId::from_bytes(id))
     }
@@ -131,13 +120,15 @@ fn tally<R: Summarised>(
         }
         Ok(false)
     };
-    let page = match listing_source(ctx, filters.merchant, R::TAGS)? {
-        Some((tag, owner)) => {
-            store.list_index(tag, &owner, from, to, None, 1, SUMMARY_SCAN_MAX, &mut add)
-        }
-        None => store.list_all(R::SPACE, from, to, None, 1, SUMMARY_SCAN_MAX, &mut add),
-    }
-    .map_err(db)?;
+    let listing = R::LISTING(listing_scope(ctx, filters.merchant)?);
+    let window = Window {
+        from_ms: from,
+        to_ms: to,
+        before: None,
+        limit: 1,
+        scan_max: SUMMARY_SCAN_MAX,
+    };
+    let page = store.list(listing, window, &mut add).map_err(db)?;
     Ok((tallies, page.next.is_some()))
 }
 

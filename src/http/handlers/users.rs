@@ -11,8 +11,7 @@ use actors::{NewUser, UserPatch};
 use domain::{Rejection, Role, User, UserId, UserStatus};
 use hyper::{Response, StatusCode};
 use serde_json::json;
-use storage::keys::IndexTag;
-use storage::Space;
+use storage::{Listing, Window};
 
 /// `{"user": …, "api_key": …}`: the only response that carries a key.
 pub fn key_response(status: StatusCode, user: &User, key: &str) -> Response<Body> {
@@ -199,29 +198,16 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         })
     };
     let store = &ctx.app.store;
-    let page = if caller.role() == Role::Admin {
-        store.list_all(
-            Space::Users,
-            None,
-            None,
-            before,
-            limit + 1,
-            LIST_SCAN_MAX,
-            &mut keep,
-        )
-    } else {
-        store.list_index(
-            IndexTag::UsersByAncestor,
-            &caller.id(),
-            None,
-            None,
-            before,
-            limit + 1,
-            LIST_SCAN_MAX,
-            &mut keep,
-        )
-    }
-    .map_err(db)?;
+    // The admin sees everyone; anyone else, the users below them.
+    let listing = Listing::Users((caller.role() != Role::Admin).then(|| caller.id()));
+    let window = Window {
+        from_ms: None,
+        to_ms: None,
+        before,
+        limit: limit + 1,
+        scan_max: LIST_SCAN_MAX,
+    };
+    let page = store.list(listing, window, &mut keep).map_err(db)?;
     let next = page_end(&mut items, &page, limit);
     Ok(error::page(
         &items,

@@ -10,8 +10,7 @@ use crate::http::request::JsonBody;
 use domain::{DeliveryStatus, EventId, EventType, OutboxEvent, Rejection, Role, Timestamp, UserId};
 use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
-use storage::keys::IndexTag;
-use storage::{Page, Space, StorageError};
+use storage::{Listing, Page, StorageError, Window};
 
 /// Most events one replay request queues again.
 const REPLAY_MAX: usize = 1_000;
@@ -151,34 +150,18 @@ fn scan(
     };
     // An event's id may carry a later millisecond than its created_at:
     // scan a little past `to`; `accepts` decides exactly.
-    let (from, to) = (
-        filter.from.map(Timestamp::unix_ms),
-        filter
+    let window = Window {
+        from_ms: filter.from.map(Timestamp::unix_ms),
+        to_ms: filter
             .to
             .map(|t| t.unix_ms().saturating_add(ID_CLOCK_SLACK_MS)),
-    );
-    let page = match viewer {
-        Some(user) => store.list_index(
-            IndexTag::EventsByRecipient,
-            &user,
-            from,
-            to,
-            before,
-            limit,
-            LIST_SCAN_MAX,
-            &mut keep,
-        ),
-        None => store.list_all(
-            Space::Outbox,
-            from,
-            to,
-            before,
-            limit,
-            LIST_SCAN_MAX,
-            &mut keep,
-        ),
-    }
-    .map_err(db)?;
+        before,
+        limit,
+        scan_max: LIST_SCAN_MAX,
+    };
+    let page = store
+        .list(Listing::Events(viewer), window, &mut keep)
+        .map_err(db)?;
     Ok((found, page))
 }
 
