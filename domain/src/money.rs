@@ -1,7 +1,7 @@
 //! Exact money. An amount is a whole number of paise in a `u64`, so it can
-//! never be negative and never passes through a float. Parsing and rendering
-//! go through `rust_decimal` so that `12.34`, `"12.34"` and `1.2e1` are read
-//! exactly and written back as the shortest exact JSON number.
+//! never be negative and never passes through a float. Parsing reads the
+//! exact text (`12.34`, `"12.34"`; SPEC §17 refuses exponents, signs and
+//! spaces); rendering writes back the shortest exact JSON number.
 
 use crate::Rejection;
 use rust_decimal::Decimal;
@@ -62,31 +62,49 @@ impl Money {
         Decimal::from_i128_with_scale(i128::from(self.0), 2).normalize()
     }
 
-    /// Parses a decimal string such as `"5000"`, `"12.34"` or `"1.5e3"`.
-    /// Rejects negatives, zero, more than two fraction digits and overflow.
+    /// Parses an amount such as `"5000"`, `"12.34"` or `"0.5"`: the text must
+    /// match `^[0-9]+(\.[0-9]{1,2})?$` (SPEC §17: no exponent, sign, spaces
+    /// or more than two fraction digits) and be greater than zero.
     pub fn parse_amount(text: &str) -> Result<Money, Rejection> {
+        let money = Money::parse_non_negative(text)?;
+        if money.is_zero() {
+            return Err(Rejection::InvalidAmount(
+                "amount must be greater than zero".to_owned(),
+            ));
+        }
+        Ok(money)
+    }
+
+    /// As `parse_amount`, but zero (`0`, `0.0`, `0.00`) is allowed: fees
+    /// and settings.
+    pub fn parse_non_negative(text: &str) -> Result<Money, Rejection> {
         let bad = |why: &str| Rejection::InvalidAmount(why.to_owned());
-        let text = text.trim();
-        if text.is_empty() || text.len() > 40 {
-            return Err(bad("amount must be a decimal number"));
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let well_formed = digits(whole)
+            && (!text.contains('.') || (digits(fraction) && fraction.len() <= 2));
+        if !well_formed {
+            return Err(bad(
+                "amount must be a decimal number with at most 2 fraction digits \
+                 (digits, optionally a point and 1 or 2 digits)",
+            ));
         }
-        let parsed = if text.contains(['e', 'E']) {
-            Decimal::from_scientific(text)
-        } else {
-            Decimal::from_str_exact(text)
+        let overflow = || bad("amount is too large");
+        let mut paise: u64 = 0;
+        for b in whole.bytes() {
+            paise = paise
+                .checked_mul(10)
+                .and_then(|p| p.checked_add(u64::from(b - b'0')))
+                .ok_or_else(overflow)?;
+        }
+        paise = paise.checked_mul(SCALE).ok_or_else(overflow)?;
+        let cents = match fraction.as_bytes() {
+            [] => 0,
+            [d] => u64::from(d - b'0') * 10,
+            [d, e] => u64::from(d - b'0') * 10 + u64::from(e - b'0'),
+            _ => return Err(overflow()),
         };
-        let value = parsed.map_err(|_| bad("amount must be a decimal number"))?;
-        let value = value.normalize();
-        if value.is_sign_negative() || value.is_zero() {
-            return Err(bad("amount must be greater than zero"));
-        }
-        if value.scale() > 2 {
-            return Err(bad("amount may have at most 2 decimal places"));
-        }
-        let paise = value
-            .checked_mul(Decimal::from(SCALE))
-            .and_then(|p| u64::try_from(p.normalize().mantissa()).ok())
-            .ok_or_else(|| bad("amount is too large"))?;
+        paise = paise.checked_add(cents).ok_or_else(overflow)?;
         Ok(Money(paise))
     }
 
@@ -212,18 +230,25 @@ mod tests {
         assert_eq!(ok("12.34"), 1_234);
         assert_eq!(ok("0.01"), 1);
         assert_eq!(ok("5000.50"), 500_050);
-        assert_eq!(ok("1.5e3"), 150_000);
-        assert_eq!(ok("1E2"), 10_000);
-        assert_eq!(ok("10.100"), 1_010);
+        assert_eq!(ok("0.5"), 50);
+        assert_eq!(ok("007"), 700);
+        assert_eq!(ok("184467440737095516.15"), u64::MAX);
     }
 
     #[test]
     fn refuses_bad_amounts() {
+        // SPEC §17: only `^[0-9]+(\.[0-9]{1,2})?$`, and greater than zero.
         for text in [
-            "0", "-1", "0.001", "1.234", "abc", "", "1e-3", "NaN", "1e40", "0.00",
+            "0", "-1", "+1", "0.001", "1.234", "abc", "", "1e-3", "NaN", "1e40", "0.00", "1.5e3",
+            "1E2", "10.100", " 5", "5 ", "5.", ".5", "1,000", "1_000", "0x10", "١٢", "5.0.0",
+            "184467440737095516.16", "99999999999999999999999",
         ] {
             assert!(Money::parse_amount(text).is_err(), "{text} accepted");
         }
+        assert_eq!(Money::parse_non_negative("0.00"), Ok(Money::ZERO));
+        assert_eq!(Money::parse_non_negative("0"), Ok(Money::ZERO));
+        assert!(Money::parse_non_negative("-0").is_err());
+        assert!(Money::parse_non_negative("0e0").is_err());
     }
 
     #[test]

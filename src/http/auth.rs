@@ -66,35 +66,55 @@ impl Caller {
     /// The wallet a money-moving request acts on: the caller's own for
     /// merchants and api_users; for admins (and managers, where `allow_manager`)
     /// the `merchant_id` they name, which must be a merchant in their scope.
+    /// A `merchant_id` is checked as `merchant_filter` checks it, whoever names it.
     pub fn acting_merchant(
         &self,
         directory: &Directory,
         merchant_id: Option<&str>,
         allow_manager: bool,
     ) -> Result<UserId, Rejection> {
+        if self.user.role == Role::Manager && !allow_manager {
+            return Err(Rejection::InsufficientPermissions);
+        }
+        let named = self.merchant_filter(directory, merchant_id)?;
         match self.user.role {
             Role::Merchant => Ok(self.user.id),
             Role::ApiUser => self
                 .user
                 .merchant_id
                 .ok_or(Rejection::InsufficientPermissions),
-            Role::Manager if !allow_manager => Err(Rejection::InsufficientPermissions),
             Role::Admin | Role::Manager => {
-                let text = merchant_id
-                    .ok_or_else(|| Rejection::MissingFields(vec!["merchant_id".into()]))?;
-                let id: UserId = text.parse().map_err(|()| {
-                    Rejection::InvalidRequest("merchant_id is not a user id".into())
-                })?;
-                let merchant = directory.get(&id).filter(|m| m.role == Role::Merchant);
-                match merchant {
-                    Some(_) if self.user.role == Role::Admin || self.manages(directory, &id) => {
-                        Ok(id)
-                    }
-                    Some(_) => Err(Rejection::InsufficientPermissions),
-                    None if self.user.role == Role::Admin => Err(Rejection::NotFound),
-                    None => Err(Rejection::InsufficientPermissions),
-                }
+                named.ok_or_else(|| Rejection::MissingFields(vec!["merchant_id".into()]))
             }
+        }
+    }
+
+    /// A `merchant_id` the caller names (SPEC §17): admins may name any
+    /// merchant and managers a merchant whose parent they are, anything
+    /// else is `not_found` (whether it exists does not leak); merchants may
+    /// name only themselves and api_users only their merchant, another is
+    /// `insufficient_permissions` (never silently their own).
+    pub fn merchant_filter(
+        &self,
+        directory: &Directory,
+        merchant_id: Option<&str>,
+    ) -> Result<Option<UserId>, Rejection> {
+        let Some(text) = merchant_id else {
+            return Ok(None);
+        };
+        let id: UserId = text
+            .parse()
+            .map_err(|()| Rejection::InvalidRequest("merchant_id is not a user id".into()))?;
+        let allowed = match self.user.role {
+            Role::Admin => directory.get(&id).is_some_and(|m| m.role == Role::Merchant),
+            Role::Manager => self.manages(directory, &id),
+            Role::Merchant => id == self.user.id,
+            Role::ApiUser => Some(id) == self.user.merchant_id,
+        };
+        match (allowed, self.user.role) {
+            (true, _) => Ok(Some(id)),
+            (false, Role::Admin | Role::Manager) => Err(Rejection::NotFound),
+            (false, Role::Merchant | Role::ApiUser) => Err(Rejection::InsufficientPermissions),
         }
     }
 

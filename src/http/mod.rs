@@ -160,9 +160,17 @@ async fn respond(
             .check(peer_key(&peer), app.config.rate_limit_per_min),
     };
     let route_error = router::route(req.method(), &path).err();
+    // Under /api/v1 the key comes first (SPEC §17): without a valid one,
+    // every path and method answers 401, so routing reveals nothing to an
+    // unauthenticated caller. Other /api/ paths are simply unknown.
+    let under_v1 = path == "/api/v1" || path.starts_with("/api/v1/");
     let mut response = match (caller, verdict.allowed) {
-        // An unknown route or method is that, whoever asks (SPEC §1).
-        (_, true) if route_error.is_some() => {
+        (_, true) if !under_v1 => {
+            let rejection = route_error.unwrap_or(Rejection::NotFound);
+            with_allow(error::rejection(&rejection), &path)
+        }
+        // An unknown route or method, for an authenticated caller.
+        (Ok(_), true) if route_error.is_some() => {
             let rejection = route_error.unwrap_or(Rejection::NotFound);
             with_allow(error::rejection(&rejection), &path)
         }
@@ -198,6 +206,7 @@ async fn api(
     let (parts, body) = req.into_parts();
     let body = read_body(app, &parts.headers, body).await?;
     let query = request::Query::parse(parts.uri.query())?;
+    query.check(matched.route.query_params())?;
     let ctx = handlers::Ctx {
         app,
         caller,

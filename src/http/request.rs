@@ -30,6 +30,17 @@ impl JsonBody {
         self.0.get(name).filter(|v| !v.is_null())
     }
 
+    /// Refuses an empty body or `{}`: a PATCH that names nothing to change
+    /// is a client mistake, not a successful no-op.
+    pub fn require_some_field(&self) -> Result<(), Rejection> {
+        if self.0.is_empty() {
+            return Err(Rejection::InvalidRequest(
+                "the body must be a JSON object with at least one field to change".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)
     }
@@ -108,24 +119,21 @@ impl JsonBody {
     /// A non-negative fee or setting amount: zero (`0`, `0.00`, `"0.0"`)
     /// is allowed, otherwise as `money`.
     pub fn money_or_zero(&self, name: &str) -> Result<Option<Money>, Rejection> {
-        let text = match self.present(name) {
-            Some(Value::Number(n)) => Some(n.as_str()),
-            Some(Value::String(s)) => Some(s.trim()),
-            _ => None,
-        };
-        let is_zero = text
-            .and_then(|t| rust_decimal::Decimal::from_str_exact(t).ok())
-            .is_some_and(|d| d.is_zero() && d.scale() <= 2);
-        if is_zero {
-            return Ok(Some(Money::ZERO));
+        match self.present(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Money::parse_non_negative(n.as_str()).map(Some),
+            Some(Value::String(s)) => Money::parse_non_negative(s).map(Some),
+            Some(_) => Err(Rejection::InvalidRequest(format!(
+                "{name} must be a number or a decimal string"
+            ))),
         }
-        self.money(name)
     }
 
     pub fn u32(&self, name: &str, max: u32) -> Result<Option<u32>, Rejection> {
         match self.present(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => match n.as_str().parse::<u32>() {
+            // JSON has one number type: `124.0` is the whole number 124.
+            Some(Value::Number(n)) => match whole_number(n.as_str()).parse::<u32>() {
                 Ok(v) if v <= max => Ok(Some(v)),
                 _ => Err(Rejection::InvalidRequest(format!(
                     "{name} must be a whole number from 0 to {max}"
@@ -170,19 +178,52 @@ impl JsonBody {
 /// Decoded query parameters.
 pub struct Query(Vec<(String, String)>);
 
+/// Most query parameters a request may carry (no route takes more than 9).
+const QUERY_PARAMS_MAX: usize = 64;
+
 impl Query {
     pub fn parse(raw: Option<&str>) -> Result<Query, Rejection> {
         let mut pairs = Vec::new();
-        for part in raw
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .take(64)
-        {
+        for part in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            if pairs.len() == QUERY_PARAMS_MAX {
+                return Err(Rejection::InvalidRequest(format!(
+                    "more than {QUERY_PARAMS_MAX} query parameters"
+                )));
+            }
             let (k, v) = part.split_once('=').unwrap_or((part, ""));
             pairs.push((decode(k)?, decode(v)?));
         }
         Ok(Query(pairs))
+    }
+
+    /// Refuses a parameter the route does not take, an empty value
+    /// (`?to=`, `?to`) and a parameter given twice: each would otherwise be
+    /// silently ignored or ambiguous (SPEC §17).
+    pub fn check(&self, allowed: &[&str]) -> Result<(), Rejection> {
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            let shown: String = name.chars().take(40).collect();
+            if !allowed.contains(&name.as_str()) {
+                let takes = if allowed.is_empty() {
+                    "this route takes no query parameters".to_owned()
+                } else {
+                    format!("this route takes {}", allowed.join(", "))
+                };
+                return Err(Rejection::InvalidRequest(format!(
+                    "unknown query parameter '{shown}': {takes}"
+                )));
+            }
+            if value.is_empty() {
+                return Err(Rejection::InvalidRequest(format!(
+                    "query parameter '{shown}' is empty"
+                )));
+            }
+            if self.0[..i].iter().any(|(earlier, _)| earlier == name) {
+                return Err(Rejection::InvalidRequest(format!(
+                    "query parameter '{shown}' is given more than once"
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -224,6 +265,14 @@ impl Query {
                 )),
             },
         }
+    }
+}
+
+/// `text` without a fraction of zeros (`124.0` → `124`); anything else as is.
+fn whole_number(text: &str) -> &str {
+    match text.split_once('.') {
+        Some((whole, zeros)) if !zeros.is_empty() && zeros.bytes().all(|b| b == b'0') => whole,
+        _ => text,
     }
 }
 
@@ -293,6 +342,11 @@ mod tests {
         let b = JsonBody::parse(br#"{"f": "0.001"}"#).unwrap();
         assert!(b.money_or_zero("f").is_err());
         assert!(body.u32("big", 10_000).is_err());
+        let b = JsonBody::parse(br#"{"w": 124.0, "x": 1.5, "y": 1e2, "z": "5"}"#).unwrap();
+        assert_eq!(b.u32("w", 1_000).unwrap(), Some(124));
+        for name in ["x", "y", "z"] {
+            assert!(b.u32(name, 1_000).is_err(), "{name}");
+        }
     }
 
     #[test]
@@ -308,5 +362,23 @@ mod tests {
         assert!(Query::parse(Some("a=%zz")).is_err());
         assert!(Query::parse(Some("a=%")).is_err());
         assert!(Query::parse(Some("limit=501")).unwrap().limit().is_err());
+    }
+
+    #[test]
+    fn query_check_refuses_unknown_empty_and_repeated() {
+        let allowed = ["status", "to"];
+        let ok = Query::parse(Some("status=completed&to=2026-04-05T06%3A00%3A00.000Z")).unwrap();
+        assert!(ok.check(&allowed).is_ok());
+        assert!(Query::parse(None).unwrap().check(&[]).is_ok());
+        for bad in ["to=", "to", "statuss=x", "status=a&status=b", "=x", "status=a&x=1"] {
+            let q = Query::parse(Some(bad)).unwrap();
+            assert!(
+                matches!(q.check(&allowed), Err(Rejection::InvalidRequest(_))),
+                "{bad} accepted"
+            );
+        }
+        assert!(Query::parse(Some("a=1")).unwrap().check(&[]).is_err());
+        let many = vec!["status=a"; 65].join("&");
+        assert!(Query::parse(Some(&many)).is_err());
     }
 }

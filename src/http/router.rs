@@ -104,6 +104,78 @@ impl Route {
         }
     }
 
+    /// The query parameters the route takes; any other, an empty value or
+    /// one given twice is `invalid_request` (SPEC §17). docs/openapi.yaml
+    /// documents exactly these (tests/it/openapi_routes.rs checks).
+    pub fn query_params(self) -> &'static [&'static str] {
+        const RECORDS: &[&str] = &[
+            "status",
+            "from",
+            "to",
+            "min_amount",
+            "max_amount",
+            "merchant_id",
+            "limit",
+            "cursor",
+        ];
+        match self {
+            Route::Balance => &["merchant_id"],
+            Route::PaymentsList => &[
+                "status",
+                "from",
+                "to",
+                "min_amount",
+                "max_amount",
+                "order_id",
+                "merchant_id",
+                "limit",
+                "cursor",
+            ],
+            Route::PayoutsList => RECORDS,
+            Route::UsersList => &["role", "status", "merchant_id", "limit", "cursor"],
+            Route::ReportSummary => &[
+                "from",
+                "to",
+                "merchant_id",
+                "min_amount",
+                "max_amount",
+                "limit",
+            ],
+            Route::ReportLedger => &["merchant_id", "from", "to", "limit", "cursor", "format"],
+            Route::LedgerTransfers => &[
+                "account",
+                "kind",
+                "reference",
+                "merchant_id",
+                "from",
+                "to",
+                "limit",
+                "cursor",
+            ],
+            Route::WebhookEvents => &["status", "event", "from", "to", "limit", "cursor"],
+            Route::Healthz
+            | Route::Readyz
+            | Route::Metrics
+            | Route::PaymentsCreate
+            | Route::PaymentGet
+            | Route::PaymentStatus
+            | Route::PayoutsCreate
+            | Route::PayoutGet
+            | Route::PayoutStatus
+            | Route::ProfileGet
+            | Route::ProfilePatch
+            | Route::ProfileApiKey
+            | Route::ProfileWebhookSecret
+            | Route::UsersCreate
+            | Route::UserGet
+            | Route::UserPatch
+            | Route::UserApiKey
+            | Route::LedgerAccounts
+            | Route::WebhookRedeliver
+            | Route::WebhookReplay => &[],
+        }
+    }
+
     pub fn template(self) -> &'static str {
         self.spec().1
     }

@@ -13,7 +13,7 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let caller = &ctx.caller;
     let named = ctx.query.get("merchant_id");
     let merchant = match caller.role() {
-        Role::Merchant | Role::ApiUser => Some(caller.acting_merchant(directory, None, false)?),
+        Role::Merchant | Role::ApiUser => Some(caller.acting_merchant(directory, named, false)?),
         Role::Admin | Role::Manager if named.is_some() => {
             Some(caller.acting_merchant(directory, named, true)?)
         }

@@ -47,6 +47,7 @@ pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
 
 pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let body = JsonBody::parse(&ctx.body)?;
+    body.require_some_field()?;
     if let Some(field) = FORBIDDEN.iter().find(|f| body.has(f)) {
         return Err(Rejection::InvalidRequest(format!(
             "{field} cannot be changed through /profile"

@@ -117,6 +117,7 @@ pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
 pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let user = target(ctx)?;
     let body = JsonBody::parse(&ctx.body)?;
+    body.require_some_field()?;
     for field in ["merchant_id", "parent_id", "email", "id"] {
         if body.has(field) {
             return Err(Rejection::InvalidRequest(format!(
@@ -181,12 +182,15 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     };
     let before = cursor::<UserId>(&ctx.query, |id| *id.as_bytes())?;
     let directory = &ctx.app.directory;
+    // A merchant and its api_users.
+    let merchant = caller.merchant_filter(directory, ctx.query.get("merchant_id"))?;
     let mut items = Vec::new();
     let mut keep = |id: &[u8; 16]| {
         let user = directory.get(&UserId::from_bytes(*id));
         let shown = user.filter(|u| {
             role.is_none_or(|r| u.role == r)
                 && status.is_none_or(|s| u.status == s)
+                && merchant.is_none_or(|m| u.merchant_id == Some(m))
                 && caller.can_manage_user(directory, u)
         });
         Ok(match shown {
