@@ -370,7 +370,14 @@ mod tests {
         let ok = Query::parse(Some("status=completed&to=2026-04-05T06%3A00%3A00.000Z")).unwrap();
         assert!(ok.check(&allowed).is_ok());
         assert!(Query::parse(None).unwrap().check(&[]).is_ok());
-        for bad in ["to=", "to", "statuss=x", "status=a&status=b", "=x", "status=a&x=1"] {
+        for bad in [
+            "to=",
+            "to",
+            "statuss=x",
+            "status=a&status=b",
+            "=x",
+            "status=a&x=1",
+        ] {
             let q = Query::parse(Some(bad)).unwrap();
             assert!(
                 matches!(q.check(&allowed), Err(Rejection::InvalidRequest(_))),

@@ -33,9 +33,10 @@
 //! merchant as `merchant_id`, or its `order_id`), a merchant (`REL_MERCHANT`),
 //! users (`REL_USERS`) or webhook events, and the table `MATRIX` says what must happen:
 //! `DATA` (2xx with the target's data), `HIDE` (2xx, the target is absent),
-//! `IGNR` (2xx about the caller's own scope: a `merchant_id` or `user_id`
+//! `IGNR` (2xx about the caller's own scope: a target named in a body field
 //! the caller's role does not take is ignored, never honoured), `F403`
-//! (`insufficient_permissions`) or `N404` (`not_found`). Refusals are also
+//! (`insufficient_permissions`), `N404` (`not_found`) or `B400`
+//! (`invalid_request`: a query parameter the route does not take). Refusals are also
 //! proven to have changed nothing (the record, user, key or secret is read
 //! again). A failure names the cell: route, role, relation, target,
 //! expected and got. A second test checks the fields a caller may not set.
@@ -107,6 +108,7 @@ enum Want {
     Ignored,
     Forbidden,
     NotFound,
+    Invalid,
 }
 
 const DATA: Want = Want::Data;
@@ -114,6 +116,7 @@ const HIDE: Want = Want::Hidden;
 const IGNR: Want = Want::Ignored;
 const F403: Want = Want::Forbidden;
 const N404: Want = Want::NotFound;
+const B400: Want = Want::Invalid;
 
 impl fmt::Display for Want {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -123,6 +126,7 @@ impl fmt::Display for Want {
             Want::Ignored => "allowed, about the caller's own scope (target ignored)",
             Want::Forbidden => "403 insufficient_permissions",
             Want::NotFound => "404 not_found",
+            Want::Invalid => "400 invalid_request",
         })
     }
 }
@@ -169,17 +173,14 @@ use Probe::{All, ByMerchant, ByOrder, Plain};
 /// SPEC §3–§4, cell by cell. Open cells, decided as `src/http/auth.rs`
 /// implements them (each a reasonable reading of SPEC, none shows another
 /// merchant's data):
-/// - `merchant_id` is the on-behalf parameter of admins and managers; a
-///   merchant or api_user naming another merchant in GET /balance, POST
-///   /payments, POST /payouts or GET /reports/ledger is answered about (or
-///   acts on) its own wallet: `IGNR`. In listing and summary filters the same
-///   parameter is refused (`F403`), as for a manager naming another team.
-/// - A manager's `merchant_id` outside its team is `F403` (the brief: "403
-///   for merchant_id filter of a merchant outside its team"), also for
+/// - `merchant_id` (SPEC §17): a merchant or api_user naming another
+///   merchant is refused with `F403` everywhere (never silently its own);
+///   a manager naming a merchant outside its team gets `N404`, also for
 ///   creations and the ledger; a record outside its team read by id is `N404`.
 /// - Users endpoints answer `N404` for users outside the caller's subtree and
 ///   `F403` to api_users, who may use none of them (SPEC §4 "who").
-/// - Profile routes act on the caller only; a `?user_id=` is ignored.
+/// - Profile routes act on the caller only and take no query parameters: a
+///   `?user_id=` naming another user is `B400` (SPEC §17) and changes nothing.
 /// - POST /payments/:id/status and /payouts/:id/status: `F403` to every
 ///   non-admin whatever the record (the role check comes first).
 /// - Webhook events (SPEC §4 "merchant, api_user, admin"): a manager is
@@ -191,31 +192,31 @@ use Probe::{All, ByMerchant, ByOrder, Plain};
 const MATRIX: &[Row] = &[
     //                                                 admin               manager             merchant            api_user
     //                                                 own   team  other   own   team  other   own   team  other   own   team  other
-    row(Route::Balance,              ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, F403], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
+    row(Route::Balance,              ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
     row(Route::Balance,              All,        [[DATA, DATA, DATA], [DATA, DATA, HIDE], [DATA, HIDE, HIDE], [DATA, HIDE, HIDE]]),
-    row(Route::PaymentsCreate,       Plain,      [[DATA, DATA, DATA], [DATA, DATA, F403], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
+    row(Route::PaymentsCreate,       Plain,      [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
     row(Route::PaymentsList,         All,        [[DATA, DATA, DATA], [DATA, DATA, HIDE], [DATA, HIDE, HIDE], [DATA, HIDE, HIDE]]),
-    row(Route::PaymentsList,         ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, F403], [DATA, F403, F403], [DATA, F403, F403]]),
-    row(Route::PaymentsList,         ByOrder,    [[DATA, DATA, DATA], [DATA, DATA, F403], [DATA, F403, F403], [DATA, HIDE, F403]]),
+    row(Route::PaymentsList,         ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
+    row(Route::PaymentsList,         ByOrder,    [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, HIDE, F403]]),
     row(Route::PaymentGet,           Plain,      [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, N404, N404], [DATA, N404, N404]]),
     row(Route::PaymentStatus,        Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
-    row(Route::PayoutsCreate,        Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
+    row(Route::PayoutsCreate,        Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [DATA, F403, F403], [DATA, F403, F403]]),
     row(Route::PayoutsList,          All,        [[DATA, DATA, DATA], [DATA, DATA, HIDE], [DATA, HIDE, HIDE], [DATA, HIDE, HIDE]]),
-    row(Route::PayoutsList,          ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, F403], [DATA, F403, F403], [DATA, F403, F403]]),
+    row(Route::PayoutsList,          ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
     row(Route::PayoutGet,            Plain,      [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, N404, N404], [DATA, N404, N404]]),
     row(Route::PayoutStatus,         Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
-    row(Route::ProfileGet,           Plain,      [[DATA, IGNR, IGNR], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
-    row(Route::ProfilePatch,         Plain,      [[DATA, IGNR, IGNR], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
-    row(Route::ProfileApiKey,        Plain,      [[DATA, IGNR, IGNR], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
-    row(Route::ProfileWebhookSecret, Plain,      [[F403, F403, F403], [F403, F403, F403], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
+    row(Route::ProfileGet,           Plain,      [[DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400]]),
+    row(Route::ProfilePatch,         Plain,      [[DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400]]),
+    row(Route::ProfileApiKey,        Plain,      [[DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400]]),
+    row(Route::ProfileWebhookSecret, Plain,      [[F403, B400, B400], [F403, B400, B400], [DATA, B400, B400], [DATA, B400, B400]]),
     row(Route::UsersList,            All,        [[DATA, DATA, DATA], [DATA, DATA, HIDE], [DATA, HIDE, HIDE], [F403, F403, F403]]),
     row(Route::UsersCreate,          Plain,      [[DATA, DATA, DATA], [DATA, DATA, F403], [DATA, F403, F403], [F403, F403, F403]]),
     row(Route::UserGet,              Plain,      [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, N404, N404], [F403, F403, F403]]),
     row(Route::UserPatch,            Plain,      [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, N404, N404], [F403, F403, F403]]),
     row(Route::UserApiKey,           Plain,      [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, N404, N404], [F403, F403, F403]]),
     row(Route::ReportSummary,        All,        [[DATA, DATA, DATA], [DATA, DATA, HIDE], [DATA, HIDE, HIDE], [DATA, HIDE, HIDE]]),
-    row(Route::ReportSummary,        ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, F403], [DATA, F403, F403], [DATA, F403, F403]]),
-    row(Route::ReportLedger,         ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, F403], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
+    row(Route::ReportSummary,        ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
+    row(Route::ReportLedger,         ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
     row(Route::LedgerAccounts,       ByMerchant, [[DATA, DATA, DATA], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
     row(Route::LedgerTransfers,      ByMerchant, [[DATA, DATA, DATA], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
     row(Route::WebhookEvents,        All,        [[DATA, DATA, DATA], [F403, F403, F403], [DATA, HIDE, HIDE], [DATA, HIDE, HIDE]]),
@@ -391,18 +392,19 @@ fn outcome(r: &Resp, want: Want, ok: u16) -> Result<(), String> {
     let fine = match want {
         Want::Forbidden => got == 403 && r.code() == "insufficient_permissions",
         Want::NotFound => got == 404 && r.code() == "not_found",
+        Want::Invalid => got == 400 && r.code() == "invalid_request",
         _ => got == ok && r.json["success"] == true,
     };
     ensure!(
         fine,
         "expected {want} ({}), got {got} {}",
         match want {
-            Want::Forbidden | Want::NotFound => "an error envelope".to_owned(),
+            Want::Forbidden | Want::NotFound | Want::Invalid => "an error envelope".to_owned(),
             _ => format!("HTTP {ok}"),
         },
         short(&r.text)
     );
-    if matches!(want, Want::Forbidden | Want::NotFound) {
+    if matches!(want, Want::Forbidden | Want::NotFound | Want::Invalid) {
         ensure!(
             r.json.get("data").is_none() && r.json["success"] == false,
             "a refusal carries data: {}",
@@ -1778,6 +1780,26 @@ async fn profile_cell(
     path: &str,
 ) -> Result<(), String> {
     let other = (target != caller).then_some(target);
+    if want == Want::Invalid {
+        let before = w.call(caller, Method::GET, "/api/v1/profile", None).await;
+        let target_before = w.admin_user(target).await;
+        let body = (route == Route::ProfilePatch).then(|| json!({ "name": "Changed" }));
+        let r = w.call(caller, method, path, body).await;
+        outcome(&r, want, 400)?;
+        let after = w.call(caller, Method::GET, "/api/v1/profile", None).await;
+        ensure!(
+            after.status == 200,
+            "the caller's key stopped working: {}",
+            after.text
+        );
+        ensure!(
+            after.data() == before.data(),
+            "the caller's profile changed"
+        );
+        let target_after = w.admin_user(target).await;
+        ensure!(target_after == target_before, "{target} changed");
+        return Ok(());
+    }
     match route {
         Route::ProfileGet => {
             let r = w.call(caller, method, path, None).await;

@@ -252,7 +252,6 @@ async fn invalid_request_for_bad_json_types_and_filters() {
         "status=processed",
         "from=yesterday",
         "to=2026-13-45T00:00:00.000Z",
-        "from=2026-04-05T06:00:00.000Z&to=2026-04-04T06:00:00.000Z",
         "min_amount=abc",
         "max_amount=-5",
         "min_amount=1.234",
@@ -517,11 +516,6 @@ async fn account_suspended_and_insufficient_permissions() {
             body["merchant_id"] = json!(a_id);
             body
         }),
-        (Method::POST, "/api/v1/payments".into(), &manager, {
-            let mut body = payin_body("MGR-B", json!(10));
-            body["merchant_id"] = json!(b_id);
-            body
-        }),
         (
             Method::POST,
             "/api/v1/profile/webhook-secret".into(),
@@ -536,20 +530,8 @@ async fn account_suspended_and_insufficient_permissions() {
         ),
         (
             Method::GET,
-            format!("/api/v1/balance?merchant_id={b_id}"),
-            &manager,
-            Value::Null,
-        ),
-        (
-            Method::GET,
             format!("/api/v1/payments?merchant_id={b_id}"),
             &a,
-            Value::Null,
-        ),
-        (
-            Method::GET,
-            format!("/api/v1/payouts?merchant_id={b_id}"),
-            &manager,
             Value::Null,
         ),
         (
@@ -560,15 +542,31 @@ async fn account_suspended_and_insufficient_permissions() {
         ),
         (
             Method::GET,
-            format!("/api/v1/reports/ledger?merchant_id={b_id}"),
-            &manager,
+            format!("/api/v1/balance?merchant_id={b_id}"),
+            &a,
             Value::Null,
         ),
+        (Method::POST, "/api/v1/payments".into(), &u, {
+            let mut body = payin_body("API-B", json!(10));
+            body["merchant_id"] = json!(b_id);
+            body
+        }),
     ];
     for (method, path, key, body) in &forbidden {
         let body = (!body.is_null()).then_some(body);
         let r = server.request(method.clone(), path, Some(key), body).await;
         assert_error(&r, 403, "insufficient_permissions");
+    }
+    // A manager naming a merchant outside its scope: not_found (SPEC §17).
+    let mut body = payin_body("MGR-B", json!(10));
+    body["merchant_id"] = json!(b_id);
+    let r = server.post("/api/v1/payments", &manager, body).await;
+    assert_error(&r, 404, "not_found");
+    for path in ["balance", "payouts", "reports/ledger"] {
+        let r = server
+            .get(&format!("/api/v1/{path}?merchant_id={b_id}"), &manager)
+            .await;
+        assert_error(&r, 404, "not_found");
     }
     assert_eq!(snapshot(&server, &a).await, before);
 
@@ -635,14 +633,20 @@ async fn not_found_and_method_not_allowed() {
     ] {
         assert_error(&server.get(path, &a).await, 404, "not_found");
     }
-    // An unknown route is that whoever asks, with or without a key.
+    // Under /api/v1 the key comes first (SPEC §17): without a valid one an
+    // unknown route or method is 401; elsewhere an unknown route is 404.
     for key in [None, Some("tjk_wrong")] {
         let r = server.request(Method::GET, "/api/v1/nope", key, None).await;
-        assert_error(&r, 404, "not_found");
+        assert_error(&r, 401, "invalid_api_key");
         let r = server
             .request(Method::DELETE, "/api/v1/payments", key, None)
             .await;
-        assert_error(&r, 405, "method_not_allowed");
+        assert_error(&r, 401, "invalid_api_key");
+        assert!(r.header("allow").is_none(), "no Allow without a key");
+        let r = server
+            .request(Method::GET, "/api/v2/balance", key, None)
+            .await;
+        assert_error(&r, 404, "not_found");
     }
     for path in ["/", "/nope", "/healthz/extra"] {
         let r = server.request(Method::GET, path, None, None).await;

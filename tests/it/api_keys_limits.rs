@@ -372,7 +372,7 @@ async fn rate_limit_headers_on_every_api_response() {
         ),
         (401, server.get("/api/v1/balance", "tjk_wrong").await),
         (
-            404,
+            401,
             server
                 .request(Method::GET, "/api/v1/nope", None, None)
                 .await,

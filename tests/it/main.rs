@@ -18,6 +18,7 @@ mod api_endpoints;
 mod api_errors;
 mod api_keys_limits;
 mod api_smoke;
+mod api_strict_input;
 mod loadtest_audit;
 mod openapi_routes;
 mod prometheus_dashboards;

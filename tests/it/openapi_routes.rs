@@ -5,7 +5,10 @@
 //! - `/api/v1` operations use the `X-API-KEY` scheme, the probes no security;
 //! - every error code it names is a `domain::Rejection` code documented under
 //!   the status `Rejection::status` gives it, every error response names its
-//!   codes, and every `Rejection` code is documented.
+//!   codes, and every `Rejection` code is documented (routing errors in
+//!   `info.x-routing-error-codes`);
+//! - each operation documents exactly the query parameters its route takes
+//!   (`Route::query_params`: the server refuses any other).
 //!
 //! The YAML is read by a small line scanner made for this file's layout
 //! (block mappings and sequences, flow lists on one line, block scalars), not
@@ -520,6 +523,16 @@ fn error_codes_are_the_rejections() {
         }
     }
 
+    // Routing errors belong to no operation: `info.x-routing-error-codes`.
+    for node in &nodes {
+        if node.at(&["info"]) && node.key.as_deref() == Some("x-routing-error-codes") {
+            for code in flow_list(&node.value, node.line) {
+                known(&code, node.line);
+                attached.insert(code);
+            }
+        }
+    }
+
     let unattached: Vec<_> = all
         .iter()
         .filter(|code| !attached.contains(**code))
@@ -528,6 +541,57 @@ fn error_codes_are_the_rejections() {
         unattached.is_empty(),
         "Rejection codes no response documents: {unattached:?}"
     );
+}
+
+#[test]
+fn documented_query_parameters_are_the_routes() {
+    let nodes = scan(&spec_text());
+    // components.parameters: name -> (`name`, `in`).
+    let mut components: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for node in &nodes {
+        let p = &node.parents;
+        if p.len() == 3 && p[0] == "components" && p[1] == "parameters" {
+            let entry = components.entry(p[2].clone()).or_default();
+            match node.key.as_deref() {
+                Some("name") => entry.0 = node.value.clone(),
+                Some("in") => entry.1 = node.value.clone(),
+                _ => {}
+            }
+        }
+    }
+    for r in Route::ALL {
+        let (method, template) = r.spec();
+        let method = method.as_str().to_lowercase();
+        let mut documented = Vec::new();
+        for node in &nodes {
+            if !node.at(&["paths", template, method.as_str(), "parameters"]) {
+                continue;
+            }
+            assert_eq!(
+                node.key.as_deref(),
+                Some("$ref"),
+                "line {}: {method} {template}: parameters are `- $ref: \"#/components/parameters/…\"`",
+                node.line
+            );
+            let name = node
+                .value
+                .strip_prefix("#/components/parameters/")
+                .unwrap_or_else(|| panic!("line {}: parameter $ref {}", node.line, node.value));
+            let (param, location) = components
+                .get(name)
+                .unwrap_or_else(|| panic!("line {}: no components.parameters.{name}", node.line));
+            if location == "query" {
+                documented.push(param.clone());
+            }
+        }
+        let mut expected: Vec<String> = r.query_params().iter().map(|p| (*p).to_owned()).collect();
+        documented.sort();
+        expected.sort();
+        assert_eq!(
+            documented, expected,
+            "{method} {template}: documented query parameters vs Route::query_params"
+        );
+    }
 }
 
 #[test]

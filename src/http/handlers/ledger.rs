@@ -52,8 +52,7 @@ impl Window {
 pub fn merchant_ledger(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let caller = &ctx.caller;
     let directory = &ctx.app.directory;
-    let merchant: UserId =
-        caller.acting_merchant(directory, ctx.query.get("merchant_id"), true)?;
+    let merchant: UserId = caller.acting_merchant(directory, ctx.query.get("merchant_id"), true)?;
     let window = Window::parse(ctx)?;
     let csv = match ctx.query.get("format") {
         None | Some("json") => false,
