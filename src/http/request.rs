@@ -8,9 +8,10 @@ use serde_json::{Map, Value};
 pub struct JsonBody(Map<String, Value>);
 
 impl JsonBody {
-    /// Parses `bytes`; an empty body is an empty object.
+    /// Parses `bytes`; an empty body (no bytes at all) is an empty object.
+    /// Anything else must be a JSON object: white space alone is not JSON.
     pub fn parse(bytes: &[u8]) -> Result<JsonBody, Rejection> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.is_empty() {
             return Ok(JsonBody(Map::new()));
         }
         match serde_json::from_slice::<Value>(bytes) {
@@ -323,7 +324,11 @@ mod tests {
             JsonBody::parse(b"[1]"),
             Err(Rejection::InvalidRequest(_))
         ));
-        assert!(JsonBody::parse(b"  ").is_ok());
+        assert!(JsonBody::parse(b"").is_ok());
+        assert!(matches!(
+            JsonBody::parse(b"  "),
+            Err(Rejection::InvalidRequest(_))
+        ));
     }
 
     #[test]
