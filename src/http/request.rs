@@ -259,8 +259,9 @@ impl Query {
     pub fn limit(&self) -> Result<usize, Rejection> {
         match self.get("limit") {
             None => Ok(50),
+            // Digits only: `usize::from_str` would also take a `+` sign.
             Some(v) => match v.parse::<usize>() {
-                Ok(n) if (1..=500).contains(&n) => Ok(n),
+                Ok(n) if (1..=500).contains(&n) && v.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
                 _ => Err(Rejection::InvalidRequest(
                     "limit must be from 1 to 500".into(),
                 )),
@@ -367,6 +368,8 @@ mod tests {
         assert!(Query::parse(Some("a=%zz")).is_err());
         assert!(Query::parse(Some("a=%")).is_err());
         assert!(Query::parse(Some("limit=501")).unwrap().limit().is_err());
+        assert!(Query::parse(Some("limit=%2B5")).unwrap().limit().is_err());
+        assert_eq!(Query::parse(Some("limit=005")).unwrap().limit(), Ok(5));
     }
 
     #[test]

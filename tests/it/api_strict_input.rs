@@ -140,6 +140,22 @@ async fn query_parameters_are_exactly_the_documented_ones() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // A ledger cursor is 1 to 19 digits (regression: schemathesis sent 50
+    // digits, which the schema allowed and the server refused).
+    for cursor in [
+        "%2B5",
+        "25021482454005745671129289535204819749619615019731",
+        "12345678901234567890",
+    ] {
+        let r = server
+            .get(&format!("/api/v1/reports/ledger?cursor={cursor}"), &a)
+            .await;
+        assert_error(&r, 400, "invalid_request");
+    }
+    let r = server
+        .get("/api/v1/reports/ledger?cursor=9999999999999999999", &a)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     let r = server
         .get("/api/v1/reports/ledger?format=csv&cursor=99", &a)
         .await;

@@ -65,9 +65,12 @@ pub fn merchant_ledger(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     // CSV still holds all of that range.
     let before = match ctx.query.get("cursor") {
         None => u64::MAX,
-        Some(c) => c
+        // A posting number: 1 to 19 digits (the documented pattern; no
+        // sign, which `u64::from_str` would take).
+        Some(c) if (1..=19).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) => c
             .parse::<u64>()
             .map_err(|_| Rejection::InvalidRequest("cursor is not valid".into()))?,
+        Some(_) => return Err(Rejection::InvalidRequest("cursor is not valid".into())),
     };
     let scan_max = if csv { CSV_SCAN_MAX } else { LIST_SCAN_MAX };
     let too_large = || {
