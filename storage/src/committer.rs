@@ -21,7 +21,7 @@
 //! recover: fjall recovers its journal, and `Store::open` applies our journal
 //! records after the indexer's last sequence.
 
-use crate::{journal, Durability, Overlay, Space, StorageError, StoreConfig, WriteSet};
+use crate::{journal, Durability, Space, StorageError, StoreConfig, WriteSet};
 use domain::metric_names as names;
 use fjall::{Database, Keyspace, PersistMode};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -175,11 +175,7 @@ impl Committer {
         guard.clone().ok_or(StorageError::Closed)
     }
 
-    pub(crate) async fn submit(
-        &self,
-        writes: WriteSet,
-        overlay: Option<&mut Overlay>,
-    ) -> Result<Ticket, StorageError> {
+    pub(crate) async fn submit(&self, writes: WriteSet) -> Result<Ticket, StorageError> {
         if !self.is_healthy() {
             return Err(StorageError::Poisoned);
         }
@@ -189,9 +185,6 @@ impl Committer {
         let seq = {
             let mut next = self.next_seq.lock().map_err(|_| StorageError::Poisoned)?;
             *next += 1;
-            if let Some(overlay) = overlay {
-                overlay.record(*next, &writes);
-            }
             permit.send(Request {
                 seq: *next,
                 writes,
@@ -477,8 +470,8 @@ pub(crate) fn apply_ops(
             Some(value) => {
                 if is_due {
                     due.delta += 1;
-                    if let Ok(ms) = crate::outbox::due_of_key(&key) {
-                        due.min_new_ms = due.min_new_ms.min(ms);
+                    if let Ok(id) = crate::outbox::DueId::from_key(&key) {
+                        due.min_new_ms = due.min_new_ms.min(id.due_unix_ms());
                     }
                 }
                 batch.insert(keyspace, key, value)

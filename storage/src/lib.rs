@@ -13,14 +13,14 @@ mod error;
 mod journal;
 pub mod keys;
 pub mod outbox;
-mod overlay;
 mod query;
 mod reads;
 mod writeset;
 
 pub use committer::{CommitStats, Ticket};
 pub use error::StorageError;
-pub use overlay::Overlay;
+pub use keys::UniqueKind;
+pub use outbox::{DueCursor, DueDelivery, DueId};
 pub use query::{Listing, Scope, Window};
 pub use reads::{IdempotencyRecord, Page, PendingItem, PendingKind};
 pub use writeset::{Listed, WriteSet};
@@ -305,17 +305,7 @@ impl Store {
     /// only while the commit queue is full; the returned ticket resolves
     /// when the writes are durable.
     pub async fn submit(&self, writes: WriteSet) -> Result<Ticket, StorageError> {
-        self.inner.committer.submit(writes, None).await
-    }
-
-    /// `submit` for a writer that reads its own in-flight writes: the
-    /// operations are remembered in `overlay` under the ticket's sequence.
-    pub async fn submit_tracked(
-        &self,
-        writes: WriteSet,
-        overlay: &mut Overlay,
-    ) -> Result<Ticket, StorageError> {
-        self.inner.committer.submit(writes, Some(overlay)).await
+        self.inner.committer.submit(writes).await
     }
 
     /// Writes and waits until durable: `submit` followed by the ticket.

@@ -5,9 +5,9 @@
 //! close (or a plain drop) and reopen, in every space, with overwrites and
 //! removes applied and nothing extra; concurrent `submit`s all resolve, get
 //! each sequence number exactly once, and share fsyncs (group commit) within
-//! `commit_batch_max`; pipelined writes to one key keep the last one; an
-//! `Overlay` shows a writer its submitted-but-unapplied writes and forgets
-//! them once applied; `applied_barrier` waits for earlier submits; the
+//! `commit_batch_max`; pipelined writes to one key keep the last one; a
+//! write is readable once `applied_seq` reaches its ticket (what writers
+//! that remember their unapplied writes rely on); `applied_barrier` waits for earlier submits; the
 //! `Pending` and `Index` scans honour their bounds, order, cursor and limits;
 //! and a closed store refuses writes instead of hanging, after making what
 //! was queued before `close` durable.
@@ -17,9 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 use storage::keys::{self, IndexTag};
-use storage::{
-    Durability, Overlay, PendingKind, Space, StorageError, Store, StoreConfig, Ticket, WriteSet,
-};
+use storage::{Durability, PendingKind, Space, StorageError, Store, StoreConfig, Ticket, WriteSet};
 
 /// Upper bound for anything awaited here: a hang is a failure, not a stall.
 const WAIT: Duration = Duration::from_secs(30);
@@ -383,92 +381,28 @@ fn big_write_set(tag: u8) -> WriteSet {
     writes
 }
 
-/// (c) the overlay's rules, driven by hand: the newest own write wins over
-/// the store (also a removal), and `prune` forgets exactly what is applied.
+/// (c) with the real committer: a write sits behind a big write set, so
+/// it is sometimes caught unapplied; whenever `applied_seq` has reached its
+/// ticket it is readable (a writer may then forget its own copy), and its
+/// ticket resolves only once it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlay_shadows_the_store_until_pruned() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let mut base = WriteSet::new();
-    base.put_raw(Space::Users, b"a".to_vec(), b"store-a".to_vec());
-    base.put_raw(Space::Users, b"c".to_vec(), b"store-c".to_vec());
-    store.commit(base).await.unwrap();
-
-    let mut overlay = Overlay::default();
-    let mut first = WriteSet::new();
-    first.put_raw(Space::Users, b"a".to_vec(), b"a1".to_vec());
-    first.put_raw(Space::Users, b"b".to_vec(), b"b1".to_vec());
-    overlay.record(10, &first);
-    let mut second = WriteSet::new();
-    second.put_raw(Space::Users, b"a".to_vec(), b"a2".to_vec());
-    second.remove(Space::Users, b"c".to_vec());
-    overlay.record(12, &second);
-
-    let get = |overlay: &Overlay, key: &[u8]| overlay.get(&store, Space::Users, key).unwrap();
-    assert_eq!(
-        get(&overlay, b"a"),
-        Some(b"a2".to_vec()),
-        "newest own write"
-    );
-    assert_eq!(get(&overlay, b"b"), Some(b"b1".to_vec()));
-    assert_eq!(get(&overlay, b"c"), None, "own removal hides the store");
-    assert_eq!(
-        overlay.get(&store, Space::Payments, b"a").unwrap(),
-        None,
-        "spaces are separate"
-    );
-    assert_eq!(overlay.len(), 3);
-
-    overlay.prune(9);
-    assert_eq!(overlay.len(), 3, "nothing applied yet");
-    overlay.prune(11);
-    assert_eq!(overlay.len(), 2, "b (seq 10) is forgotten");
-    assert_eq!(get(&overlay, b"b"), None, "b now reads from the store");
-    assert_eq!(
-        get(&overlay, b"a"),
-        Some(b"a2".to_vec()),
-        "a was rewritten at seq 12: kept"
-    );
-    overlay.prune(12);
-    assert!(overlay.is_empty());
-    assert_eq!(get(&overlay, b"a"), Some(b"store-a".to_vec()));
-    assert_eq!(get(&overlay, b"c"), Some(b"store-c".to_vec()));
-    store.close();
-}
-
-/// (c) with the real committer: a tracked write is visible through the
-/// overlay while the store has not applied it (it sits behind a big write
-/// set), `prune(applied_seq)` keeps it until then and drops it after.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlay_sees_submitted_writes_before_they_are_applied() {
+async fn a_write_is_readable_once_applied_seq_reaches_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let mut seen_unapplied = 0;
     for attempt in 0u8..5 {
         let big = store.submit(big_write_set(attempt)).await.unwrap();
-        let mut overlay = Overlay::default();
         let key = vec![b'k', attempt];
         let mut writes = WriteSet::new();
         writes.put_raw(Space::Payouts, key.clone(), vec![attempt; 32]);
-        let ticket = store.submit_tracked(writes, &mut overlay).await.unwrap();
+        let ticket = store.submit(writes).await.unwrap();
         assert!(ticket.seq() > big.seq());
 
-        // Order matters: applied first, then the reads.
+        // Order matters: applied first, then the read.
         let applied = store.applied_seq();
         let raw = store.get_raw(Space::Payouts, &key).unwrap();
-        assert_eq!(
-            overlay.get(&store, Space::Payouts, &key).unwrap(),
-            Some(vec![attempt; 32]),
-            "own submitted write is invisible to its writer"
-        );
-        overlay.prune(applied);
         if applied < ticket.seq() {
             seen_unapplied += 1;
-            assert_eq!(overlay.len(), 1, "pruned before it was applied");
-            assert_eq!(
-                overlay.get(&store, Space::Payouts, &key).unwrap(),
-                Some(vec![attempt; 32])
-            );
         } else {
             assert_eq!(raw, Some(vec![attempt; 32]), "applied but not readable");
         }
@@ -477,12 +411,10 @@ async fn overlay_sees_submitted_writes_before_they_are_applied() {
         within("ticket", ticket.durable()).await.unwrap();
         within("big ticket", big.durable()).await.unwrap();
         assert!(store.applied_seq() >= seq);
-        overlay.prune(store.applied_seq());
-        assert!(overlay.is_empty(), "applied write still in the overlay");
         assert_eq!(
-            overlay.get(&store, Space::Payouts, &key).unwrap(),
+            store.get_raw(Space::Payouts, &key).unwrap(),
             Some(vec![attempt; 32]),
-            "after pruning the write reads from the store"
+            "durable but not readable"
         );
     }
     assert!(
