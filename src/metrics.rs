@@ -332,10 +332,7 @@ fn describe() {
         Unit::Seconds,
         "time since the oldest pay-in or payout awaiting the rail was created"
     );
-    describe_gauge!(
-        m::RUNTIME_WORKERS,
-        "tokio runtime worker threads"
-    );
+    describe_gauge!(m::RUNTIME_WORKERS, "tokio runtime worker threads");
     describe_gauge!(
         m::RUNTIME_BUSY_RATIO,
         "share of the tokio workers' time spent busy since the previous sample (0-1)"
@@ -592,7 +589,9 @@ mod tests {
         for route in Route::ALL {
             let (_, template) = route.spec();
             assert!(
-                series.iter().any(|(r, _, s)| *r == template && s.starts_with('2')),
+                series
+                    .iter()
+                    .any(|(r, _, s)| *r == template && s.starts_with('2')),
                 "{template} has no success series"
             );
         }

@@ -77,8 +77,7 @@ impl SettlementStats {
     fn publish(&self, awaiting: &BTreeSet<[u8; 16]>) {
         let oldest = awaiting.first().map_or(0, created_ms);
         self.oldest_created_ms.store(oldest, Ordering::Relaxed);
-        self.pending
-            .store(awaiting.len() as u64, Ordering::Relaxed);
+        self.pending.store(awaiting.len() as u64, Ordering::Relaxed);
     }
 }
 
