@@ -21,7 +21,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let metrics = metrics::install().context("installing the metrics recorder")?;
+    let recorder = metrics::install().context("installing the metrics recorder")?;
     let store = storage::Store::open(&config.data_dir, config.store())
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let core = actors::Core::start(store.clone(), config.core())
@@ -36,6 +36,15 @@ pub async fn run(
         // Printed once, on the first start; only its hash is stored.
         println!("admin api key: {key}");
     }
+    let metrics = metrics::Exporter::new(
+        recorder,
+        metrics::Sources {
+            store: store.clone(),
+            wallets: core.wallets().clone(),
+            settlements: core.settlements(),
+            data_dir: config.data_dir.clone(),
+        },
+    );
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "tijori is serving");

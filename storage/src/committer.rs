@@ -231,6 +231,20 @@ impl Committer {
         &self.stats
     }
 
+    /// Write sets queued for the committer (reserved or sent, not yet taken
+    /// into a round) and the queue's bound; (0, 0) once closed.
+    pub(crate) fn queue_depth(&self) -> (usize, usize) {
+        let Ok(guard) = self.tx.lock() else {
+            return (0, 0);
+        };
+        guard.as_ref().map_or((0, 0), |tx| {
+            (
+                tx.max_capacity().saturating_sub(tx.capacity()),
+                tx.max_capacity(),
+            )
+        })
+    }
+
     pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
     }

@@ -363,6 +363,12 @@ impl Store {
         self.inner.committer.stats()
     }
 
+    /// Write sets waiting for the committer, and the most that may wait
+    /// (`commit_queue_depth`): its saturation, read from the channel.
+    pub fn commit_queue(&self) -> (usize, usize) {
+        self.inner.committer.queue_depth()
+    }
+
     /// False once a commit or fsync has failed: the database is poisoned
     /// and the process must restart to recover from the journal.
     pub fn is_healthy(&self) -> bool {
