@@ -7,11 +7,14 @@
 # Needs wrk (apt-get install wrk) and a release build.
 # Usage: benches/startup/run.sh [--server-bin PATH] [--payins N]
 #          [--fill-durability sync|buffered] [--fill-timeout-secs S]
-#          [--rounds K]
+#          [--rounds K] [--fill-bin PATH]
 # --fill-durability buffered stores the history faster (no fsync per
 # commit round; kill -9 loses nothing the OS holds) for large N, e.g.
 # --payins 10000000; the killed burst and the restart always run with the
-# default `sync` durability. --rounds K repeats the killed burst and the
+# default `sync` durability. --fill-bin PATH (the `fill-history` example
+# of tijori-benches, built with `cargo build --release -p tijori-benches
+# --example fill-history`) stores the history in-process instead of over
+# HTTP: the same wallet commands, several times faster. --rounds K repeats the killed burst and the
 # timed restart K times on the same store (the machine is shared and noisy:
 # report the median).
 set -euo pipefail
@@ -22,6 +25,7 @@ payins=200000
 fill_durability=sync
 fill_timeout=900
 rounds=1
+fill_bin=
 while [ $# -gt 0 ]; do
   case "$1" in
     --server-bin) bin=$2; shift 2 ;;
@@ -29,6 +33,7 @@ while [ $# -gt 0 ]; do
     --fill-durability) fill_durability=$2; shift 2 ;;
     --fill-timeout-secs) fill_timeout=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
+    --fill-bin) fill_bin=$2; shift 2 ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -59,23 +64,32 @@ while time.monotonic() - t0 < 120:
 print("timeout")
 PY
 }
-start "$fill_durability"
-first=$(ready_ms)
-merchant_keys $port "$admin" 64 "$dir/keys.txt"
-deadline=$((SECONDS + fill_timeout))
-while [ "$(metric $port tijori_payins_created_total)" -lt "$payins" ] && [ $SECONDS -lt $deadline ]; do
-  TIJORI_KEYS="$dir/keys.txt" wrk -t2 -c64 -d5s -s benches/wrk/payments.lua http://127.0.0.1:$port >/dev/null
-done
-stored=$(metric $port tijori_payins_created_total)
-if [ "$fill_durability" != sync ]; then
-  # The history is in; the kill happens under durable (sync) load.
-  kill -9 "$pid"
-  wait "$pid" 2>/dev/null || true
+if [ -n "$fill_bin" ]; then
+  "$fill_bin" --data-dir "$dir/data" --admin-key "$admin" --payins "$payins" >&2
   start
+  first=n/a
   ready_ms >/dev/null
+  merchant_keys $port "$admin" 64 "$dir/keys.txt"
+  stored=$payins
+else
+  start "$fill_durability"
+  first=$(ready_ms)
+  merchant_keys $port "$admin" 64 "$dir/keys.txt"
+  deadline=$((SECONDS + fill_timeout))
+  while [ "$(metric $port tijori_payins_created_total)" -lt "$payins" ] && [ $SECONDS -lt $deadline ]; do
+    TIJORI_KEYS="$dir/keys.txt" wrk -t2 -c64 -d5s -s benches/wrk/payments.lua http://127.0.0.1:$port >/dev/null
+  done
+  stored=$(metric $port tijori_payins_created_total)
+  if [ "$fill_durability" != sync ]; then
+    # The history is in; the kill happens under durable (sync) load.
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null || true
+    start
+    ready_ms >/dev/null
+  fi
 fi
 # A second burst, killed in its middle, then the timed restart.
-echo "empty store: ready in ${first} ms"
+[ "$first" = n/a ] || echo "empty store: ready in ${first} ms"
 for round in $(seq 1 "$rounds"); do
   TIJORI_KEYS="$dir/keys.txt" wrk -t2 -c64 -d6s -s benches/wrk/payments.lua http://127.0.0.1:$port >/dev/null &
   wrk_pid=$!
