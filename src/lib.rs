@@ -26,8 +26,10 @@ pub async fn run(
     let store = storage::Store::open(&config.data_dir, config.store()).map_err(|e| match e {
         // Says it all, naming the dir.
         storage::StorageError::Locked(_) => anyhow::Error::new(e),
-        e => anyhow::Error::new(e)
-            .context(format!("opening the store in {}", config.data_dir.display())),
+        e => anyhow::Error::new(e).context(format!(
+            "opening the store in {}",
+            config.data_dir.display()
+        )),
     })?;
     let core = actors::Core::start(store.clone(), config.core())
         .await
