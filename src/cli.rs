@@ -12,6 +12,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+#[cfg(test)]
+use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -146,4 +148,58 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cause = next;
     }
     cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn no_subcommand_serves_with_every_server_flag() {
+        let cli = Cli::try_parse_from([
+            "tijori",
+            "--listen",
+            "127.0.0.1:0",
+            "--durability",
+            "buffered",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(cli.serve.durability, crate::config::DurabilityArg::Buffered);
+        let plain = Cli::try_parse_from(["tijori"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(plain.command.is_none());
+        assert_eq!(plain.serve.data_dir, PathBuf::from("./tijori-data"));
+    }
+
+    #[test]
+    fn backup_and_restore_take_their_own_arguments() {
+        let cli = Cli::try_parse_from([
+            "tijori",
+            "backup",
+            "--to",
+            "/b",
+            "--server",
+            "http://127.0.0.1:9",
+            "--admin-key",
+            "k",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        match cli.command {
+            Some(Command::Backup(a)) => {
+                assert_eq!(a.to, PathBuf::from("/b"));
+                assert_eq!(a.server, "http://127.0.0.1:9");
+                assert_eq!(a.admin_key, "k");
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["tijori", "restore", "--from", "/b", "--data-dir", "/d"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Restore(RestoreArgs { ref from, ref data_dir }))
+                if from == Path::new("/b") && data_dir == Path::new("/d")
+        ));
+    }
 }
