@@ -12,8 +12,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-#[cfg(test)]
-use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1122,7 +1122,7 @@ async fn backups_and_restores_refuse_what_they_cannot_do_safely() {
         matches!(err, BackupError::Invalid(_)) && err.to_string().contains("payments"),
         "{err}"
     );
-    wrong.rows.get_mut("payments").map(|n| *n -= 1);
+    *wrong.rows.get_mut("payments").unwrap() -= 1;
     wrong.store_format += 1;
     std::fs::write(&manifest_path, serde_json::to_vec(&wrong).unwrap()).unwrap();
     let err = restore(&good, &backups.path().join("r2")).unwrap_err();
