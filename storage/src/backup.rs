@@ -157,6 +157,7 @@ impl Store {
             return Err(BackupError::Busy);
         }
         let _running = Running(&self.inner.backup_running);
+        self.open_for_backup()?;
         prepare_target(to, Some(&self.inner.dir))?;
         let (snapshot, sequence, write_pause) = self
             .inner
@@ -181,10 +182,12 @@ impl Store {
                 if batched >= COPY_BATCH_BYTES {
                     std::mem::replace(&mut batch, target.batch()).commit()?;
                     batched = 0;
+                    self.open_for_backup()?;
                     within_limits(to, &limits, started, bytes)?;
                 }
             }
             batch.commit()?;
+            self.open_for_backup()?;
             within_limits(to, &limits, started, bytes)?;
             rows.insert(space.name().to_owned(), count);
         }
@@ -211,6 +214,17 @@ impl Store {
             duration: started.elapsed(),
             write_pause,
         })
+    }
+}
+
+impl Store {
+    /// A backup stops once the store is closing: shutdown does not wait
+    /// for it (the target is left without a manifest).
+    fn open_for_backup(&self) -> Result<(), BackupError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(BackupError::Storage(StorageError::Closed));
+        }
+        Ok(())
     }
 }
 

@@ -175,6 +175,9 @@ struct Inner {
     dir: std::path::PathBuf,
     /// A backup is running (`backup.rs`): one at a time.
     backup_running: std::sync::atomic::AtomicBool,
+    /// `close` was called: a running backup stops (shutdown must not wait
+    /// for it) and no new one starts.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The version of the on-disk layout this build reads and writes. A data
@@ -306,6 +309,7 @@ impl Store {
                 committer,
                 dir: dir.to_path_buf(),
                 backup_running: std::sync::atomic::AtomicBool::new(false),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -394,6 +398,9 @@ impl Store {
 
     /// Stops the committer after it has made everything queued durable.
     pub fn close(&self) {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
         self.inner.committer.close();
         // A final sync so that nothing buffered is left behind on exit.
         let _ = self.inner.db.persist(fjall::PersistMode::SyncData);

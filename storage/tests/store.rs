@@ -1136,5 +1136,14 @@ async fn backups_and_restores_refuse_what_they_cannot_do_safely() {
         .expect("a second open of a dir in use fails");
     assert!(matches!(err, StorageError::Locked(_)), "{err:?}");
     assert!(err.to_string().contains("another Tijori process"), "{err}");
+
+    // A closing store starts no backup (a running one stops the same way).
     store.close();
+    let closed = backups.path().join("closed");
+    let err = store.backup(&closed, limits()).unwrap_err();
+    assert!(
+        matches!(err, BackupError::Storage(StorageError::Closed)),
+        "{err:?}"
+    );
+    assert!(!closed.join(MANIFEST_FILE).exists());
 }
