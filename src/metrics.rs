@@ -104,7 +104,8 @@ fn success_status(route: Route) -> &'static str {
         | Route::ReportLedger
         | Route::LedgerAccounts
         | Route::LedgerTransfers
-        | Route::WebhookEvents => "200",
+        | Route::WebhookEvents
+        | Route::AdminBackup => "200",
     }
 }
 

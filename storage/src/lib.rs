@@ -7,6 +7,7 @@
 //!
 //! Opening never scans records: start-up cost does not grow with history.
 
+pub mod backup;
 mod codec;
 mod committer;
 mod error;
@@ -170,6 +171,13 @@ struct Inner {
     db: Database,
     spaces: Vec<Keyspace>,
     committer: committer::Committer,
+    /// The data dir, as given to `open`.
+    dir: std::path::PathBuf,
+    /// A backup is running (`backup.rs`): one at a time.
+    backup_running: std::sync::atomic::AtomicBool,
+    /// `close` was called: a running backup stops (shutdown must not wait
+    /// for it) and no new one starts.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The version of the on-disk layout this build reads and writes. A data
@@ -270,10 +278,16 @@ impl Store {
         // at open: keeping it at fjall's smallest bound (it flushes memtables
         // to make room) bounds the start-up after a crash, whatever the
         // history (512 MiB by default took seconds to replay here).
+        // fjall takes an exclusive lock on a file in the dir for as long as
+        // the database is open: a second process on the same dir fails here.
         let db = Database::builder(dir)
             .manual_journal_persist(true)
             .max_journaling_size(FJALL_JOURNAL_MAX_BYTES)
-            .open()?;
+            .open()
+            .map_err(|e| match e {
+                fjall::Error::Locked => StorageError::Locked(dir.display().to_string()),
+                other => other.into(),
+            })?;
         let spaces = Space::ALL
             .iter()
             .map(|s| db.keyspace(s.name(), KeyspaceCreateOptions::default))
@@ -293,6 +307,9 @@ impl Store {
                 db,
                 spaces,
                 committer,
+                dir: dir.to_path_buf(),
+                backup_running: std::sync::atomic::AtomicBool::new(false),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -377,6 +394,9 @@ impl Store {
 
     /// Stops the committer after it has made everything queued durable.
     pub fn close(&self) {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
         self.inner.committer.close();
         // A final sync so that nothing buffered is left behind on exit.
         let _ = self.inner.db.persist(fjall::PersistMode::SyncData);

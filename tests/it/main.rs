@@ -20,5 +20,6 @@ mod api_keys_limits;
 mod api_smoke;
 mod loadtest_audit;
 mod openapi_routes;
+mod ops;
 mod prometheus_dashboards;
 mod webhooks;

@@ -362,6 +362,7 @@ fn variant(r: &Rejection) -> usize {
         Rejection::InvalidStatusTransition { .. } => 14,
         Rejection::ServiceUnavailable => 15,
         Rejection::DatabaseError => 16,
+        Rejection::BackupInProgress => 17,
     }
 }
 
@@ -390,6 +391,7 @@ fn every_rejection() -> BTreeMap<&'static str, u16> {
         },
         Rejection::ServiceUnavailable,
         Rejection::DatabaseError,
+        Rejection::BackupInProgress,
     ];
     let mut variants: Vec<usize> = all.iter().map(variant).collect();
     variants.sort_unstable();
