@@ -331,11 +331,11 @@ pub fn page(
 <div class="charts">
 <div class="chart wide" id="c-latency"></div>
 <div class="chart wide" id="c-rate"></div>
+<div class="chart" id="c-errors"></div>
+<div class="chart" id="c-ops"></div>
 <div class="chart" id="c-spectrum"></div>
 <div class="chart" id="c-histogram"></div>
-<div class="chart" id="c-ops"></div>
-<div class="chart" id="c-errors"></div>
-<div class="chart" id="c-webhooks"></div>
+<div class="chart wide" id="c-webhooks"></div>
 </div>
 <noscript><p>The charts need JavaScript (inline, no network); the numbers are below.</p></noscript>
 <h2>Per operation (measured window)</h2>
@@ -372,10 +372,10 @@ code{font-size:12px}
 .tile.good{border-left-color:#2e9e44}.tile.good .value{color:#1e7a31}
 .tile.bad{border-left-color:#d62728}.tile.bad .value{color:#b71c1c}
 .tile.warn{border-left-color:#e69500}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(520px,100%),1fr));gap:12px}
 .chart{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:10px 12px;min-width:0}
 .chart.wide{grid-column:1/-1}
-.chart svg{display:block}
+.chart svg{display:block;max-width:100%;height:auto}
 .chart .note{font-size:12px;color:#5a6472;margin:4px 0 0}
 .legend{display:flex;flex-wrap:wrap;gap:2px 12px;font-size:12px;margin:2px 0 4px}
 .legend i{display:inline-block;width:14px;height:3px;margin-right:4px;vertical-align:middle}
@@ -395,9 +395,10 @@ const SCRIPT: &str = r##"
 const D = JSON.parse(document.getElementById("report-data").textContent);
 const NS = "http://www.w3.org/2000/svg";
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
+function trim(text) { return text.indexOf(".") < 0 ? text : text.replace(/\.?0+$/, ""); }
 function fmtUs(us) {
-  if (us >= 1e6) return (us / 1e6).toFixed(us >= 1e7 ? 1 : 2) + " s";
-  if (us >= 1e3) return (us / 1e3).toFixed(us >= 1e4 ? 1 : 2) + " ms";
+  if (us >= 1e6) return trim((us / 1e6).toFixed(us >= 1e7 ? 1 : 2)) + " s";
+  if (us >= 1e3) return trim((us / 1e3).toFixed(us >= 1e4 ? 1 : 2)) + " ms";
   return Math.round(us) + " µs";
 }
 function fmtMs(ms) { return fmtUs(ms * 1000); }
@@ -459,7 +460,7 @@ function plot(box, c) {
   }
   box.appendChild(legend);
   const W = Math.max(240, box.clientWidth - 24);
-  const H = Math.round(Math.min(300, Math.max(190, W * 0.4)));
+  const H = c.empty ? 90 : Math.round(Math.min(300, Math.max(190, W * 0.4)));
   const svg = el("svg", {width: W, height: H, viewBox: "0 0 " + W + " " + H, "font-size": 11, "font-family": "system-ui,sans-serif"}, box);
   if (c.note) {
     const p = document.createElement("p");
@@ -518,7 +519,8 @@ function plot(box, c) {
     const xx = X(v);
     if (xx < m.l - 0.5 || xx > m.l + pw + 0.5) continue;
     el("line", {x1: xx, x2: xx, y1: m.t, y2: m.t + ph, stroke: "#f0f2f4"}, svg);
-    const t = el("text", {x: xx, y: m.t + ph + 15, "text-anchor": "middle", fill: "#444"}, svg);
+    const anchor = xx > m.l + pw - 24 ? "end" : "middle";
+    const t = el("text", {x: xx, y: m.t + ph + 15, "text-anchor": anchor, fill: "#444"}, svg);
     t.textContent = label !== undefined ? label : (c.x.fmt || fmtN)(v);
   }
   if (c.x.label) {
@@ -601,11 +603,14 @@ function drawRate(box) {
 }
 function drawErrors(box) {
   const layers = T.errors;
+  let after = 0;
+  for (const l of layers) l.counts.forEach((n, i) => { if (T.span[i] < 1) after += n; });
   const colors = {};
   layers.forEach((l, i) => { colors[l.code] = PALETTE[(i + 1) % PALETTE.length]; });
   const bars = stacked(layers, (l) => colors[l.code]);
   plot(box, {title: "Errors per second by code (by arrival second)", x: {min: 0, max: Math.max(1, whole), fmt: (v) => v + " s", label: "second of the run"},
     y: {log: false}, bars: bars, legend: layers.map((l) => ({label: l.code, color: colors[l.code], box: true})), band: band,
+    note: after ? "Not drawn: " + after + " errors that arrived in the last, partial second or after the load stopped." : null,
     empty: layers.length ? (bars.length ? null : "errors only in the partial last second or after the load") : "no errors"});
 }
 function drawSpectrum(box) {
@@ -644,8 +649,13 @@ const CHARTS = [["c-latency", drawLatency], ["c-rate", drawRate], ["c-spectrum",
   ["c-ops", drawOps], ["c-errors", drawErrors], ["c-webhooks", drawWebhooks]];
 function drawAll() { for (const [id, f] of CHARTS) { const box = document.getElementById(id); if (box) f(box); } }
 drawAll();
-let pending = null;
-window.addEventListener("resize", () => { clearTimeout(pending); pending = setTimeout(drawAll, 120); });
+// Redraw when the page width changes (not on the height changes a redraw makes).
+let drawnWidth = document.body.clientWidth, pending = null;
+new ResizeObserver(() => {
+  if (document.body.clientWidth === drawnWidth) return;
+  clearTimeout(pending);
+  pending = setTimeout(() => { drawnWidth = document.body.clientWidth; drawAll(); }, 100);
+}).observe(document.body);
 "##;
 
 #[cfg(test)]
