@@ -485,12 +485,19 @@ function plot(box, c) {
   if (ymax <= 0) ymax = 1;
   let ylo, yhi, ty, yt;
   if (c.y.log) {
+    // From the decade below the smallest value to a little above the
+    // largest; ticks at 1, 2, 5 × 10^n (only 1 × 10^n over many decades).
     ylo = Math.floor(Math.log10(Math.min(ymin, ymax)));
-    yhi = Math.ceil(Math.log10(ymax) + 1e-9);
-    if (yhi <= ylo) yhi = ylo + 1;
+    yhi = Math.max(ylo + 1, Math.log10(ymax) + 0.08);
     ty = (v) => Math.log10(Math.max(v, Math.pow(10, ylo)));
     yt = [];
-    for (let d = ylo; d <= yhi; d++) yt.push(Math.pow(10, d));
+    const steps = yhi - ylo > 4 || ph < 150 ? [1] : [1, 2, 5];
+    for (let d = ylo; d <= Math.ceil(yhi); d++) {
+      for (const k of steps) {
+        const v = k * Math.pow(10, d);
+        if (Math.log10(v) <= yhi + 1e-9) yt.push(v);
+      }
+    }
   } else {
     const step = niceStep(ymax * 1.05, Math.max(2, Math.floor(ph / 45)));
     ylo = 0;
@@ -586,8 +593,11 @@ function stacked(layers, colorOf) {
 function tailNote() {
   let after = 0;
   T.completed.forEach((n, i) => { if (T.span[i] < 1) after += n; });
-  const part = N > whole && T.span[whole] > 0 ? " the last, partial second (" + T.span[whole].toFixed(2) + " s of load) and" : "";
-  return after ? "Not drawn:" + part + " the " + after + " answers that arrived in it or after the load stopped (still counted in the totals)." : null;
+  if (!after) return null;
+  const partial = N > whole && T.span[whole] > 0;
+  return "Not drawn: the " + after + " answers that arrived " +
+    (partial ? "in the last, partial second (" + T.span[whole].toFixed(2) + " s of load) or " : "") +
+    "after the load stopped (still counted in the totals).";
 }
 function drawRate(box) {
   const bars = stacked(T.statuses, (l) => statusColor(l.code));
