@@ -131,6 +131,14 @@ pub struct Config {
     )]
     pub ledger_audit_interval_ms: u64,
 
+    /// Longest an online backup may run (it holds a snapshot meanwhile).
+    #[arg(long, env = "TIJORI_BACKUP_MAX_SECS", default_value_t = 3_600)]
+    pub backup_max_secs: u64,
+
+    /// Most data an online backup may copy (keys and values), in MiB.
+    #[arg(long, env = "TIJORI_BACKUP_MAX_MIB", default_value_t = 262_144)]
+    pub backup_max_mib: u64,
+
     /// Time allowed to drain in-flight requests on shutdown.
     #[arg(long, env = "TIJORI_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,

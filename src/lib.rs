@@ -2,6 +2,7 @@
 //! wires storage, the money core and HTTP together and shuts them down in
 //! order.
 
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod metrics;
@@ -21,9 +22,15 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let metrics = metrics::install().context("installing the metrics recorder")?;
-    let store = storage::Store::open(&config.data_dir, config.store())
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let recorder = metrics::install().context("installing the metrics recorder")?;
+    let store = storage::Store::open(&config.data_dir, config.store()).map_err(|e| match e {
+        // Says it all, naming the dir.
+        storage::StorageError::Locked(_) => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(format!(
+            "opening the store in {}",
+            config.data_dir.display()
+        )),
+    })?;
     let core = actors::Core::start(store.clone(), config.core())
         .await
         .context("starting the money core")?;
@@ -33,9 +40,23 @@ pub async fn run(
         .await
         .map_err(|r| anyhow::anyhow!("{r}"))?
     {
-        // Printed once, on the first start; only its hash is stored.
-        println!("admin api key: {key}");
+        // Printed once, on the first start; only its hash is stored. A key
+        // the operator chose is never echoed (terminals and logs keep it).
+        if config.admin_key.is_some() {
+            println!("admin user created with the key given by --admin-key");
+        } else {
+            println!("admin api key: {key}");
+        }
     }
+    let metrics = metrics::Exporter::new(
+        recorder,
+        metrics::Sources {
+            store: store.clone(),
+            wallets: core.wallets().clone(),
+            settlements: core.settlements(),
+            data_dir: config.data_dir.clone(),
+        },
+    );
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "tijori is serving");

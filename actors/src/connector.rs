@@ -11,13 +11,20 @@
 //! found already settled; the rows settled between two polls are deleted
 //! together, in one write. A settlement that failed for a passing reason
 //! (a busy wallet, a record not yet visible) is retried from memory.
+//!
+//! It also keeps the set of transactions awaiting the rail (queued, being
+//! settled, or to retry), ordered by creation time (their ids are
+//! UUIDv7), and publishes its size and oldest creation time in
+//! `SettlementStats` after every message: the pending-settlement gauges
+//! come from there, never from a scan.
 
 use crate::{CoreConfig, WalletHandle};
 use domain::{PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection, Timestamp};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{PendingItem, PendingKind, Store, WriteSet};
@@ -41,6 +48,44 @@ pub(crate) struct ConnectorArgs {
     pub store: Store,
     pub wallets: WalletHandle,
     pub config: Arc<CoreConfig>,
+    pub stats: Arc<SettlementStats>,
+}
+
+/// Transactions awaiting the rail, as the connector last published them.
+#[derive(Debug, Default)]
+pub struct SettlementStats {
+    pending: AtomicU64,
+    /// Creation time (unix ms) of the oldest pending one; 0 when none.
+    oldest_created_ms: AtomicI64,
+}
+
+impl SettlementStats {
+    /// How many pay-ins and payouts await the rail.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// How long the oldest of them has waited since it was created, at
+    /// `now_ms`; 0 when none waits.
+    pub fn oldest_age_ms(&self, now_ms: i64) -> i64 {
+        match self.oldest_created_ms.load(Ordering::Relaxed) {
+            0 => 0,
+            created => now_ms.saturating_sub(created).max(0),
+        }
+    }
+
+    fn publish(&self, awaiting: &BTreeSet<[u8; 16]>) {
+        let oldest = awaiting.first().map_or(0, created_ms);
+        self.oldest_created_ms.store(oldest, Ordering::Relaxed);
+        self.pending.store(awaiting.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The creation time of a UUIDv7 record id: its first 48 bits, unix ms.
+fn created_ms(id: &[u8; 16]) -> i64 {
+    let mut ms = [0u8; 8];
+    ms[2..].copy_from_slice(&id[..6]);
+    i64::from_be_bytes(ms)
 }
 
 pub(crate) struct ConnectorState {
@@ -52,6 +97,9 @@ pub(crate) struct ConnectorState {
     retry: Vec<PendingItem>,
     /// Rows whose settlement is done, deleted at the next poll.
     done: Vec<Vec<u8>>,
+    /// Record ids of every transaction awaiting the rail (in `queue`,
+    /// `in_flight` or `retry`); byte order is creation order.
+    awaiting: BTreeSet<[u8; 16]>,
     timer: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -125,12 +173,10 @@ impl Actor for Connector {
         args: ConnectorArgs,
     ) -> Result<ConnectorState, ActorProcessingErr> {
         // The one read of the Pending space: what a restart left pending.
-        let queue = args
-            .store
-            .due_pending(i64::MAX, usize::MAX)?
-            .into_iter()
-            .map(|item| Reverse(Due(item)))
-            .collect();
+        let items = args.store.due_pending(i64::MAX, usize::MAX)?;
+        let awaiting: BTreeSet<[u8; 16]> = items.iter().map(|item| item.record).collect();
+        args.stats.publish(&awaiting);
+        let queue = items.into_iter().map(|item| Reverse(Due(item))).collect();
         let period = Duration::from_millis(args.config.connector_poll_ms.max(1));
         let timer = Some(me.send_interval(period, || ConnectorMsg::Poll));
         Ok(ConnectorState {
@@ -139,6 +185,7 @@ impl Actor for Connector {
             queue,
             retry: Vec::new(),
             done: Vec::new(),
+            awaiting,
             timer,
         })
     }
@@ -164,12 +211,19 @@ impl Actor for Connector {
             ConnectorMsg::Done(item, finished) => {
                 state.in_flight.remove(&item.key);
                 if finished {
+                    state.awaiting.remove(&item.record);
+                    state.args.stats.publish(&state.awaiting);
                     state.done.push(item.key);
                 } else {
                     state.retry.push(item);
                 }
             }
-            ConnectorMsg::Due(item) => state.queue.push(Reverse(Due(item))),
+            ConnectorMsg::Due(item) => {
+                if state.awaiting.insert(item.record) {
+                    state.args.stats.publish(&state.awaiting);
+                }
+                state.queue.push(Reverse(Due(item)));
+            }
             ConnectorMsg::Poll => state.poll(&me).await,
         }
         Ok(())
@@ -261,6 +315,30 @@ async fn settle(wallets: &WalletHandle, item: &PendingItem) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_settlements_are_counted_and_aged_by_creation_time() {
+        let stats = SettlementStats::default();
+        let mut awaiting = BTreeSet::new();
+        stats.publish(&awaiting);
+        assert_eq!((stats.pending(), stats.oldest_age_ms(1_000)), (0, 0));
+        let older = PaymentId::new();
+        std::thread::sleep(Duration::from_millis(3));
+        let newer = PayoutId::new();
+        assert_eq!(created_ms(older.as_bytes()), older.unix_ms() as i64);
+        awaiting.insert(*newer.as_bytes());
+        awaiting.insert(*older.as_bytes());
+        stats.publish(&awaiting);
+        let now = newer.unix_ms() as i64 + 10_000;
+        assert_eq!(stats.pending(), 2);
+        assert_eq!(stats.oldest_age_ms(now), now - older.unix_ms() as i64);
+        awaiting.remove(older.as_bytes());
+        stats.publish(&awaiting);
+        assert_eq!(stats.pending(), 1);
+        assert_eq!(stats.oldest_age_ms(now), 10_000);
+        // A clock that went back shows 0, not a negative age.
+        assert_eq!(stats.oldest_age_ms(0), 0);
+    }
 
     #[test]
     fn magic_values_decide() {

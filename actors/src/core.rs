@@ -4,10 +4,11 @@
 //! the store ready to close.
 
 use crate::audit::{AuditStatus, Auditor};
-use crate::connector::{Connector, ConnectorArgs, ConnectorMsg};
+use crate::connector::{Connector, ConnectorArgs, ConnectorMsg, SettlementStats};
 use crate::registry::{Registry, Supervisor, SupervisorMsg};
 use crate::webhook::{Clock, DispatcherArgs, HttpTransport, WebhookHandle, WebhookStats};
 use crate::{CoreConfig, Directory, WalletHandle};
+use domain::metric_names as names;
 use ractor::{Actor, ActorRef};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub struct Core {
     connector: ActorRef<ConnectorMsg>,
     audit: Arc<AuditStatus>,
     audit_task: Option<tokio::task::JoinHandle<()>>,
+    settlements: Arc<SettlementStats>,
 }
 
 impl Core {
@@ -58,13 +60,24 @@ impl Core {
         let _ = wallets_registry.dispatcher.set(webhooks.actor());
         let auditor = Auditor::new(store.clone(), directory.clone());
         let audit = auditor.status();
-        let audit_task = (config.ledger_audit_interval_ms > 0).then(|| {
+        let audit_enabled = config.ledger_audit_interval_ms > 0;
+        metrics::gauge!(names::LEDGER_AUDIT_ENABLED).set(if audit_enabled { 1.0 } else { 0.0 });
+        metrics::gauge!(names::LEDGER_AUDIT_INTERVAL)
+            .set(config.ledger_audit_interval_ms as f64 / 1_000.0);
+        if audit_enabled {
+            // Until the first run finishes: "never", so a stuck first run
+            // shows as stale. A disabled audit exports no verdict at all.
+            metrics::gauge!(names::LEDGER_AUDIT_LAST_RUN).set(0.0);
+        }
+        let audit_task = audit_enabled.then(|| {
             tokio::spawn(auditor.run(Duration::from_millis(config.ledger_audit_interval_ms)))
         });
+        let settlements = Arc::new(SettlementStats::default());
         let args = ConnectorArgs {
             store: store.clone(),
             wallets: wallets.clone(),
             config,
+            stats: settlements.clone(),
         };
         let (connector, _join) = Actor::spawn(None, Connector, args).await?;
         let _ = wallets_registry.connector.set(connector.clone());
@@ -77,6 +90,7 @@ impl Core {
             connector,
             audit,
             audit_task,
+            settlements,
         })
     }
 
@@ -95,6 +109,11 @@ impl Core {
     /// The live ledger check's latest verdict.
     pub fn audit(&self) -> &AuditStatus {
         &self.audit
+    }
+
+    /// Pay-ins and payouts awaiting the rail (kept by the connector).
+    pub fn settlements(&self) -> Arc<SettlementStats> {
+        self.settlements.clone()
     }
 
     pub fn store(&self) -> &Store {

@@ -16,6 +16,7 @@ pub mod webhook;
 
 pub use crate::core::Core;
 pub use config::CoreConfig;
+pub use connector::SettlementStats;
 pub use directory::{Directory, NewUser, UserPatch};
-pub use wallet::handle::{Created, WalletHandle};
+pub use wallet::handle::{Created, Inflight, WalletHandle};
 pub use wallet::messages::{Idempotency, NewPayin, NewPayout};

@@ -61,6 +61,20 @@ impl Registry {
         self.slots.len()
     }
 
+    /// In-flight permits held: in total over the live wallets, and by the
+    /// busiest one. A pass over the live wallets (in memory; idle ones are
+    /// passivated), for the saturation gauges at scrape time.
+    pub(crate) fn inflight(&self) -> (usize, usize) {
+        let limit = self.config.wallet_inflight_max.max(1);
+        let (mut total, mut busiest) = (0usize, 0usize);
+        for slot in self.slots.iter() {
+            let held = limit.saturating_sub(slot.inflight.available_permits());
+            total = total.saturating_add(held);
+            busiest = busiest.max(held);
+        }
+        (total, busiest)
+    }
+
     pub(crate) fn is_running(&self, merchant: &UserId) -> bool {
         self.slots.contains_key(merchant)
     }

@@ -26,6 +26,11 @@ pub const WALLETS_SPAWNED: &str = "tijori_wallets_spawned_total";
 pub const WALLETS_PASSIVATED: &str = "tijori_wallets_passivated_total";
 pub const WALLETS_RESTARTED: &str = "tijori_wallets_restarted_total";
 pub const WALLET_CALL_DURATION: &str = "tijori_wallet_call_duration_seconds";
+/// Calls holding an in-flight permit, over all live wallets; the most held
+/// by one wallet; and the per-wallet bound (`wallet_inflight_max`).
+pub const WALLET_INFLIGHT_CALLS: &str = "tijori_wallet_inflight_calls";
+pub const WALLET_INFLIGHT_BUSIEST: &str = "tijori_wallet_inflight_busiest_calls";
+pub const WALLET_INFLIGHT_LIMIT: &str = "tijori_wallet_inflight_limit";
 
 // Storage
 pub const STORAGE_COMMITS: &str = "tijori_storage_commits_total";
@@ -35,6 +40,18 @@ pub const STORAGE_FSYNC_DURATION: &str = "tijori_storage_fsync_duration_seconds"
 pub const STORAGE_FSYNC_BATCH: &str = "tijori_storage_fsync_batch_size";
 /// Write sets durable in the journal but not yet applied by the indexer.
 pub const STORAGE_INDEX_LAG: &str = "tijori_storage_index_lag_write_sets";
+/// Write sets queued for the committer (the channel's occupancy), and its bound.
+pub const STORAGE_COMMIT_QUEUE_DEPTH: &str = "tijori_storage_commit_queue_depth";
+pub const STORAGE_COMMIT_QUEUE_CAPACITY: &str = "tijori_storage_commit_queue_capacity";
+/// The data dir: bytes its files occupy (a bounded walk, at most every
+/// 30 s), and its filesystem's free space for unprivileged users and size.
+pub const DATA_DIR_SIZE: &str = "tijori_data_dir_size_bytes";
+pub const DATA_DIR_FS_FREE: &str = "tijori_data_dir_filesystem_free_bytes";
+pub const DATA_DIR_FS_SIZE: &str = "tijori_data_dir_filesystem_size_bytes";
+
+// Settlements awaiting the rail (the connector's in-memory due queue)
+pub const SETTLEMENTS_PENDING: &str = "tijori_settlements_pending";
+pub const SETTLEMENTS_OLDEST_PENDING_AGE: &str = "tijori_settlements_oldest_pending_age_seconds";
 
 // Webhooks
 pub const WEBHOOK_ATTEMPTS: &str = "tijori_webhook_attempts_total";
@@ -49,17 +66,43 @@ pub const LEDGER_AUDIT_OK: &str = "tijori_ledger_audit_ok";
 pub const LEDGER_AUDIT_LAST_RUN: &str = "tijori_ledger_audit_last_run_timestamp_seconds";
 pub const LEDGER_AUDIT_WALLETS: &str = "tijori_ledger_audit_wallets_checked";
 pub const LEDGER_AUDIT_FAILURES: &str = "tijori_ledger_audit_failures_total";
+/// 1 if the audit runs (`ledger_audit_interval_ms` > 0), 0 if disabled.
+pub const LEDGER_AUDIT_ENABLED: &str = "tijori_ledger_audit_enabled";
+pub const LEDGER_AUDIT_INTERVAL: &str = "tijori_ledger_audit_interval_seconds";
 
-// Process (USE) and build
-pub const PROCESS_CPU: &str = "tijori_process_cpu_seconds_total";
-pub const PROCESS_RESIDENT_MEMORY: &str = "tijori_process_resident_memory_bytes";
-pub const PROCESS_OPEN_FDS: &str = "tijori_process_open_fds";
-pub const PROCESS_MAX_FDS: &str = "tijori_process_max_fds";
-pub const PROCESS_THREADS: &str = "tijori_process_threads";
-pub const PROCESS_START_TIME: &str = "tijori_process_start_time_seconds";
+// Async runtime (tokio's stable RuntimeMetrics)
+pub const RUNTIME_WORKERS: &str = "tijori_runtime_workers";
+/// Share of the workers' time spent busy since the previous sample.
+pub const RUNTIME_BUSY_RATIO: &str = "tijori_runtime_busy_ratio";
+pub const RUNTIME_GLOBAL_QUEUE_DEPTH: &str = "tijori_runtime_global_queue_depth";
+
 pub const BUILD_INFO: &str = "tijori_build_info";
 
-/// Every metric name, for describing them and for the dashboard test.
+// Process (USE): the standard names, exported by the `metrics-process`
+// crate, so stock dashboards and alerts work unchanged. Not `tijori_`.
+pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
+pub const PROCESS_RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
+pub const PROCESS_VIRTUAL_MEMORY: &str = "process_virtual_memory_bytes";
+pub const PROCESS_VIRTUAL_MEMORY_MAX: &str = "process_virtual_memory_max_bytes";
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+pub const PROCESS_THREADS: &str = "process_threads";
+pub const PROCESS_START_TIME: &str = "process_start_time_seconds";
+
+/// The standard process metrics (see above).
+pub const PROCESS: &[&str] = &[
+    PROCESS_CPU,
+    PROCESS_RESIDENT_MEMORY,
+    PROCESS_VIRTUAL_MEMORY,
+    PROCESS_VIRTUAL_MEMORY_MAX,
+    PROCESS_OPEN_FDS,
+    PROCESS_MAX_FDS,
+    PROCESS_THREADS,
+    PROCESS_START_TIME,
+];
+
+/// Every `tijori_` metric name, for describing them and for the dashboard
+/// test (`PROCESS` lists the standard process metrics).
 pub const ALL: &[&str] = &[
     HTTP_REQUESTS,
     HTTP_REQUEST_DURATION,
@@ -78,12 +121,22 @@ pub const ALL: &[&str] = &[
     WALLETS_PASSIVATED,
     WALLETS_RESTARTED,
     WALLET_CALL_DURATION,
+    WALLET_INFLIGHT_CALLS,
+    WALLET_INFLIGHT_BUSIEST,
+    WALLET_INFLIGHT_LIMIT,
     STORAGE_COMMITS,
     STORAGE_WRITE_SETS,
     STORAGE_COMMIT_FAILURES,
     STORAGE_FSYNC_DURATION,
     STORAGE_FSYNC_BATCH,
     STORAGE_INDEX_LAG,
+    STORAGE_COMMIT_QUEUE_DEPTH,
+    STORAGE_COMMIT_QUEUE_CAPACITY,
+    DATA_DIR_SIZE,
+    DATA_DIR_FS_FREE,
+    DATA_DIR_FS_SIZE,
+    SETTLEMENTS_PENDING,
+    SETTLEMENTS_OLDEST_PENDING_AGE,
     WEBHOOK_ATTEMPTS,
     WEBHOOK_DELIVERIES,
     WEBHOOK_QUEUE_DEPTH,
@@ -94,12 +147,11 @@ pub const ALL: &[&str] = &[
     LEDGER_AUDIT_LAST_RUN,
     LEDGER_AUDIT_WALLETS,
     LEDGER_AUDIT_FAILURES,
-    PROCESS_CPU,
-    PROCESS_RESIDENT_MEMORY,
-    PROCESS_OPEN_FDS,
-    PROCESS_MAX_FDS,
-    PROCESS_THREADS,
-    PROCESS_START_TIME,
+    LEDGER_AUDIT_ENABLED,
+    LEDGER_AUDIT_INTERVAL,
+    RUNTIME_WORKERS,
+    RUNTIME_BUSY_RATIO,
+    RUNTIME_GLOBAL_QUEUE_DEPTH,
     BUILD_INFO,
 ];
 
@@ -114,6 +166,10 @@ mod tests {
                 name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
                 "{name}"
             );
+            assert!(seen.insert(name), "{name} listed twice");
+        }
+        for name in super::PROCESS {
+            assert!(name.starts_with("process_"), "{name}");
             assert!(seen.insert(name), "{name} listed twice");
         }
     }

@@ -29,6 +29,8 @@ pub enum Rejection {
         from: &'static str,
         to: String,
     },
+    /// A backup of the store is already running; one at a time.
+    BackupInProgress,
     /// The server is shutting down or a wallet is saturated; retry later.
     ServiceUnavailable,
     DatabaseError,
@@ -52,6 +54,7 @@ impl Rejection {
             Rejection::PayloadTooLarge => "payload_too_large",
             Rejection::RateLimitExceeded { .. } => "rate_limit_exceeded",
             Rejection::InvalidStatusTransition { .. } => "invalid_status_transition",
+            Rejection::BackupInProgress => "backup_in_progress",
             Rejection::ServiceUnavailable => "service_unavailable",
             Rejection::DatabaseError => "database_error",
         }
@@ -67,7 +70,9 @@ impl Rejection {
             Rejection::AccountSuspended | Rejection::InsufficientPermissions => 403,
             Rejection::NotFound => 404,
             Rejection::MethodNotAllowed => 405,
-            Rejection::DuplicateOrderId | Rejection::InvalidStatusTransition { .. } => 409,
+            Rejection::DuplicateOrderId
+            | Rejection::InvalidStatusTransition { .. }
+            | Rejection::BackupInProgress => 409,
             Rejection::PayloadTooLarge => 413,
             Rejection::IdempotencyConflict | Rejection::InsufficientBalance => 422,
             Rejection::RateLimitExceeded { .. } => 429,
@@ -105,6 +110,9 @@ impl Rejection {
             }
             Rejection::InvalidStatusTransition { from, to } => {
                 format!("Cannot move a record from '{from}' to '{to}'.")
+            }
+            Rejection::BackupInProgress => {
+                "Another backup is running; try again once it has finished.".to_owned()
             }
             Rejection::ServiceUnavailable => "Service temporarily unavailable.".to_owned(),
             Rejection::DatabaseError => "Internal server error.".to_owned(),
@@ -153,6 +161,7 @@ mod tests {
                 },
                 409,
             ),
+            (Rejection::BackupInProgress, 409),
             (Rejection::ServiceUnavailable, 503),
             (Rejection::DatabaseError, 500),
         ];

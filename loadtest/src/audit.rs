@@ -37,6 +37,7 @@ use hyper::Method;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -1218,9 +1219,56 @@ async fn read_books(api: &Api, admin_key: &str, within: Duration) -> SeenBooks {
 /// Polls every merchant's balance until nothing is pending or held, or
 /// `within` passes (strictly: one attempt per merchant and pass, each cut
 /// at the deadline, so a server that stops answering cannot stall it).
-pub async fn wait_for_settlement(api: &Api, model: &Model, within: Duration) -> bool {
+/// What the wait after the load is doing, for the progress line.
+#[derive(Debug, Default)]
+pub struct Waiting {
+    /// 0 not started, 1 settlement, 2 reading for the audit, 3 webhooks, 4 done.
+    pub phase: AtomicU8,
+    pub merchants: AtomicU64,
+    /// Merchants with pending pay-ins or held payouts at the last look.
+    pub unsettled: AtomicU64,
+    /// Settled records whose webhook is awaited, and those that have one.
+    pub webhooks_expected: AtomicU64,
+    pub webhooks_seen: AtomicU64,
+}
+
+impl Waiting {
+    /// The line for `elapsed` into the wait (None before it and after it).
+    pub fn line(&self, elapsed: Duration, limits: &Limits) -> Option<String> {
+        let at = format!("[wait {:>3} s]", elapsed.as_secs());
+        let merchants = self.merchants.load(Ordering::Relaxed);
+        match self.phase.load(Ordering::Relaxed) {
+            1 => Some(format!(
+                "{at} settlement: {} of {merchants} merchants still have pending pay-ins or held payouts (gives up after {} s)",
+                self.unsettled.load(Ordering::Relaxed),
+                limits.settle.as_secs()
+            )),
+            2 => Some(format!(
+                "{at} reading the records, balances and ledgers of {merchants} merchants and the books for the audit (gives up after {} s)",
+                limits.read.as_secs()
+            )),
+            3 => Some(format!(
+                "{at} webhooks: {} of {} settled records have their event at the sink (gives up after {} s)",
+                self.webhooks_seen.load(Ordering::Relaxed),
+                self.webhooks_expected.load(Ordering::Relaxed),
+                limits.webhooks.as_secs()
+            )),
+            _ => None,
+        }
+    }
+}
+
+pub async fn wait_for_settlement(
+    api: &Api,
+    model: &Model,
+    within: Duration,
+    waiting: &Waiting,
+) -> bool {
     let deadline = Instant::now() + within;
     let mut done = vec![false; model.merchants.len()];
+    waiting
+        .unsettled
+        .store(model.merchants.len() as u64, Ordering::Relaxed);
     loop {
         for (i, m) in model.merchants.iter().enumerate() {
             if done[i] {
@@ -1238,7 +1286,9 @@ pub async fn wait_for_settlement(api: &Api, model: &Model, within: Duration) -> 
                 }
             }
         }
-        if done.iter().all(|d| *d) {
+        let unsettled = done.iter().filter(|d| !**d).count() as u64;
+        waiting.unsettled.store(unsettled, Ordering::Relaxed);
+        if unsettled == 0 {
             return true;
         }
         if Instant::now() >= deadline {
@@ -1279,22 +1329,43 @@ async fn read_merchant(api: &Api, key: &str) -> SeenMerchant {
     seen
 }
 
-/// Waits for settlement, reads every merchant (within `read_within` in
+/// How long the wait after the load may take, per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// For settlement (no pending pay-ins, nothing held).
+    pub settle: Duration,
+    /// For reading every merchant, and again for the books.
+    pub read: Duration,
+    /// For the webhooks of every settled record.
+    pub webhooks: Duration,
+}
+
+/// Waits for settlement, reads every merchant (within `limits.read` in
 /// all; a merchant not read by then is a `Fetch` problem), then the books
-/// with `admin_key` (within `read_within` again), then waits for the
+/// with `admin_key` (within `limits.read` again), then waits for the
 /// webhooks of every settled record (bounded) and takes the sink's log.
+/// `waiting` tells the progress line where it is.
 pub async fn observe(
     api: &Api,
     model: &Model,
     admin_key: &str,
     sink: Option<&Sink>,
-    settle_within: Duration,
-    read_within: Duration,
-    webhooks_within: Duration,
+    limits: Limits,
+    waiting: &Waiting,
 ) -> Observed {
+    let Limits {
+        settle: settle_within,
+        read: read_within,
+        webhooks: webhooks_within,
+    } = limits;
     let started = Instant::now();
-    let settled = wait_for_settlement(api, model, settle_within).await;
+    waiting
+        .merchants
+        .store(model.merchants.len() as u64, Ordering::Relaxed);
+    waiting.phase.store(1, Ordering::Relaxed);
+    let settled = wait_for_settlement(api, model, settle_within, waiting).await;
     let settle_wait = started.elapsed();
+    waiting.phase.store(2, Ordering::Relaxed);
     let gate = Arc::new(tokio::sync::Semaphore::new(8));
     let mut tasks = Vec::new();
     for m in &model.merchants {
@@ -1348,7 +1419,16 @@ pub async fn observe(
                 })
                 .collect();
             let deadline = Instant::now() + webhooks_within;
-            while sink.count_with_events(&terminal) < terminal.len() && Instant::now() < deadline {
+            waiting
+                .webhooks_expected
+                .store(terminal.len() as u64, Ordering::Relaxed);
+            waiting.phase.store(3, Ordering::Relaxed);
+            loop {
+                let seen = sink.count_with_events(&terminal);
+                waiting.webhooks_seen.store(seen as u64, Ordering::Relaxed);
+                if seen >= terminal.len() || Instant::now() >= deadline {
+                    break;
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             // A moment for duplicates still in flight to show up.
@@ -1356,6 +1436,7 @@ pub async fn observe(
             Some(sink.snapshot())
         }
     };
+    waiting.phase.store(4, Ordering::Relaxed);
     Observed {
         merchants,
         books,
@@ -1757,5 +1838,42 @@ mod tests {
         // Not a paisa amount: unreadable, and so not zero.
         assert_eq!(books.totals[1].balance, None);
         assert_eq!(books.totals[1].balance_text, "0.001");
+    }
+}
+
+#[cfg(test)]
+mod waiting_tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_line_follows_the_phase() {
+        let w = Waiting::default();
+        let limits = Limits {
+            settle: Duration::from_secs(120),
+            read: Duration::from_secs(300),
+            webhooks: Duration::from_secs(60),
+        };
+        let at = Duration::from_millis(3_200);
+        assert_eq!(w.line(at, &limits), None);
+        w.merchants.store(8, Ordering::Relaxed);
+        w.unsettled.store(2, Ordering::Relaxed);
+        w.phase.store(1, Ordering::Relaxed);
+        assert_eq!(
+            w.line(at, &limits).as_deref(),
+            Some("[wait   3 s] settlement: 2 of 8 merchants still have pending pay-ins or held payouts (gives up after 120 s)")
+        );
+        w.phase.store(2, Ordering::Relaxed);
+        assert!(w
+            .line(at, &limits)
+            .is_some_and(|l| l.contains("of 8 merchants") && l.contains("300 s")));
+        w.webhooks_expected.store(1_300, Ordering::Relaxed);
+        w.webhooks_seen.store(1_234, Ordering::Relaxed);
+        w.phase.store(3, Ordering::Relaxed);
+        assert_eq!(
+            w.line(at, &limits).as_deref(),
+            Some("[wait   3 s] webhooks: 1234 of 1300 settled records have their event at the sink (gives up after 60 s)")
+        );
+        w.phase.store(4, Ordering::Relaxed);
+        assert_eq!(w.line(at, &limits), None);
     }
 }

@@ -2,7 +2,8 @@
 //! client (`client`), set-up through the admin API (`setup`), the load
 //! driver (`load`), measurements (`stats`), the harness's model of
 //! acknowledged money (`model`, `money`), the webhook sink (`sink`), the
-//! money audit (`audit`) and the reports (`report`). `run` does it all; the
+//! money audit (`audit`), run metadata (`meta`) and the reports (`report`
+//! for text and JSON, `html`, `hgrm`). `run` does it all; the
 //! binary (`main.rs`) only parses flags, prints and sets the exit code.
 //!
 //! It speaks HTTP only, and only to loopback targets.
@@ -10,7 +11,10 @@
 pub mod audit;
 pub mod client;
 pub mod config;
+pub mod hgrm;
+pub mod html;
 pub mod load;
+pub mod meta;
 pub mod model;
 pub mod money;
 pub mod report;
@@ -22,6 +26,7 @@ pub mod util;
 use anyhow::Context;
 use audit::{AuditReport, Observed};
 use config::{Config, Mode};
+use meta::RunMeta;
 use model::{Live, Model};
 use report::Summary;
 use std::sync::Arc;
@@ -31,8 +36,34 @@ use std::time::{Duration, Instant};
 pub struct Outcome {
     pub model: Model,
     pub summary: Summary,
+    pub meta: RunMeta,
     pub observed: Option<Observed>,
     pub audit: Option<AuditReport>,
+}
+
+/// The `.hgrm` files written next to a report at `path` (`r.html` →
+/// `r.hgrm`, `r.uncorrected.hgrm`, `r.payin.hgrm`, …): the name and its
+/// histogram, those with no request left out (the first two always).
+pub fn hgrm_files<'a>(
+    path: &std::path::Path,
+    summary: &'a Summary,
+) -> Vec<(std::path::PathBuf, &'a hdrhistogram::Histogram<u64>)> {
+    let stem = path.with_extension("");
+    let named = |suffix: &str| {
+        let mut name = stem.clone().into_os_string();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    let mut files = vec![
+        (named(".hgrm"), &summary.hist_all),
+        (named(".uncorrected.hgrm"), &summary.hist_service),
+    ];
+    for (op, h) in config::Op::ALL.iter().zip(&summary.hist_ops) {
+        if !h.is_empty() {
+            files.push((named(&format!(".{}.hgrm", op.name())), h));
+        }
+    }
+    files
 }
 
 impl Outcome {
@@ -42,26 +73,56 @@ impl Outcome {
     }
 
     pub fn text(&self) -> String {
-        report::text(&self.summary, self.audit.as_ref(), self.observed.as_ref())
+        report::text(
+            &self.summary,
+            Some(&self.meta),
+            self.audit.as_ref(),
+            self.observed.as_ref(),
+        )
     }
 
     pub fn json(&self) -> serde_json::Value {
-        report::json(&self.summary, self.audit.as_ref(), self.observed.as_ref())
+        report::json(
+            &self.summary,
+            Some(&self.meta),
+            self.audit.as_ref(),
+            self.observed.as_ref(),
+        )
     }
 
-    pub fn html(&self) -> String {
-        report::html(&self.summary, self.audit.as_ref(), self.observed.as_ref())
+    /// The HTML page; `hgrm_names` are the `.hgrm` files it mentions.
+    pub fn html(&self, hgrm_names: &[String]) -> String {
+        html::page(
+            &self.summary,
+            Some(&self.meta),
+            self.audit.as_ref(),
+            self.observed.as_ref(),
+            hgrm_names,
+        )
     }
 
-    /// Writes `--json-out` and `--html-out` when given.
+    /// Writes `--json-out` and `--html-out` when given, and the `.hgrm`
+    /// percentile distributions next to the HTML report (or, without one,
+    /// next to the JSON report).
     pub fn write_files(&self, cfg: &Config) -> anyhow::Result<()> {
+        let write = |path: &std::path::Path, text: &str| {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        };
         if let Some(path) = &cfg.json_out {
-            let text = serde_json::to_string_pretty(&self.json())?;
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            write(path, &serde_json::to_string_pretty(&self.json())?)?;
+        }
+        let mut names = Vec::new();
+        if let Some(next_to) = cfg.html_out.as_ref().or(cfg.json_out.as_ref()) {
+            for (file, h) in hgrm_files(next_to, &self.summary) {
+                write(&file, &hgrm::percentile_distribution(h))?;
+                names.push(
+                    file.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                );
+            }
         }
         if let Some(path) = &cfg.html_out {
-            std::fs::write(path, self.html())
-                .with_context(|| format!("writing {}", path.display()))?;
+            write(path, &self.html(&names))?;
         }
         Ok(())
     }
@@ -74,6 +135,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Outcome> {
     config::resolve_loopback(&target)
         .await
         .map_err(anyhow::Error::msg)?;
+    let mut meta = RunMeta::begin(&target.base);
     let pool = match cfg.mode {
         Mode::Open => cfg.max_in_flight,
         Mode::Closed => cfg.concurrency,
@@ -95,6 +157,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Outcome> {
     } else {
         None
     };
+    meta.probe_server(&api, target.port).await;
     let merchants = setup::create(
         &api,
         &cfg.admin_key,
@@ -125,6 +188,8 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Outcome> {
         seed: cfg.seed,
     };
     let driver = Arc::new(load::Driver::new(api.clone(), live, stats.clone(), plan));
+    let total = warmup + Duration::from_secs(cfg.duration_secs);
+    let target_rate = (cfg.mode == Mode::Open).then_some(cfg.rate);
     let progress = (!cfg.quiet).then(|| {
         let driver = driver.clone();
         tokio::spawn(async move {
@@ -135,7 +200,12 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Outcome> {
             loop {
                 tick.tick().await;
                 let in_flight = driver.in_flight.load(std::sync::atomic::Ordering::Relaxed);
-                eprintln!("{}", driver.stats.progress_line(start.elapsed(), in_flight));
+                eprintln!(
+                    "{}",
+                    driver
+                        .stats
+                        .progress_line(start.elapsed(), total, target_rate, in_flight)
+                );
             }
         })
     });
@@ -176,24 +246,50 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Outcome> {
                 model.acknowledged_payouts()
             );
         }
+        let limits = audit::Limits {
+            settle: Duration::from_secs(cfg.settle_timeout_secs),
+            read: Duration::from_secs(cfg.audit_read_timeout_secs),
+            webhooks: Duration::from_secs(cfg.webhook_wait_secs),
+        };
+        let waiting = Arc::new(audit::Waiting::default());
+        let wait_progress = (!cfg.quiet).then(|| {
+            let waiting = waiting.clone();
+            tokio::spawn(async move {
+                let began = Instant::now();
+                let mut tick = tokio::time::interval_at(
+                    (began + Duration::from_secs(1)).into(),
+                    Duration::from_secs(1),
+                );
+                loop {
+                    tick.tick().await;
+                    if let Some(line) = waiting.line(began.elapsed(), &limits) {
+                        eprintln!("{line}");
+                    }
+                }
+            })
+        });
         let observed = audit::observe(
             &api,
             &model,
             &cfg.admin_key,
             sink.as_deref(),
-            Duration::from_secs(cfg.settle_timeout_secs),
-            Duration::from_secs(cfg.audit_read_timeout_secs),
-            Duration::from_secs(cfg.webhook_wait_secs),
+            limits,
+            &waiting,
         )
         .await;
+        if let Some(p) = wait_progress {
+            p.abort();
+        }
         let report = audit::audit(&model, &observed);
         (Some(observed), Some(report))
     } else {
         (None, None)
     };
+    meta.finish();
     Ok(Outcome {
         model,
         summary,
+        meta,
         observed,
         audit,
     })

@@ -285,7 +285,8 @@ impl Driver {
                 outcome_of(&r)
             }
         };
-        self.stats.record(op, scheduled, sent, &outcome);
+        self.stats
+            .record(op, scheduled, sent, outcome.1, &outcome.0);
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -310,6 +311,8 @@ impl Driver {
             );
             let scheduled = start + offset;
             if scheduled >= end {
+                // The schedule ran to the end of the window.
+                self.stats.mark_load_end(end);
                 break;
             }
             // Tokio's timer rounds up to the next millisecond: wake up to
@@ -338,11 +341,6 @@ impl Driver {
                     }
                 }
             };
-            if self.stats.is_measured(scheduled) {
-                self.stats
-                    .scheduled_measured
-                    .fetch_add(1, Ordering::Relaxed);
-            }
             if Instant::now().saturating_duration_since(scheduled) > LATE {
                 self.stats.late.fetch_add(1, Ordering::Relaxed);
             }
@@ -350,6 +348,12 @@ impl Driver {
             i += 1;
             match self.plan(&mut rng) {
                 Ok(planned) => {
+                    // Sent in the window (a skipped operation is not).
+                    if self.stats.is_measured(scheduled) {
+                        self.stats
+                            .scheduled_measured
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                     let driver = self.clone();
                     tokio::spawn(async move {
                         driver.execute(planned, scheduled).await;
@@ -361,6 +365,8 @@ impl Driver {
                 }
             }
         }
+        // Cut short (--max-requests, or the slots never freed): now.
+        self.stats.mark_load_end(Instant::now().min(end));
         // Wait for everything in flight (each request has its own timeout).
         let _ = tokio::time::timeout(
             Duration::from_secs(120),
@@ -409,6 +415,7 @@ impl Driver {
         for w in workers {
             let _ = w.await;
         }
+        self.stats.mark_load_end(Instant::now().min(end));
     }
 }
 
@@ -430,10 +437,11 @@ fn created_id(r: &Result<Resp, Failure>) -> Created {
     }
 }
 
-fn outcome_of(r: &Result<Resp, Failure>) -> Outcome {
+/// The outcome and the HTTP status (None: no HTTP answer).
+fn outcome_of(r: &Result<Resp, Failure>) -> (Outcome, Option<u16>) {
     match r {
-        Ok(resp) if (200..300).contains(&resp.status) => Outcome::Ok,
-        Ok(resp) => Outcome::Error(resp.error_code()),
-        Err(f) => Outcome::Error(f.code()),
+        Ok(resp) if (200..300).contains(&resp.status) => (Outcome::Ok, Some(resp.status)),
+        Ok(resp) => (Outcome::Error(resp.error_code()), Some(resp.status)),
+        Err(f) => (Outcome::Error(f.code()), None),
     }
 }

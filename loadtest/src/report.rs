@@ -5,6 +5,7 @@
 
 use crate::audit::{AuditReport, Observed};
 use crate::config::{Config, Mode, Op};
+use crate::meta::RunMeta;
 use crate::stats::{fmt_us, histogram, Stats, MAX_US};
 use crate::util::lock;
 use hdrhistogram::Histogram;
@@ -63,6 +64,15 @@ pub struct Tick {
     pub max: u64,
     /// p99 per operation (0: none that second).
     pub op_p99: [u64; 5],
+    /// HTTP statuses of the answers that arrived in this second (0: no
+    /// HTTP answer).
+    pub statuses: BTreeMap<u16, u64>,
+    /// Error codes of the failures that arrived in this second.
+    pub error_codes: BTreeMap<String, u64>,
+    /// How much of this second the load covered: 1 for a whole second, a
+    /// fraction for the last, partial one, 0 after the load ended (answers
+    /// still arriving). Per-second counts are only drawn for whole seconds.
+    pub span: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -90,9 +100,19 @@ pub struct Summary {
     pub window_secs: f64,
     pub ops: Vec<(Op, Latency)>,
     pub all: Latency,
-    /// Latency from the actual send (no coordinated-omission correction).
+    /// Latency from the actual send (no coordinated-omission correction):
+    /// the same requests as `all`, so the same counts.
     pub service: Latency,
     pub timeline: Vec<Tick>,
+    /// Seconds from the start of the load until scheduling stopped.
+    pub load_secs: f64,
+    /// HTTP statuses of every answer (warm-up included; 0: no HTTP answer).
+    pub statuses: BTreeMap<u16, u64>,
+    /// The measured window's histograms (µs): all operations, uncorrected,
+    /// and per operation (in `Op::ALL` order).
+    pub hist_all: Histogram<u64>,
+    pub hist_service: Histogram<u64>,
+    pub hist_ops: Vec<Histogram<u64>>,
 }
 
 impl Summary {
@@ -110,7 +130,18 @@ impl Summary {
             }
             ops.push((op, latency_of(&s.latency, s.ok, s.errors.clone())));
         }
-        let service = latency_of(&lock(&stats.service), 0, BTreeMap::new());
+        let hist_service = lock(&stats.service).clone();
+        // The same requests as `all`, timed from the actual send: the same
+        // outcomes.
+        let service = latency_of(&hist_service, all_ok, all_errors.clone());
+        let hist_ops: Vec<Histogram<u64>> = Op::ALL
+            .iter()
+            .map(|op| lock(&stats.ops[op.index()]).latency.clone())
+            .collect();
+        let load_secs = lock(&stats.load_end)
+            .map(|t| t.saturating_duration_since(stats.started).as_secs_f64())
+            .unwrap_or(0.0);
+        let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
         let answered_measured = stats.done_measured.load(Ordering::Relaxed);
         // From the start of measuring to the last measured answer (a run
         // cut short by --max-requests has a shorter window).
@@ -136,6 +167,9 @@ impl Summary {
                         h.value_at_quantile(x)
                     }
                 };
+                for (code, n) in &s.statuses {
+                    *statuses.entry(*code).or_insert(0) += n;
+                }
                 Tick {
                     second: i as u64,
                     answered: h.len(),
@@ -153,6 +187,9 @@ impl Summary {
                             oh.value_at_quantile(0.99)
                         }
                     }),
+                    statuses: s.statuses.clone(),
+                    error_codes: s.error_codes.clone(),
+                    span: (load_secs - i as f64).clamp(0.0, 1.0),
                 }
             })
             .collect();
@@ -183,6 +220,11 @@ impl Summary {
             all: latency_of(&all, all_ok, all_errors),
             service,
             timeline,
+            load_secs,
+            statuses,
+            hist_all: all,
+            hist_service,
+            hist_ops,
         }
     }
 }
@@ -199,11 +241,41 @@ fn latency_json(l: &Latency) -> Value {
     })
 }
 
+fn loadavg(l: Option<[f64; 3]>) -> String {
+    l.map_or("?".to_owned(), |[a, b, c]| format!("{a:.2} {b:.2} {c:.2}"))
+}
+
 /// The text report for stdout.
-pub fn text(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Observed>) -> String {
+pub fn text(
+    summary: &Summary,
+    meta: Option<&RunMeta>,
+    audit: Option<&AuditReport>,
+    observed: Option<&Observed>,
+) -> String {
     let mut out = String::new();
     let s = summary;
     let _ = writeln!(out, "== tijori-loadtest");
+    if let Some(m) = meta {
+        let _ = writeln!(
+            out,
+            "run {} .. {}; harness {} at {}; server {} at {} (pid {}); host {} ({} CPUs, kernel {}), load average {} before, {} after",
+            m.started_at,
+            m.finished_at,
+            m.harness_version,
+            m.harness_commit,
+            m.server_version().unwrap_or("?"),
+            m.server.target,
+            m.server.pid.map_or("?".to_owned(), |p| p.to_string()),
+            m.host.hostname.as_deref().unwrap_or("?"),
+            m.host.cpus.map_or("?".to_owned(), |n| n.to_string()),
+            m.host.kernel.as_deref().unwrap_or("?"),
+            loadavg(m.host.load_before),
+            loadavg(m.host.load_after),
+        );
+        if let Some(cmd) = &m.server.cmdline {
+            let _ = writeln!(out, "server command line: {}", cmd.join(" "));
+        }
+    }
     let _ = match s.mode {
         Mode::Open => writeln!(
             out,
@@ -218,12 +290,15 @@ pub fn text(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Ob
     };
     let _ = writeln!(
         out,
-        "achieved {:.1} req/s ({:.1} ok/s) over {:.2} s; sent {} in all, {} in the window; late {} (> 10 ms behind schedule), missed {}, skipped {}",
+        "achieved {:.1} req/s ({:.1} ok/s) over {:.2} s; sent {} in all, {} in the window (scheduled in seconds {}..{}), {} of them answered; late {} (> 10 ms behind schedule), missed {}, skipped {}",
         s.achieved_rate,
         s.ok_rate,
         s.window_secs,
         s.sent,
         s.scheduled_measured,
+        s.warmup_secs,
+        s.warmup_secs + s.duration_secs,
+        s.answered_measured,
         s.late,
         s.missed,
         Op::ALL
@@ -266,10 +341,20 @@ pub fn text(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Ob
     }
     let _ = writeln!(
         out,
-        "uncorrected (from the actual send): p50 {} p99 {} max {}",
+        "uncorrected (same requests, timed from the actual send): p50 {} p99 {} p99.9 {} max {}",
         fmt_us(s.service.p50),
         fmt_us(s.service.p99),
+        fmt_us(s.service.p999),
         fmt_us(s.service.max)
+    );
+    let _ = writeln!(
+        out,
+        "status codes (all answers, warm-up included): {}",
+        s.statuses
+            .iter()
+            .map(|(c, n)| format!("{}={n}", status_label(*c)))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     if let Some(o) = observed {
         let _ = writeln!(
@@ -345,7 +430,23 @@ pub fn text(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Ob
     out
 }
 
-pub fn json(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Observed>) -> Value {
+/// What "in the window" means, written into the JSON report.
+pub const WINDOW_NOTE: &str = "The measured window is the --duration-secs seconds after the \
+--warmup-secs warm-up. A request is in the window when its scheduled send time (open loop; its \
+actual send time in a closed loop) falls inside it; its answer may arrive after the window closed \
+and still counts. sent_in_window counts the requests actually sent (an operation skipped for want \
+of funds or ids is not); answered_in_window those of them that got an answer or failed (a \
+transport failure counts). Latency percentiles, per-operation counts and error codes are over \
+these requests; `sent` and `answered` also count the warm-up. window_secs runs from the start of \
+the window to the last answer of a windowed request, and achieved_rate is answered_in_window / \
+window_secs.";
+
+pub fn json(
+    summary: &Summary,
+    meta: Option<&RunMeta>,
+    audit: Option<&AuditReport>,
+    observed: Option<&Observed>,
+) -> Value {
     let s = summary;
     let webhooks = observed.and_then(|o| o.webhooks.as_ref()).map(|log| {
         let d = &log.delay_ms;
@@ -354,10 +455,11 @@ pub fn json(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Ob
             "deliveries": log.received, "events_with_record": log.records.len(),
             "other_events": log.other_events, "duplicates": log.duplicates(),
             "bad_signatures": log.bad_signatures.len(),
-            "delay_ms": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": if d.is_empty() { 0 } else { d.max() } },
+            "delay_ms": { "count": d.len(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": if d.is_empty() { 0 } else { d.max() } },
         })
     });
     json!({
+        "run": meta.map(RunMeta::json),
         "mode": match s.mode { Mode::Open => "open", Mode::Closed => "closed" },
         "target_rate": if s.mode == Mode::Open { json!(s.target_rate) } else { Value::Null },
         "concurrency": if s.mode == Mode::Closed { json!(s.concurrency) } else { Value::Null },
@@ -373,6 +475,13 @@ pub fn json(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Ob
         "answered": s.answered,
         "sent_in_window": s.scheduled_measured,
         "answered_in_window": s.answered_measured,
+        "window": {
+            "from_secs": s.warmup_secs,
+            "to_secs": s.warmup_secs + s.duration_secs,
+            "meaning": WINDOW_NOTE,
+        },
+        "load_secs": s.load_secs,
+        "status_codes": s.statuses.iter().map(|(code, n)| (status_label(*code), json!(n))).collect::<serde_json::Map<_, _>>(),
         "late": s.late,
         "missed": s.missed,
         "skipped": Op::ALL.iter().map(|op| (op.name().to_owned(), json!(s.skipped[op.index()]))).collect::<serde_json::Map<_, _>>(),
@@ -380,8 +489,10 @@ pub fn json(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Ob
         "all": latency_json(&s.all),
         "uncorrected": latency_json(&s.service),
         "timeline": s.timeline.iter().map(|t| json!({
-            "second": t.second, "answered": t.answered, "completed": t.completed, "errors": t.errors,
+            "second": t.second, "span": t.span, "answered": t.answered, "completed": t.completed, "errors": t.errors,
             "p50_ms": ms(t.p50), "p90_ms": ms(t.p90), "p99_ms": ms(t.p99), "max_ms": ms(t.max),
+            "status_codes": t.statuses.iter().map(|(code, n)| (status_label(*code), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "error_codes": t.error_codes,
         })).collect::<Vec<_>>(),
         "settled": observed.map(|o| o.settled),
         "settle_wait_secs": observed.map(|o| o.settle_wait.as_secs_f64()),
@@ -398,217 +509,238 @@ pub fn json(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Ob
     })
 }
 
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// `"201"`, or `"none"` for a request without an HTTP answer.
+pub fn status_label(code: u16) -> String {
+    if code == 0 {
+        "none".to_owned()
+    } else {
+        code.to_string()
+    }
 }
 
-const COLORS: [&str; 5] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Outcome as Out;
+    use clap::Parser;
+    use std::time::{Duration, Instant};
 
-/// An SVG line chart: `series` of (label, colour, values per second); log
-/// scale (µs) or linear.
-fn chart(
-    title: &str,
-    seconds: usize,
-    warmup: u64,
-    series: &[(String, &str, Vec<u64>)],
-    log_scale: bool,
-    unit: &str,
-) -> String {
-    let (w, h, left, right, top, bottom) = (900.0, 320.0, 70.0, 150.0, 30.0, 40.0);
-    let plot_w = w - left - right;
-    let plot_h = h - top - bottom;
-    let max_v = series
-        .iter()
-        .flat_map(|s| s.2.iter().copied())
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let (lo, hi) = if log_scale {
-        let min_v = series
-            .iter()
-            .flat_map(|s| s.2.iter().copied())
-            .filter(|v| *v > 0)
-            .min()
-            .unwrap_or(1) as f64;
-        (
-            min_v.log10().floor(),
-            max_v.log10().ceil().max(min_v.log10().floor() + 1.0),
-        )
-    } else {
-        (0.0, max_v * 1.1)
-    };
-    let y = |v: f64| {
-        let t = if log_scale {
-            (v.max(1.0).log10() - lo) / (hi - lo)
-        } else {
-            v / hi
-        };
-        top + plot_h * (1.0 - t.clamp(0.0, 1.0))
-    };
-    let span = seconds.max(2) as f64 - 1.0;
-    let x = |i: usize| left + plot_w * (i as f64 / span);
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = write!(
-        svg,
-        r#"<text x="{left}" y="18" font-size="13" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
-    if warmup > 0 {
-        let wx = x((warmup as usize).min(seconds.saturating_sub(1)));
-        let _ = write!(
-            svg,
-            r##"<rect x="{left}" y="{top}" width="{:.1}" height="{plot_h}" fill="#eeeeee"/><text x="{:.1}" y="{:.1}" fill="#888">warm-up</text>"##,
-            (wx - left).max(0.0),
-            left + 4.0,
-            top + 12.0
-        );
+    fn cfg() -> Config {
+        Config::parse_from([
+            "tijori-loadtest",
+            "--admin-key",
+            "k",
+            "--rate",
+            "10",
+            "--warmup-secs",
+            "1",
+            "--duration-secs",
+            "3",
+        ])
     }
-    // Grid and labels.
-    if log_scale {
-        let mut d = lo;
-        while d <= hi {
-            let yy = y(10f64.powf(d));
-            let _ = write!(
-                svg,
-                r##"<line x1="{left}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-                left + plot_w,
-                left - 6.0,
-                yy + 4.0,
-                fmt_us(10f64.powf(d) as u64)
-            );
-            d += 1.0;
-        }
-    } else {
-        for k in 0..=4 {
-            let v = hi * f64::from(k) / 4.0;
-            let yy = y(v);
-            let _ = write!(
-                svg,
-                r##"<line x1="{left}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{:.0}{unit}</text>"##,
-                left + plot_w,
-                left - 6.0,
-                yy + 4.0,
-                v
-            );
-        }
-    }
-    let step = (seconds / 10).max(1);
-    for i in (0..seconds).step_by(step) {
-        let _ = write!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{i}s</text>"#,
-            x(i),
-            top + plot_h + 16.0
-        );
-    }
-    let _ = write!(
-        svg,
-        r##"<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>"##
-    );
-    for (n, (label, color, values)) in series.iter().enumerate() {
-        let points: Vec<String> = values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v > 0 || !log_scale)
-            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v as f64)))
-            .collect();
-        if !points.is_empty() {
-            let _ = write!(
-                svg,
-                r#"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/>"#,
-                points.join(" ")
-            );
-        }
-        let ly = top + 14.0 * n as f64 + 8.0;
-        let lx = left + plot_w + 12.0;
-        let _ = write!(
-            svg,
-            r#"<line x1="{lx:.1}" x2="{:.1}" y1="{ly:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="2"/><text x="{:.1}" y="{:.1}">{}</text>"#,
-            lx + 16.0,
-            lx + 20.0,
-            ly + 4.0,
-            esc(label)
-        );
-    }
-    svg.push_str("</svg>");
-    svg
-}
 
-/// A self-contained HTML page: the summary table and three inline SVG
-/// charts (latency percentiles, p99 per operation, answers per second).
-pub fn html(summary: &Summary, audit: Option<&AuditReport>, observed: Option<&Observed>) -> String {
-    let s = summary;
-    let seconds = s.timeline.len();
-    let pick = |f: fn(&Tick) -> u64| s.timeline.iter().map(f).collect::<Vec<u64>>();
-    let latency = chart(
-        "Latency over time, all operations (by scheduled second; log scale)",
-        seconds,
-        s.warmup_secs,
-        &[
-            ("p50".into(), COLORS[0], pick(|t| t.p50)),
-            ("p90".into(), COLORS[2], pick(|t| t.p90)),
-            ("p99".into(), COLORS[1], pick(|t| t.p99)),
-            ("max".into(), "#555", pick(|t| t.max)),
-        ],
-        true,
-        "",
-    );
-    let per_op: Vec<(String, &str, Vec<u64>)> = Op::ALL
-        .iter()
-        .map(|op| {
-            (
-                format!("{} p99", op.name()),
-                COLORS[op.index()],
-                s.timeline.iter().map(|t| t.op_p99[op.index()]).collect(),
-            )
-        })
-        .collect();
-    let per_op = chart(
-        "p99 per operation (log scale)",
-        seconds,
-        s.warmup_secs,
-        &per_op,
-        true,
-        "",
-    );
-    let mut rate_series = vec![
-        ("answers/s".to_owned(), COLORS[0], pick(|t| t.completed)),
-        ("errors/s".to_owned(), COLORS[1], pick(|t| t.errors)),
-    ];
-    if s.mode == Mode::Open {
-        rate_series.push((
-            "target".to_owned(),
-            "#999",
-            vec![u64::from(s.target_rate); seconds],
-        ));
+    /// A run of 3.4 s (load stopped early): 10 requests a second scheduled
+    /// at 0.0, 0.1, … s, each answered 2 ms later (one in six waits 40 ms
+    /// for its send), statuses 201/200, some 422s, one timeout; the answers
+    /// arrive by the clock given, not the test's.
+    fn stats() -> Stats {
+        let t0 = Instant::now();
+        let stats = Stats::new(t0, Duration::from_secs(1));
+        for i in 0..34u64 {
+            let scheduled = t0 + Duration::from_millis(100 * i);
+            let sent = scheduled + Duration::from_millis(if i % 6 == 0 { 40 } else { 0 });
+            let done = sent + Duration::from_millis(2);
+            let (op, status, outcome) = match i {
+                5 | 25 => (
+                    Op::Payout,
+                    Some(422),
+                    Out::Error("insufficient_funds".into()),
+                ),
+                31 => (Op::Payin, None, Out::Error("transport:timeout".into())),
+                _ if i % 2 == 0 => (Op::Payin, Some(201), Out::Ok),
+                _ => (Op::Balance, Some(200), Out::Ok),
+            };
+            if stats.is_measured(scheduled) {
+                stats.scheduled_measured.fetch_add(1, Ordering::Relaxed);
+            }
+            stats.sent.fetch_add(1, Ordering::Relaxed);
+            stats.record_at(op, scheduled, sent, done, status, &outcome);
+        }
+        stats.mark_load_end(t0 + Duration::from_millis(3_400));
+        stats.mark_load_end(t0 + Duration::from_millis(9_999)); // the first counts
+        stats
     }
-    let rates = chart(
-        "Answers per second (by arrival second)",
-        seconds,
-        s.warmup_secs,
-        &rate_series,
-        false,
-        "",
-    );
-    let report = text(summary, audit, observed);
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>tijori-loadtest report</title>
-<style>body{{font-family:sans-serif;margin:24px;color:#222}} pre{{background:#f6f6f6;padding:12px;overflow-x:auto;font-size:12px}} svg{{display:block;margin:16px 0}}</style>
-</head><body>
-<h1>tijori-loadtest</h1>
-<p>Latency is measured from each request's scheduled send time (open loop: coordinated-omission corrected).</p>
-{latency}
-{per_op}
-{rates}
-<h2>Report</h2>
-<pre>{}</pre>
-</body></html>
-"#,
-        esc(&report)
-    )
+
+    #[test]
+    fn the_summary_counts_what_was_recorded() {
+        let s = Summary::from_stats(&cfg(), &stats());
+        // In the window: scheduled at 1.0 s and later, 24 requests.
+        assert_eq!(s.scheduled_measured, 24);
+        assert_eq!(s.answered_measured, 24);
+        assert_eq!(s.all.count, 24);
+        assert_eq!(s.all.errors.values().sum::<u64>(), 2); // the 422 at 2.5 s, the timeout
+        assert_eq!(s.all.ok, 22);
+        // The uncorrected latency covers the same requests with the same
+        // outcomes (it used to say ok: 0), and is never above the corrected.
+        assert_eq!(s.service.count, 24);
+        assert_eq!(s.service.ok, s.all.ok);
+        assert_eq!(s.service.errors, s.all.errors);
+        assert!(s.service.max <= s.all.max);
+        assert!(s.all.max >= 42_000 && s.service.max < 3_000, "{s:?}");
+        // Statuses of every answer, warm-up included; none = no HTTP answer.
+        assert_eq!(s.statuses.get(&201), Some(&17));
+        assert_eq!(s.statuses.get(&200), Some(&14));
+        assert_eq!(s.statuses.get(&422), Some(&2));
+        assert_eq!(s.statuses.get(&0), Some(&1));
+        // The last second is partial: 0.4 s of load.
+        assert!((s.load_secs - 3.4).abs() < 1e-6);
+        let spans: Vec<f64> = s.timeline.iter().map(|t| t.span).collect();
+        assert_eq!(spans.len(), 4);
+        assert!(spans[..3].iter().all(|x| *x == 1.0));
+        assert!((spans[3] - 0.4).abs() < 1e-6);
+        // Per second, by arrival: the 422 and the timeout are where they arrived.
+        assert_eq!(
+            s.timeline[0].error_codes.get("insufficient_funds"),
+            Some(&1)
+        );
+        assert_eq!(s.timeline[3].error_codes.get("transport:timeout"), Some(&1));
+        assert_eq!(s.timeline[3].completed, 4);
+        assert_eq!(s.timeline.iter().map(|t| t.completed).sum::<u64>(), 34);
+        // Histograms kept for the spectrum and the .hgrm files.
+        assert_eq!(s.hist_all.len(), 24);
+        assert_eq!(s.hist_ops.iter().map(|h| h.len()).sum::<u64>(), 24);
+        assert_eq!(s.hist_ops[Op::Payout.index()].len(), 1);
+    }
+
+    #[test]
+    fn the_json_report_has_metadata_and_explains_the_window() {
+        let s = Summary::from_stats(&cfg(), &stats());
+        let mut meta = RunMeta::begin("http://127.0.0.1:1");
+        meta.server
+            .build_info
+            .insert("version".into(), "9.9.9".into());
+        meta.finish();
+        let j = json(&s, Some(&meta), None, None);
+        assert_eq!(j["run"]["server"]["version"], "9.9.9");
+        assert_eq!(j["run"]["harness"]["version"], env!("CARGO_PKG_VERSION"));
+        assert!(j["run"]["started_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')));
+        assert_eq!(j["uncorrected"]["ok"], 22);
+        assert_eq!(j["uncorrected"]["errors"]["insufficient_funds"], 1);
+        assert_eq!(j["sent_in_window"], 24);
+        assert_eq!(j["window"]["from_secs"], 1);
+        assert_eq!(j["window"]["to_secs"], 4);
+        assert!(j["window"]["meaning"]
+            .as_str()
+            .is_some_and(|m| m.contains("scheduled send time")));
+        assert_eq!(j["status_codes"]["none"], 1);
+        assert_eq!(j["status_codes"]["422"], 2);
+        assert_eq!(j["timeline"][3]["error_codes"]["transport:timeout"], 1);
+        assert_eq!(
+            j["timeline"][3]["span"]
+                .as_f64()
+                .map(|x| (x * 10.0).round()),
+            Some(4.0)
+        );
+        let t = text(&s, Some(&meta), None, None);
+        assert!(
+            t.contains("24 in the window (scheduled in seconds 1..4), 24 of them answered"),
+            "{t}"
+        );
+        assert!(t.contains("server 9.9.9"), "{t}");
+        assert!(t.contains("none=1"), "{t}");
+    }
+
+    #[test]
+    fn the_html_report_is_self_contained_and_carries_the_data() {
+        let s = Summary::from_stats(&cfg(), &stats());
+        let page = crate::html::page(&s, None, None, None, &["r.hgrm".to_owned()]);
+        let lower = page.to_ascii_lowercase();
+        for banned in [
+            "src=",
+            "href=",
+            "url(",
+            "@import",
+            "fetch(",
+            "xmlhttprequest",
+            "<link",
+            "<img",
+            "<iframe",
+            "websocket",
+            "eventsource",
+            "import(",
+            "https://",
+        ] {
+            assert!(
+                !lower.contains(banned),
+                "the page must not load anything: {banned}"
+            );
+        }
+        // The only URL is the SVG namespace, a name, not a request.
+        assert_eq!(page.matches("http://").count(), 1);
+        assert!(page.contains(r#"const NS = "http://www.w3.org/2000/svg";"#));
+        // Tiles: achieved rate, the percentiles, errors, the audit verdict.
+        for label in [
+            "achieved rate",
+            "p50 latency",
+            "p99 latency",
+            "p99.9 latency",
+            "errors",
+            "money audit",
+            "not run",
+        ] {
+            assert!(page.contains(label), "tile {label}");
+        }
+        assert!(page.contains("<code>r.hgrm</code>"));
+        // The embedded data parses and matches the summary.
+        let start = page
+            .find(r#"<script id="report-data" type="application/json">"#)
+            .unwrap();
+        let rest = &page[start..];
+        let body = &rest[rest.find('>').unwrap() + 1..rest.find("</script>").unwrap()];
+        let data: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(data["target_rate"], 10);
+        assert_eq!(data["warmup"], 1);
+        assert_eq!(data["timeline"]["span"].as_array().map(Vec::len), Some(4));
+        let statuses = data["timeline"]["statuses"].as_array().unwrap();
+        let codes: Vec<&str> = statuses.iter().filter_map(|x| x["code"].as_str()).collect();
+        assert_eq!(codes, ["none", "200", "201", "422"]);
+        let bins = data["histogram"].as_array().unwrap();
+        assert_eq!(bins.iter().filter_map(|b| b[2].as_u64()).sum::<u64>(), 24);
+        let spectrum = data["spectrum"].as_array().unwrap();
+        assert_eq!(spectrum[0]["label"], "all (corrected)");
+        let last = spectrum[0]["points"]
+            .as_array()
+            .and_then(|p| p.last())
+            .unwrap();
+        assert_eq!(last[0], 1.0);
+        assert_eq!(
+            last[1].as_u64(),
+            Some(s.hist_all.highest_equivalent(s.hist_all.max()))
+        );
+        assert!(data["webhook"].is_null());
+    }
+
+    #[test]
+    fn the_progress_line() {
+        let stats = stats();
+        let line = stats.progress_line(
+            Duration::from_millis(3_050),
+            Duration::from_secs(4),
+            Some(10),
+            3,
+        );
+        assert!(line.starts_with("[   3/4 s measure] target 10/s, achieved 10/s | sent 34 done 34 errors 3 (8.82%) late 0 in-flight 3 | second 2: 10 answered"), "{line}");
+        let closed = stats.progress_line(
+            Duration::from_millis(1_000),
+            Duration::from_secs(4),
+            None,
+            0,
+        );
+        assert!(
+            closed.starts_with("[   1/4 s warm-up] closed loop, achieved 10/s"),
+            "{closed}"
+        );
+    }
 }

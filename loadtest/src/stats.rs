@@ -51,7 +51,9 @@ impl OpStats {
     }
 }
 
-/// One second of the run (warm-up included), by scheduled time.
+/// One second of the run (warm-up included). Latency and `errors` are
+/// by the second a request was scheduled in; `completed`, `statuses` and
+/// `error_codes` by the second its answer (or failure) arrived in.
 pub struct Second {
     /// Latency of the requests scheduled in this second, per operation.
     pub latency: [Histogram<u64>; 5],
@@ -59,6 +61,11 @@ pub struct Second {
     pub errors: u64,
     /// Answers that arrived in this second (throughput).
     pub completed: u64,
+    /// HTTP status of the answers that arrived in this second (0: no
+    /// HTTP answer, a transport failure or timeout).
+    pub statuses: BTreeMap<u16, u64>,
+    /// Error codes of the failures that arrived in this second.
+    pub error_codes: BTreeMap<String, u64>,
 }
 
 impl Second {
@@ -67,6 +74,8 @@ impl Second {
             latency: std::array::from_fn(|_| histogram(MAX_US, 2)),
             errors: 0,
             completed: 0,
+            statuses: BTreeMap::new(),
+            error_codes: BTreeMap::new(),
         }
     }
 }
@@ -89,12 +98,16 @@ pub struct Stats {
     pub missed: AtomicU64,
     /// Operations skipped: payouts without modelled funds, lookups without ids.
     pub skipped: [AtomicU64; 5],
-    /// Requests scheduled inside the measured window.
+    /// Requests sent whose scheduled time is inside the measured window
+    /// (operations skipped for want of funds or ids are not counted).
     pub scheduled_measured: AtomicU64,
     /// Responses to measured requests.
     pub done_measured: AtomicU64,
     /// When the last measured response arrived.
     pub last_done: Mutex<Option<Instant>>,
+    /// When the driver stopped scheduling (the window's end, or earlier
+    /// with `--max-requests`); answers may still arrive after it.
+    pub load_end: Mutex<Option<Instant>>,
 }
 
 /// A request sent this long after its scheduled time is late.
@@ -117,6 +130,7 @@ impl Stats {
             scheduled_measured: AtomicU64::new(0),
             done_measured: AtomicU64::new(0),
             last_done: Mutex::new(None),
+            load_end: Mutex::new(None),
         }
     }
 
@@ -124,10 +138,35 @@ impl Stats {
         scheduled >= self.measure_from
     }
 
+    /// Marks the end of scheduling (the first call counts).
+    pub fn mark_load_end(&self, at: Instant) {
+        lock(&self.load_end).get_or_insert(at);
+    }
+
     /// Records one finished request. `scheduled` is when it should have
-    /// been sent (open loop) or was sent (closed loop); `sent` when it was.
-    pub fn record(&self, op: Op, scheduled: Instant, sent: Instant, outcome: &Outcome) {
-        let now = Instant::now();
+    /// been sent (open loop) or was sent (closed loop); `sent` when it was;
+    /// `status` the HTTP status (None: no HTTP answer).
+    pub fn record(
+        &self,
+        op: Op,
+        scheduled: Instant,
+        sent: Instant,
+        status: Option<u16>,
+        outcome: &Outcome,
+    ) {
+        self.record_at(op, scheduled, sent, Instant::now(), status, outcome);
+    }
+
+    /// `record` with the time the answer arrived.
+    pub fn record_at(
+        &self,
+        op: Op,
+        scheduled: Instant,
+        sent: Instant,
+        now: Instant,
+        status: Option<u16>,
+        outcome: &Outcome,
+    ) {
         // A request the dispatcher sent a little early (it wakes up to 1 ms
         // ahead of the timer's resolution) is timed from its actual send.
         let latency = micros(now.saturating_duration_since(scheduled.min(sent)));
@@ -145,6 +184,16 @@ impl Stats {
                 timeline.push(Second::new());
             }
             timeline[arrival].completed += 1;
+            *timeline[arrival]
+                .statuses
+                .entry(status.unwrap_or(0))
+                .or_insert(0) += 1;
+            if let Outcome::Error(code) = outcome {
+                *timeline[arrival]
+                    .error_codes
+                    .entry(code.clone())
+                    .or_insert(0) += 1;
+            }
             let _ = timeline[second].latency[op.index()].record(latency);
             if is_error {
                 timeline[second].errors += 1;
@@ -164,10 +213,20 @@ impl Stats {
         }
     }
 
-    /// The progress line for the second that just ended.
-    pub fn progress_line(&self, elapsed: Duration, in_flight: u64) -> String {
+    /// The progress line printed each second: elapsed of total, the phase,
+    /// target against achieved rate (answers that arrived in the second
+    /// that just ended), totals so far, and the latency of the requests
+    /// scheduled in that second. `target` is the open loop's rate (None in
+    /// a closed loop).
+    pub fn progress_line(
+        &self,
+        elapsed: Duration,
+        total: Duration,
+        target: Option<u32>,
+        in_flight: u64,
+    ) -> String {
         let second = elapsed.as_secs().saturating_sub(1) as usize;
-        let (count, p50, p99) = {
+        let (achieved, count, p50, p99) = {
             let timeline = lock(&self.timeline);
             match timeline.get(second) {
                 Some(s) => {
@@ -175,13 +234,16 @@ impl Stats {
                     for h in &s.latency {
                         let _ = all.add(h);
                     }
-                    (
-                        all.len(),
-                        all.value_at_quantile(0.5),
-                        all.value_at_quantile(0.99),
-                    )
+                    let q = |x: f64| {
+                        if all.is_empty() {
+                            0
+                        } else {
+                            all.value_at_quantile(x)
+                        }
+                    };
+                    (s.completed, all.len(), q(0.5), q(0.99))
                 }
-                None => (0, 0, 0),
+                None => (0, 0, 0, 0),
             }
         };
         let phase = if self.started + Duration::from_secs(second as u64) < self.measure_from {
@@ -189,14 +251,23 @@ impl Stats {
         } else {
             "measure"
         };
+        let done = self.done.load(Ordering::Relaxed);
+        let errors = self.errors.load(Ordering::Relaxed);
+        let share = if done == 0 {
+            0.0
+        } else {
+            errors as f64 * 100.0 / done as f64
+        };
+        let target = match target {
+            Some(rate) => format!("target {rate}/s"),
+            None => "closed loop".to_owned(),
+        };
         format!(
-            "[{:>4}s {phase}] sent {} done {} errors {} late {} in-flight {in_flight} | second {}: {count} answered, p50 {} p99 {}",
+            "[{:>4}/{} s {phase}] {target}, achieved {achieved}/s | sent {} done {done} errors {errors} ({share:.2}%) late {} in-flight {in_flight} | second {second}: {count} answered, p50 {} p99 {}",
             elapsed.as_secs(),
+            total.as_secs(),
             self.sent.load(Ordering::Relaxed),
-            self.done.load(Ordering::Relaxed),
-            self.errors.load(Ordering::Relaxed),
             self.late.load(Ordering::Relaxed),
-            second,
             fmt_us(p50),
             fmt_us(p99),
         )

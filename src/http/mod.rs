@@ -42,7 +42,7 @@ pub struct App {
     pub directory: Directory,
     pub webhooks: actors::webhook::WebhookHandle,
     pub store: Store,
-    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub metrics: crate::metrics::Exporter,
     pub limiter: RateLimiter,
     pub config: Config,
     /// False once shutdown has begun (`/readyz` answers 503).

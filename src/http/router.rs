@@ -35,11 +35,12 @@ pub enum Route {
     WebhookEvents,
     WebhookRedeliver,
     WebhookReplay,
+    AdminBackup,
 }
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 28] = [
+    pub const ALL: [Route; 29] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -68,6 +69,7 @@ impl Route {
         Route::WebhookEvents,
         Route::WebhookRedeliver,
         Route::WebhookReplay,
+        Route::AdminBackup,
     ];
 
     /// Method and path template.
@@ -101,6 +103,7 @@ impl Route {
             Route::WebhookEvents => (Method::GET, "/api/v1/webhooks/events"),
             Route::WebhookRedeliver => (Method::POST, "/api/v1/webhooks/events/{id}/redeliver"),
             Route::WebhookReplay => (Method::POST, "/api/v1/webhooks/replay"),
+            Route::AdminBackup => (Method::POST, "/api/v1/admin/backup"),
         }
     }
 
@@ -172,7 +175,8 @@ impl Route {
             | Route::UserApiKey
             | Route::LedgerAccounts
             | Route::WebhookRedeliver
-            | Route::WebhookReplay => &[],
+            | Route::WebhookReplay
+            | Route::AdminBackup => &[],
         }
     }
 
@@ -281,6 +285,7 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
                 Some(*id),
             ),
             ["webhooks", "replay"] => (pick(m, &[(Method::POST, Route::WebhookReplay)])?, None),
+            ["admin", "backup"] => (pick(m, &[(Method::POST, Route::AdminBackup)])?, None),
             _ => return Err(Rejection::NotFound),
         },
         _ => return Err(Rejection::NotFound),

@@ -21,12 +21,12 @@
 //! recover: fjall recovers its journal, and `Store::open` applies our journal
 //! records after the indexer's last sequence.
 
-use crate::{journal, Durability, Overlay, Space, StorageError, StoreConfig, WriteSet};
+use crate::{journal, Durability, Space, StorageError, StoreConfig, WriteSet};
 use domain::metric_names as names;
 use fjall::{Database, Keyspace, PersistMode};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Mutex};
-use std::time::Instant;
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Resolves when the write set it was issued for is durable.
@@ -107,6 +107,9 @@ pub(crate) struct Committer {
     healthy: std::sync::Arc<AtomicBool>,
     stats: std::sync::Arc<CommitStats>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Held by the committer thread for each round, from its batch to its
+    /// fsync; `between_rounds` takes it to see the store between two rounds.
+    round: Arc<Mutex<()>>,
 }
 
 impl Committer {
@@ -125,6 +128,7 @@ impl Committer {
             min_new_due_ms: AtomicI64::new(i64::MAX),
             ..CommitStats::default()
         });
+        let round = Arc::new(Mutex::new(()));
         let (rounds_tx, rounds_rx) = std_mpsc::sync_channel(INDEX_QUEUE_ROUNDS);
         let indexer = Indexer {
             db: db.clone(),
@@ -154,6 +158,7 @@ impl Committer {
                 Durability::Buffered => PersistMode::Buffer,
             },
             batch_max: config.commit_batch_max.max(1),
+            round: round.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("tijori-commit".into())
@@ -167,6 +172,7 @@ impl Committer {
             healthy,
             stats,
             thread: Mutex::new(Some(thread)),
+            round,
         })
     }
 
@@ -175,11 +181,7 @@ impl Committer {
         guard.clone().ok_or(StorageError::Closed)
     }
 
-    pub(crate) async fn submit(
-        &self,
-        writes: WriteSet,
-        overlay: Option<&mut Overlay>,
-    ) -> Result<Ticket, StorageError> {
+    pub(crate) async fn submit(&self, writes: WriteSet) -> Result<Ticket, StorageError> {
         if !self.is_healthy() {
             return Err(StorageError::Poisoned);
         }
@@ -189,9 +191,6 @@ impl Committer {
         let seq = {
             let mut next = self.next_seq.lock().map_err(|_| StorageError::Poisoned)?;
             *next += 1;
-            if let Some(overlay) = overlay {
-                overlay.record(*next, &writes);
-            }
             permit.send(Request {
                 seq: *next,
                 writes,
@@ -236,6 +235,40 @@ impl Committer {
 
     pub(crate) fn stats(&self) -> &CommitStats {
         &self.stats
+    }
+
+    /// Write sets queued for the committer (reserved or sent, not yet taken
+    /// into a round) and the queue's bound; (0, 0) once closed.
+    pub(crate) fn queue_depth(&self) -> (usize, usize) {
+        let Ok(guard) = self.tx.lock() else {
+            return (0, 0);
+        };
+        guard.as_ref().map_or((0, 0), |tx| {
+            (
+                tx.max_capacity().saturating_sub(tx.capacity()),
+                tx.max_capacity(),
+            )
+        })
+    }
+
+    /// Runs `look` between two group-commit rounds, when every journal
+    /// record in the database is durable (up to the returned sequence) and
+    /// none is half-written; returns its result, that sequence, and how
+    /// long the committer was kept waiting (at most: how long `look` took).
+    /// Blocks the calling thread for up to one round: not for a tokio
+    /// worker.
+    pub(crate) fn between_rounds<T>(
+        &self,
+        look: impl FnOnce() -> T,
+    ) -> Result<(T, u64, Duration), StorageError> {
+        let _round = self.round.lock().map_err(|_| StorageError::Poisoned)?;
+        let held = Instant::now();
+        if !self.is_healthy() {
+            return Err(StorageError::Poisoned);
+        }
+        let seen = look();
+        let seq = self.durable_seq();
+        Ok((seen, seq, held.elapsed()))
     }
 
     pub(crate) fn is_healthy(&self) -> bool {
@@ -286,6 +319,7 @@ struct Worker {
     stats: std::sync::Arc<CommitStats>,
     mode: PersistMode,
     batch_max: usize,
+    round: Arc<Mutex<()>>,
 }
 
 impl Worker {
@@ -319,6 +353,11 @@ impl Worker {
     /// Writes the round's journal records and makes them durable.
     fn commit_round(&mut self, round: &[Request]) -> Result<(), StorageError> {
         let last_seq = round.last().map_or(0, |r| r.seq);
+        // From the batch to the fsync and the durable sequence's update, so
+        // that `between_rounds` never sees a journal record that is not
+        // durable yet. Uncontended but for a backup taking its snapshot.
+        let round_lock = self.round.clone();
+        let _round = round_lock.lock().map_err(|_| StorageError::Poisoned)?;
         if !self.healthy.load(Ordering::Acquire) {
             return Err(StorageError::Poisoned);
         }
@@ -477,8 +516,8 @@ pub(crate) fn apply_ops(
             Some(value) => {
                 if is_due {
                     due.delta += 1;
-                    if let Ok(ms) = crate::outbox::due_of_key(&key) {
-                        due.min_new_ms = due.min_new_ms.min(ms);
+                    if let Ok(id) = crate::outbox::DueId::from_key(&key) {
+                        due.min_new_ms = due.min_new_ms.min(id.due_unix_ms());
                     }
                 }
                 batch.insert(keyspace, key, value)

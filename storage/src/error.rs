@@ -16,6 +16,8 @@ pub enum StorageError {
     Codec(String),
     /// The data dir holds a store of another format version.
     Format(String),
+    /// Another process has the data dir (named) open.
+    Locked(String),
     /// An earlier commit failed; the database refuses further writes.
     Poisoned,
     /// The store was closed (shutdown).
@@ -29,6 +31,10 @@ impl fmt::Display for StorageError {
             StorageError::Io(e) => write!(f, "storage i/o: {e}"),
             StorageError::Codec(e) => write!(f, "stored value does not decode: {e}"),
             StorageError::Format(e) => f.write_str(e),
+            StorageError::Locked(dir) => write!(
+                f,
+                "the data dir {dir} is locked: another Tijori process holds it"
+            ),
             StorageError::Poisoned => {
                 f.write_str("storage is poisoned by an earlier failed commit")
             }

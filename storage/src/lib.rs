@@ -7,20 +7,21 @@
 //!
 //! Opening never scans records: start-up cost does not grow with history.
 
+pub mod backup;
 mod codec;
 mod committer;
 mod error;
 mod journal;
 pub mod keys;
 pub mod outbox;
-mod overlay;
 mod query;
 mod reads;
 mod writeset;
 
 pub use committer::{CommitStats, Ticket};
 pub use error::StorageError;
-pub use overlay::Overlay;
+pub use keys::UniqueKind;
+pub use outbox::{DueCursor, DueDelivery, DueId};
 pub use query::{Listing, Scope, Window};
 pub use reads::{IdempotencyRecord, Page, PendingItem, PendingKind};
 pub use writeset::{Listed, WriteSet};
@@ -170,6 +171,13 @@ struct Inner {
     db: Database,
     spaces: Vec<Keyspace>,
     committer: committer::Committer,
+    /// The data dir, as given to `open`.
+    dir: std::path::PathBuf,
+    /// A backup is running (`backup.rs`): one at a time.
+    backup_running: std::sync::atomic::AtomicBool,
+    /// `close` was called: a running backup stops (shutdown must not wait
+    /// for it) and no new one starts.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The version of the on-disk layout this build reads and writes. A data
@@ -270,10 +278,16 @@ impl Store {
         // at open: keeping it at fjall's smallest bound (it flushes memtables
         // to make room) bounds the start-up after a crash, whatever the
         // history (512 MiB by default took seconds to replay here).
+        // fjall takes an exclusive lock on a file in the dir for as long as
+        // the database is open: a second process on the same dir fails here.
         let db = Database::builder(dir)
             .manual_journal_persist(true)
             .max_journaling_size(FJALL_JOURNAL_MAX_BYTES)
-            .open()?;
+            .open()
+            .map_err(|e| match e {
+                fjall::Error::Locked => StorageError::Locked(dir.display().to_string()),
+                other => other.into(),
+            })?;
         let spaces = Space::ALL
             .iter()
             .map(|s| db.keyspace(s.name(), KeyspaceCreateOptions::default))
@@ -293,6 +307,9 @@ impl Store {
                 db,
                 spaces,
                 committer,
+                dir: dir.to_path_buf(),
+                backup_running: std::sync::atomic::AtomicBool::new(false),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -305,17 +322,7 @@ impl Store {
     /// only while the commit queue is full; the returned ticket resolves
     /// when the writes are durable.
     pub async fn submit(&self, writes: WriteSet) -> Result<Ticket, StorageError> {
-        self.inner.committer.submit(writes, None).await
-    }
-
-    /// `submit` for a writer that reads its own in-flight writes: the
-    /// operations are remembered in `overlay` under the ticket's sequence.
-    pub async fn submit_tracked(
-        &self,
-        writes: WriteSet,
-        overlay: &mut Overlay,
-    ) -> Result<Ticket, StorageError> {
-        self.inner.committer.submit(writes, Some(overlay)).await
+        self.inner.committer.submit(writes).await
     }
 
     /// Writes and waits until durable: `submit` followed by the ticket.
@@ -373,6 +380,12 @@ impl Store {
         self.inner.committer.stats()
     }
 
+    /// Write sets waiting for the committer, and the most that may wait
+    /// (`commit_queue_depth`): its saturation, read from the channel.
+    pub fn commit_queue(&self) -> (usize, usize) {
+        self.inner.committer.queue_depth()
+    }
+
     /// False once a commit or fsync has failed: the database is poisoned
     /// and the process must restart to recover from the journal.
     pub fn is_healthy(&self) -> bool {
@@ -381,6 +394,9 @@ impl Store {
 
     /// Stops the committer after it has made everything queued durable.
     pub fn close(&self) {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
         self.inner.committer.close();
         // A final sync so that nothing buffered is left behind on exit.
         let _ = self.inner.db.persist(fjall::PersistMode::SyncData);

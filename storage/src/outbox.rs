@@ -8,42 +8,71 @@
 
 use crate::codec::{self, StoredEvent};
 use crate::keys::{self, IndexTag};
-use crate::{Overlay, Space, StorageError, Store, WriteSet};
+use crate::{Space, StorageError, Store, WriteSet};
 use domain::{Delivery, DeliveryStatus, EventId, OutboxEvent, UserId};
+
+/// A delivery's due row: when its next attempt is due, for which event
+/// and recipient. Opaque outside this crate (the row's key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DueId([u8; DUE_KEY_LEN]);
+
+const DUE_KEY_LEN: usize = 40;
+
+impl DueId {
+    pub fn new(due_unix_ms: i64, event: &EventId, recipient: &UserId) -> DueId {
+        let mut key = [0u8; DUE_KEY_LEN];
+        key[..8].copy_from_slice(&due_floor(due_unix_ms));
+        key[8..24].copy_from_slice(event.as_bytes());
+        key[24..].copy_from_slice(recipient.as_bytes());
+        DueId(key)
+    }
+
+    pub(crate) fn from_key(key: &[u8]) -> Result<DueId, StorageError> {
+        let key: [u8; DUE_KEY_LEN] = key
+            .try_into()
+            .map_err(|_| StorageError::Codec("webhook due key of wrong length".into()))?;
+        Ok(DueId(key))
+    }
+
+    pub fn due_unix_ms(&self) -> i64 {
+        let mut ms = [0u8; 8];
+        ms.copy_from_slice(&self.0[..8]);
+        i64::try_from(u64::from_be_bytes(ms)).unwrap_or(i64::MAX)
+    }
+}
 
 /// A delivery whose attempt is due.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DueDelivery {
-    /// The `WebhookDue` key, to delete once handled.
-    pub key: Vec<u8>,
+    /// Its due row, to remove once handled.
+    pub id: DueId,
     pub due_unix_ms: i64,
     pub event_id: EventId,
     pub recipient: UserId,
 }
 
-/// The due time a `WebhookDue` key starts with.
-pub fn due_of_key(key: &[u8]) -> Result<i64, StorageError> {
-    let ms = key
-        .first_chunk::<8>()
-        .ok_or_else(|| StorageError::Codec("short due key".into()))?;
-    Ok(i64::try_from(u64::from_be_bytes(*ms)).unwrap_or(i64::MAX))
+/// Where a forward reader of due rows stands: before every row due at or
+/// after a time, or just after one row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DueCursor {
+    From(i64),
+    After(DueId),
 }
 
-/// The smallest `WebhookDue` key at or after `due_unix_ms`.
-pub fn due_floor(due_unix_ms: i64) -> Vec<u8> {
-    u64::try_from(due_unix_ms)
-        .unwrap_or(0)
-        .to_be_bytes()
-        .to_vec()
+impl DueCursor {
+    /// The due time the cursor stands at.
+    pub fn due_unix_ms(&self) -> i64 {
+        match self {
+            DueCursor::From(ms) => *ms,
+            DueCursor::After(id) => id.due_unix_ms(),
+        }
+    }
 }
 
-pub fn due_key(due_unix_ms: i64, event: &EventId, recipient: &UserId) -> Vec<u8> {
-    let due = u64::try_from(due_unix_ms).unwrap_or(0);
-    let mut key = Vec::with_capacity(40);
-    key.extend_from_slice(&due.to_be_bytes());
-    key.extend_from_slice(event.as_bytes());
-    key.extend_from_slice(recipient.as_bytes());
-    key
+/// The 8-byte prefix of due keys at `due_unix_ms`: it sorts before each of
+/// them.
+fn due_floor(due_unix_ms: i64) -> [u8; 8] {
+    u64::try_from(due_unix_ms).unwrap_or(0).to_be_bytes()
 }
 
 /// A delivery record's key: its event, then its recipient.
@@ -87,7 +116,9 @@ pub fn delivery_saved(writes: &mut WriteSet, event: &EventId, delivery: &Deliver
     if let (DeliveryStatus::Pending, Some(at)) = (delivery.status, delivery.next_attempt_at) {
         writes.put_raw(
             Space::WebhookDue,
-            due_key(at.unix_ms(), event, &delivery.recipient),
+            DueId::new(at.unix_ms(), event, &delivery.recipient)
+                .0
+                .to_vec(),
             Vec::new(),
         );
     }
@@ -99,30 +130,24 @@ pub fn delivery_saved(writes: &mut WriteSet, event: &EventId, delivery: &Deliver
 }
 
 /// A delivery's due row is done with (attempted, superseded or dropped).
-pub fn due_consumed(writes: &mut WriteSet, key: Vec<u8>) {
-    writes.remove(Space::WebhookDue, key);
+pub fn due_consumed(writes: &mut WriteSet, due: DueId) {
+    writes.remove(Space::WebhookDue, due.0.to_vec());
 }
 
 /// Reads a `WebhookDue` key back.
 fn parse_due(key: &[u8]) -> Result<DueDelivery, StorageError> {
-    if key.len() != 40 {
-        return Err(StorageError::Codec(
-            "webhook due key of wrong length".into(),
-        ));
-    }
-    let mut ms = [0u8; 8];
-    ms.copy_from_slice(&key[..8]);
+    let id = DueId::from_key(key)?;
     let (Some(event_id), Some(recipient)) = (
-        EventId::from_slice(&key[8..24]),
-        UserId::from_slice(&key[24..40]),
+        EventId::from_slice(&id.0[8..24]),
+        UserId::from_slice(&id.0[24..]),
     ) else {
         return Err(StorageError::Codec(
             "webhook due key does not hold ids".into(),
         ));
     };
     Ok(DueDelivery {
-        key: key.to_vec(),
-        due_unix_ms: i64::try_from(u64::from_be_bytes(ms)).unwrap_or(i64::MAX),
+        due_unix_ms: id.due_unix_ms(),
+        id,
         event_id,
         recipient,
     })
@@ -132,36 +157,15 @@ impl Store {
     /// An event with the current state of each of its deliveries, in the
     /// order of its recipients.
     pub fn event(&self, id: &EventId) -> Result<Option<OutboxEvent>, StorageError> {
-        self.event_through(id, None)
-    }
-
-    /// `event`, as a writer of delivery records sees it: its own writes
-    /// not yet applied (in `overlay`) first.
-    pub fn event_seen_by(
-        &self,
-        id: &EventId,
-        overlay: &Overlay,
-    ) -> Result<Option<OutboxEvent>, StorageError> {
-        self.event_through(id, Some(overlay))
-    }
-
-    fn event_through(
-        &self,
-        id: &EventId,
-        overlay: Option<&Overlay>,
-    ) -> Result<Option<OutboxEvent>, StorageError> {
         let Some(bytes) = self.space(Space::Outbox).get(id.as_bytes())? else {
             return Ok(None);
         };
         let stored: StoredEvent = codec::from_bytes(&bytes)?;
         let mut deliveries = Vec::with_capacity(stored.recipients.len());
         for recipient in &stored.recipients {
-            let key = delivery_key(id, recipient);
-            let bytes = match overlay {
-                Some(overlay) => overlay.get(self, Space::Deliveries, &key)?,
-                None => self.get_raw(Space::Deliveries, &key)?,
-            }
-            .ok_or_else(|| StorageError::Codec("an event lacks a delivery".into()))?;
+            let bytes = self
+                .get_raw(Space::Deliveries, &delivery_key(id, recipient))?
+                .ok_or_else(|| StorageError::Codec("an event lacks a delivery".into()))?;
             deliveries.push(codec::from_bytes(&bytes)?);
         }
         Ok(Some(OutboxEvent {
@@ -182,10 +186,10 @@ impl Store {
         self.due_deliveries_after(None, now_ms, limit)
     }
 
-    /// Like `due_deliveries`, starting after the due row `after`.
+    /// Like `due_deliveries`, starting at `cursor`.
     pub fn due_deliveries_after(
         &self,
-        after: Option<&[u8]>,
+        cursor: Option<&DueCursor>,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<DueDelivery>, StorageError> {
@@ -193,8 +197,10 @@ impl Store {
         let end = (u64::try_from(now_ms).unwrap_or(0).saturating_add(1))
             .to_be_bytes()
             .to_vec();
-        let start = match after {
-            Some(key) => Bound::Excluded(key.to_vec()),
+        let start = match cursor {
+            // Excluded: the 8-byte floor sorts before every row due then.
+            Some(DueCursor::From(ms)) => Bound::Excluded(due_floor(*ms).to_vec()),
+            Some(DueCursor::After(id)) => Bound::Excluded(id.0.to_vec()),
             None => Bound::Unbounded,
         };
         let range = (start, Bound::Excluded(end));

@@ -60,8 +60,9 @@ impl WriteSet {
         self.ops.is_empty()
     }
 
-    /// The operations, for an overlay to remember.
-    pub fn ops(&self) -> impl Iterator<Item = (Space, &[u8], Option<&[u8]>)> {
+    /// The operations (for tests).
+    #[cfg(test)]
+    pub(crate) fn ops(&self) -> impl Iterator<Item = (Space, &[u8], Option<&[u8]>)> {
         self.ops
             .iter()
             .map(|(s, k, v)| (*s, k.as_slice(), v.as_deref()))

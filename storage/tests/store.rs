@@ -5,21 +5,23 @@
 //! close (or a plain drop) and reopen, in every space, with overwrites and
 //! removes applied and nothing extra; concurrent `submit`s all resolve, get
 //! each sequence number exactly once, and share fsyncs (group commit) within
-//! `commit_batch_max`; pipelined writes to one key keep the last one; an
-//! `Overlay` shows a writer its submitted-but-unapplied writes and forgets
-//! them once applied; `applied_barrier` waits for earlier submits; the
+//! `commit_batch_max`; pipelined writes to one key keep the last one; a
+//! write is readable once `applied_seq` reaches its ticket (what writers
+//! that remember their unapplied writes rely on); `applied_barrier` waits for earlier submits; the
 //! `Pending` and `Index` scans honour their bounds, order, cursor and limits;
 //! and a closed store refuses writes instead of hanging, after making what
-//! was queued before `close` durable.
+//! was queued before `close` durable. A backup taken under writes restores
+//! to exactly the write sets up to its sequence; backups and restores
+//! refuse unsafe targets, partial or damaged backups, and a second backup
+//! at once; a data dir in use is refused by name.
 
 use domain::UserId;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
+use storage::backup::{read_manifest, restore, BackupError, BackupLimits, MANIFEST_FILE};
 use storage::keys::{self, IndexTag};
-use storage::{
-    Durability, Overlay, PendingKind, Space, StorageError, Store, StoreConfig, Ticket, WriteSet,
-};
+use storage::{Durability, PendingKind, Space, StorageError, Store, StoreConfig, Ticket, WriteSet};
 
 /// Upper bound for anything awaited here: a hang is a failure, not a stall.
 const WAIT: Duration = Duration::from_secs(30);
@@ -383,92 +385,28 @@ fn big_write_set(tag: u8) -> WriteSet {
     writes
 }
 
-/// (c) the overlay's rules, driven by hand: the newest own write wins over
-/// the store (also a removal), and `prune` forgets exactly what is applied.
+/// (c) with the real committer: a write sits behind a big write set, so
+/// it is sometimes caught unapplied; whenever `applied_seq` has reached its
+/// ticket it is readable (a writer may then forget its own copy), and its
+/// ticket resolves only once it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlay_shadows_the_store_until_pruned() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let mut base = WriteSet::new();
-    base.put_raw(Space::Users, b"a".to_vec(), b"store-a".to_vec());
-    base.put_raw(Space::Users, b"c".to_vec(), b"store-c".to_vec());
-    store.commit(base).await.unwrap();
-
-    let mut overlay = Overlay::default();
-    let mut first = WriteSet::new();
-    first.put_raw(Space::Users, b"a".to_vec(), b"a1".to_vec());
-    first.put_raw(Space::Users, b"b".to_vec(), b"b1".to_vec());
-    overlay.record(10, &first);
-    let mut second = WriteSet::new();
-    second.put_raw(Space::Users, b"a".to_vec(), b"a2".to_vec());
-    second.remove(Space::Users, b"c".to_vec());
-    overlay.record(12, &second);
-
-    let get = |overlay: &Overlay, key: &[u8]| overlay.get(&store, Space::Users, key).unwrap();
-    assert_eq!(
-        get(&overlay, b"a"),
-        Some(b"a2".to_vec()),
-        "newest own write"
-    );
-    assert_eq!(get(&overlay, b"b"), Some(b"b1".to_vec()));
-    assert_eq!(get(&overlay, b"c"), None, "own removal hides the store");
-    assert_eq!(
-        overlay.get(&store, Space::Payments, b"a").unwrap(),
-        None,
-        "spaces are separate"
-    );
-    assert_eq!(overlay.len(), 3);
-
-    overlay.prune(9);
-    assert_eq!(overlay.len(), 3, "nothing applied yet");
-    overlay.prune(11);
-    assert_eq!(overlay.len(), 2, "b (seq 10) is forgotten");
-    assert_eq!(get(&overlay, b"b"), None, "b now reads from the store");
-    assert_eq!(
-        get(&overlay, b"a"),
-        Some(b"a2".to_vec()),
-        "a was rewritten at seq 12: kept"
-    );
-    overlay.prune(12);
-    assert!(overlay.is_empty());
-    assert_eq!(get(&overlay, b"a"), Some(b"store-a".to_vec()));
-    assert_eq!(get(&overlay, b"c"), Some(b"store-c".to_vec()));
-    store.close();
-}
-
-/// (c) with the real committer: a tracked write is visible through the
-/// overlay while the store has not applied it (it sits behind a big write
-/// set), `prune(applied_seq)` keeps it until then and drops it after.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlay_sees_submitted_writes_before_they_are_applied() {
+async fn a_write_is_readable_once_applied_seq_reaches_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let mut seen_unapplied = 0;
     for attempt in 0u8..5 {
         let big = store.submit(big_write_set(attempt)).await.unwrap();
-        let mut overlay = Overlay::default();
         let key = vec![b'k', attempt];
         let mut writes = WriteSet::new();
         writes.put_raw(Space::Payouts, key.clone(), vec![attempt; 32]);
-        let ticket = store.submit_tracked(writes, &mut overlay).await.unwrap();
+        let ticket = store.submit(writes).await.unwrap();
         assert!(ticket.seq() > big.seq());
 
-        // Order matters: applied first, then the reads.
+        // Order matters: applied first, then the read.
         let applied = store.applied_seq();
         let raw = store.get_raw(Space::Payouts, &key).unwrap();
-        assert_eq!(
-            overlay.get(&store, Space::Payouts, &key).unwrap(),
-            Some(vec![attempt; 32]),
-            "own submitted write is invisible to its writer"
-        );
-        overlay.prune(applied);
         if applied < ticket.seq() {
             seen_unapplied += 1;
-            assert_eq!(overlay.len(), 1, "pruned before it was applied");
-            assert_eq!(
-                overlay.get(&store, Space::Payouts, &key).unwrap(),
-                Some(vec![attempt; 32])
-            );
         } else {
             assert_eq!(raw, Some(vec![attempt; 32]), "applied but not readable");
         }
@@ -477,12 +415,10 @@ async fn overlay_sees_submitted_writes_before_they_are_applied() {
         within("ticket", ticket.durable()).await.unwrap();
         within("big ticket", big.durable()).await.unwrap();
         assert!(store.applied_seq() >= seq);
-        overlay.prune(store.applied_seq());
-        assert!(overlay.is_empty(), "applied write still in the overlay");
         assert_eq!(
-            overlay.get(&store, Space::Payouts, &key).unwrap(),
+            store.get_raw(Space::Payouts, &key).unwrap(),
             Some(vec![attempt; 32]),
-            "after pruning the write reads from the store"
+            "durable but not readable"
         );
     }
     assert!(
@@ -906,4 +842,240 @@ async fn reopen_retrying(dir: &Path) -> Store {
             Err(e) => panic!("reopen: {e}"),
         }
     }
+}
+
+fn limits() -> BackupLimits {
+    BackupLimits {
+        time_max: Duration::from_secs(120),
+        bytes_max: u64::MAX,
+    }
+}
+
+/// A write set of the concurrent writers in the backup test: the same key
+/// in two spaces, so a half-applied set would show.
+fn pair_write(writer: u8, i: u32) -> (WriteSet, Vec<u8>, Vec<u8>) {
+    let mut key = vec![0xb0 | writer];
+    key.extend_from_slice(&i.to_be_bytes());
+    let value = format!("w{writer}-{i}").into_bytes();
+    let mut writes = WriteSet::new();
+    writes.put_raw(Space::Payments, key.clone(), value.clone());
+    writes.put_raw(Space::Ledger, key.clone(), value.clone());
+    (writes, key, value)
+}
+
+/// (k) A backup taken while writers keep writing is the store as of one
+/// sequence S: after a restore, every write set up to S is there whole
+/// (with the journal records the lagging indexer had not applied, which
+/// recovery applies), none after S, and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_writes_restores_exactly_its_sequence() {
+    let seed = seed();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreConfig {
+            indexer_lag_ms: 3,
+            ..StoreConfig::default()
+        },
+    )
+    .unwrap();
+    let mut model = write_all(&store, 4, 150, seed).await;
+    let acknowledged_before = store.durable_seq();
+
+    let writers: Vec<_> = (0..3u8)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut written = Vec::new();
+                for i in 0..200u32 {
+                    let (writes, key, value) = pair_write(w, i);
+                    let ticket = store.submit(writes).await.unwrap();
+                    written.push((ticket.seq(), key, value));
+                    if i % 4 == 0 {
+                        within("ticket", ticket.durable()).await.unwrap();
+                    } else {
+                        drop(ticket);
+                    }
+                }
+                written
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let backups = tempfile::tempdir().unwrap();
+    let to = backups.path().join("b1");
+    let report = {
+        let (store, to) = (store.clone(), to.clone());
+        within(
+            "backup",
+            tokio::task::spawn_blocking(move || store.backup(&to, limits())),
+        )
+        .await
+        .unwrap()
+        .expect("the backup succeeds")
+    };
+    let mut written = Vec::new();
+    for w in writers {
+        written.extend(within("writer", w).await.unwrap());
+    }
+    within("barrier", store.applied_barrier()).await.unwrap();
+    store.close();
+    drop(store);
+
+    let s = report.manifest.sequence;
+    assert!(s >= acknowledged_before, "S {s} < {acknowledged_before}");
+    let (mut inside, mut after) = (0, 0);
+    for (seq, key, value) in &written {
+        if *seq <= s {
+            inside += 1;
+            model.insert((Space::Payments, key.clone()), Some(value.clone()));
+            model.insert((Space::Ledger, key.clone()), Some(value.clone()));
+        } else {
+            after += 1;
+        }
+    }
+    println!(
+        "backup at seq {s}: {inside} concurrent sets inside, {after} after; {} rows, {} bytes, {:?}, write pause {:?}",
+        report.manifest.total_rows(),
+        report.manifest.bytes,
+        report.duration,
+        report.write_pause
+    );
+    assert_eq!(read_manifest(&to).unwrap(), report.manifest);
+
+    let restored = tempfile::tempdir().unwrap();
+    let data = restored.path().join("data");
+    let manifest = restore(&to, &data).expect("the restore succeeds");
+    assert_eq!(manifest, report.manifest);
+    let store = reopen_retrying(&data).await;
+    assert_eq!(
+        store.applied_seq(),
+        s,
+        "recovery applies the journal up to S"
+    );
+    assert_eq!(store.count(Space::Journal).unwrap(), 0);
+    assert_matches(&store, &model, "restored backup");
+    // The restored store goes on from S.
+    let mut writes = WriteSet::new();
+    writes.put_raw(Space::Users, vec![9], vec![9]);
+    let ticket = store.submit(writes).await.unwrap();
+    assert_eq!(ticket.seq(), s + 1);
+    within("ticket", ticket.durable()).await.unwrap();
+    store.close();
+}
+
+/// (l) Refusals: a relative, non-empty or in-store target; a second backup
+/// while one runs; a backup past its size limit leaves no manifest; a
+/// restore refuses a backup without a manifest, one whose rows do not
+/// match its manifest, another format, and a non-empty target; a second
+/// open of a data dir in use names the dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_and_restores_refuse_what_they_cannot_do_safely() {
+    let seed = seed();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    write_all(&store, 2, 300, seed).await;
+    let backups = tempfile::tempdir().unwrap();
+    let target = |err: BackupError| matches!(err, BackupError::Target(_));
+
+    let err = store
+        .backup(Path::new("relative/dir"), limits())
+        .unwrap_err();
+    assert!(
+        target(err.clone()) && err.to_string().contains("absolute"),
+        "{err}"
+    );
+    let full = backups.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("x"), b"x").unwrap();
+    let err = store.backup(&full, limits()).unwrap_err();
+    assert!(
+        target(err.clone()) && err.to_string().contains("not empty"),
+        "{err}"
+    );
+    let err = store
+        .backup(&dir.path().join("inner"), limits())
+        .unwrap_err();
+    assert!(
+        target(err.clone()) && err.to_string().contains("inside the data dir"),
+        "{err}"
+    );
+    assert!(!dir.path().join("inner").exists());
+
+    // Past the size limit: an error naming it, and no manifest.
+    let small = backups.path().join("small");
+    let tiny = BackupLimits {
+        time_max: Duration::from_secs(60),
+        bytes_max: 1_000,
+    };
+    let err = store.backup(&small, tiny).unwrap_err();
+    assert!(matches!(err, BackupError::Limit(_)), "{err}");
+    assert!(!small.join(MANIFEST_FILE).exists());
+    let err = restore(&small, &backups.path().join("r0")).unwrap_err();
+    assert!(
+        matches!(err, BackupError::Invalid(_)) && err.to_string().contains("not a finished"),
+        "{err}"
+    );
+
+    // Two at once: one of them is refused as busy.
+    let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let tries: Vec<_> = ["c1", "c2"]
+        .into_iter()
+        .map(|name| {
+            let (store, start) = (store.clone(), start.clone());
+            let to = backups.path().join(name);
+            std::thread::spawn(move || {
+                start.wait();
+                store.backup(&to, limits())
+            })
+        })
+        .collect();
+    let results: Vec<_> = tries.into_iter().map(|t| t.join().unwrap()).collect();
+    let busy = results
+        .iter()
+        .filter(|r| matches!(r, Err(BackupError::Busy)))
+        .count();
+    let done = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!((busy, done), (1, 1), "{results:?}");
+    let good = backups
+        .path()
+        .join(if results[0].is_ok() { "c1" } else { "c2" });
+
+    // A target that is not empty; a manifest that does not match.
+    let err = restore(&good, &full).unwrap_err();
+    assert!(target(err.clone()), "{err}");
+    let manifest_path = good.join(MANIFEST_FILE);
+    let original = std::fs::read(&manifest_path).unwrap();
+    let mut wrong = read_manifest(&good).unwrap();
+    *wrong.rows.get_mut("payments").unwrap() += 1;
+    std::fs::write(&manifest_path, serde_json::to_vec(&wrong).unwrap()).unwrap();
+    let err = restore(&good, &backups.path().join("r1")).unwrap_err();
+    assert!(
+        matches!(err, BackupError::Invalid(_)) && err.to_string().contains("payments"),
+        "{err}"
+    );
+    *wrong.rows.get_mut("payments").unwrap() -= 1;
+    wrong.store_format += 1;
+    std::fs::write(&manifest_path, serde_json::to_vec(&wrong).unwrap()).unwrap();
+    let err = restore(&good, &backups.path().join("r2")).unwrap_err();
+    assert!(err.to_string().contains("format"), "{err}");
+    std::fs::write(&manifest_path, original).unwrap();
+    restore(&good, &backups.path().join("r3")).expect("the untouched backup restores");
+
+    // The data dir in use by this store: a second open names it.
+    let err = Store::open(dir.path(), StoreConfig::default())
+        .err()
+        .expect("a second open of a dir in use fails");
+    assert!(matches!(err, StorageError::Locked(_)), "{err:?}");
+    assert!(err.to_string().contains("another Tijori process"), "{err}");
+
+    // A closing store starts no backup (a running one stops the same way).
+    store.close();
+    let closed = backups.path().join("closed");
+    let err = store.backup(&closed, limits()).unwrap_err();
+    assert!(
+        matches!(err, BackupError::Storage(StorageError::Closed)),
+        "{err:?}"
+    );
+    assert!(!closed.join(MANIFEST_FILE).exists());
 }

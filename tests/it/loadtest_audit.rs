@@ -116,6 +116,70 @@ async fn a_short_run_audits_clean() {
         books.totals.iter().all(|t| t.balance == Some(0)) && !books.totals.is_empty(),
         "{books:?}"
     );
+
+    // The reports: run metadata that names this very server, the
+    // uncorrected latency over the same requests with the same outcomes,
+    // per-second status codes adding up to every answer, and the files.
+    let j = outcome.json();
+    let run = &j["run"];
+    assert_eq!(run["server"]["pid"], server.child.id(), "{run}");
+    assert_eq!(run["server"]["version"], env!("CARGO_PKG_VERSION"), "{run}");
+    assert!(
+        run["server"]["healthz"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("200 ")),
+        "{run}"
+    );
+    let cmdline = run["server"]["cmdline"].to_string();
+    assert!(cmdline.contains("--webhook-allow-private"), "{cmdline}");
+    assert!(
+        !cmdline.contains(&server.admin_key),
+        "the admin key must be redacted"
+    );
+    assert!(!j.to_string().contains(&server.admin_key));
+    assert!(run["started_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(run["host"]["load_average_before"].is_array(), "{run}");
+    assert_eq!(j["uncorrected"]["count"], j["all"]["count"]);
+    assert_eq!(j["uncorrected"]["ok"], j["all"]["ok"]);
+    assert!(
+        j["uncorrected"]["ok"].as_u64() > Some(400),
+        "{}",
+        j["uncorrected"]
+    );
+    assert_eq!(j["sent_in_window"], j["answered_in_window"]);
+    let per_second: u64 = j["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .flat_map(|t| t["status_codes"].as_object().expect("codes").values())
+        .filter_map(serde_json::Value::as_u64)
+        .sum();
+    assert_eq!(per_second, j["answered"].as_u64().unwrap_or(0));
+    assert_eq!(s.statuses.values().sum::<u64>(), s.answered);
+
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut files = cfg.clone();
+    files.json_out = Some(dir.path().join("r.json"));
+    files.html_out = Some(dir.path().join("r.html"));
+    outcome
+        .write_files(&files)
+        .expect("the reports are written");
+    let html = std::fs::read_to_string(dir.path().join("r.html")).expect("r.html");
+    assert!(html.contains("PASSED") && html.contains("<code>r.hgrm</code>"));
+    assert!(!html.contains("src=") && !html.contains("href="));
+    let hgrm = std::fs::read_to_string(dir.path().join("r.hgrm")).expect("r.hgrm");
+    assert!(hgrm.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
+    assert!(
+        hgrm.contains(&format!("Total count    = {:>12}]", s.all.count)),
+        "{hgrm}"
+    );
+    for name in ["r.uncorrected.hgrm", "r.payin.hgrm", "r.payout.hgrm"] {
+        assert!(dir.path().join(name).exists(), "{name}");
+    }
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).expect("r.json"))
+            .expect("JSON");
+    assert_eq!(written["run"]["server"]["pid"], server.child.id());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,5 +21,6 @@ mod api_smoke;
 mod api_strict_input;
 mod loadtest_audit;
 mod openapi_routes;
+mod ops;
 mod prometheus_dashboards;
 mod webhooks;

@@ -365,6 +365,7 @@ fn variant(r: &Rejection) -> usize {
         Rejection::InvalidStatusTransition { .. } => 14,
         Rejection::ServiceUnavailable => 15,
         Rejection::DatabaseError => 16,
+        Rejection::BackupInProgress => 17,
     }
 }
 
@@ -393,6 +394,7 @@ fn every_rejection() -> BTreeMap<&'static str, u16> {
         },
         Rejection::ServiceUnavailable,
         Rejection::DatabaseError,
+        Rejection::BackupInProgress,
     ];
     let mut variants: Vec<usize> = all.iter().map(variant).collect();
     variants.sort_unstable();

@@ -24,8 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use storage::keys::UniqueKind;
-use storage::{IdempotencyRecord, Listed, PendingItem, StorageError, Store, WriteSet};
+use storage::{IdempotencyRecord, Listed, PendingItem, StorageError, Store, UniqueKind, WriteSet};
 
 pub(crate) struct WalletActor;
 

@@ -21,6 +21,14 @@ pub struct Created<T> {
     pub replayed: bool,
 }
 
+/// The wallets' in-flight calls against their bound (`WalletHandle::inflight`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inflight {
+    pub calls: usize,
+    pub busiest: usize,
+    pub limit: usize,
+}
+
 #[derive(Clone)]
 pub struct WalletHandle {
     registry: Arc<Registry>,
@@ -29,6 +37,17 @@ pub struct WalletHandle {
 impl WalletHandle {
     pub(crate) fn new(registry: Arc<Registry>) -> WalletHandle {
         WalletHandle { registry }
+    }
+
+    /// Calls in flight (holding a permit) over all live wallets, the most
+    /// on one wallet, and the per-wallet bound (`wallet_inflight_max`).
+    pub fn inflight(&self) -> Inflight {
+        let (calls, busiest) = self.registry.inflight();
+        Inflight {
+            calls,
+            busiest,
+            limit: self.registry.config().wallet_inflight_max.max(1),
+        }
     }
 
     /// Creates a pending pay-in on `merchant`'s wallet. Answers once the

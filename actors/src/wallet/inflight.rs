@@ -11,8 +11,7 @@
 
 use domain::{Payment, PaymentId, Payout, PayoutId, UserId};
 use std::collections::{HashMap, VecDeque};
-use storage::keys::UniqueKind;
-use storage::IdempotencyRecord;
+use storage::{IdempotencyRecord, UniqueKind};
 
 /// One thing a write claimed, for pruning.
 enum Claim {

@@ -3,17 +3,18 @@
 //! retries with backoff until a delivery is acknowledged (HTTP 200) or its
 //! attempts are spent (`failed`, kept for manual redelivery).
 //!
-//! Fairness: at most `per_host_max` attempts run against one host at a time;
-//! deliveries for a host at its cap are deferred (their due row moves a
-//! little later), so a slow or failing endpoint cannot hold the front of
-//! the queue or the workers. After creation, only this actor rewrites event
-//! rows; it reads its own in-flight writes through an `Overlay` and does
-//! not wait for their fsync (a crash in between means one more delivery,
-//! which at-least-once allows).
+//! Fairness: at most `per_host_max` attempts run against one endpoint at a
+//! time; deliveries for an endpoint at its cap wait in its in-memory queue,
+//! so a slow or failing endpoint cannot hold the front of the queue or the
+//! workers. After creation, only this actor rewrites delivery records; it
+//! keeps what it wrote until the store has applied it (`Unapplied`) and
+//! does not wait for its fsync (a crash in between means one more
+//! delivery, which at-least-once allows).
 
 use super::policy::RetryPolicy;
 use super::signing;
 use super::transport::{Attempt, Outcome, Transport};
+use super::unapplied::{due_of, Batch, Unapplied};
 use crate::Directory;
 use bytes::Bytes;
 use domain::metric_names as names;
@@ -23,8 +24,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use storage::outbox::{self, DueDelivery};
-use storage::{Overlay, Space, StorageError, Store, WriteSet};
+use storage::{DueCursor, DueDelivery, DueId, StorageError, Store};
 
 /// Settings of webhook delivery.
 #[derive(Clone, Debug)]
@@ -104,7 +104,7 @@ pub struct WebhookStats {
 #[doc(hidden)]
 pub struct Job {
     worker: usize,
-    key: Vec<u8>,
+    due: DueId,
     due_ms: i64,
     event_id: EventId,
     recipient: UserId,
@@ -189,7 +189,7 @@ pub struct DispatcherState {
     args: DispatcherArgs,
     workers: Vec<ActorRef<WorkerMsg>>,
     idle: Vec<usize>,
-    in_flight: HashSet<Vec<u8>>,
+    in_flight: HashSet<DueId>,
     /// Events with attempts in flight, as this dispatcher last wrote them,
     /// with how many attempts: recording an outcome reads no storage.
     attempting: HashMap<EventId, (usize, OutboxEvent)>,
@@ -199,17 +199,18 @@ pub struct DispatcherState {
     fresh: HashMap<EventId, OutboxEvent>,
     fresh_order: VecDeque<EventId>,
     per_host: HashMap<String, usize>,
-    overlay: Overlay,
+    /// This dispatcher's writes the store has not applied yet.
+    unapplied: Unapplied,
     timer: Option<tokio::task::JoinHandle<()>>,
     queue_sampled_ms: i64,
     /// Due deliveries read from storage, waiting for a worker, by endpoint.
     queues: HashMap<String, VecDeque<DueDelivery>>,
-    /// Their keys.
-    queued: HashSet<Vec<u8>>,
+    /// Their due rows.
+    queued: HashSet<DueId>,
     /// Endpoints with queued deliveries, in round-robin order.
     rotation: VecDeque<String>,
-    /// The last due row read; the next read starts after it.
-    cursor: Option<Vec<u8>>,
+    /// Where the next read of due rows starts.
+    cursor: Option<DueCursor>,
 }
 
 /// Most due deliveries held in memory waiting for a worker.
@@ -337,7 +338,7 @@ impl<T: Transport> Actor for Dispatcher<T> {
             fresh: HashMap::new(),
             fresh_order: VecDeque::new(),
             per_host: HashMap::new(),
-            overlay: Overlay::default(),
+            unapplied: Unapplied::default(),
             timer: None,
             queue_sampled_ms: 0,
             queues: HashMap::new(),
@@ -377,7 +378,7 @@ impl<T: Transport> Actor for Dispatcher<T> {
         msg: DispatcherMsg,
         state: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
-        state.overlay.prune(state.args.store.applied_seq());
+        state.unapplied.prune(state.args.store.applied_seq());
         // Storage is read for newly due rows on the timer and after a
         // redelivery, not after every finished attempt: a range read per
         // delivery cost more than the delivery itself.
@@ -467,28 +468,30 @@ impl DispatcherState {
     }
 
     /// The event as last written: by this dispatcher if it has attempts
-    /// in flight, else as stored (this dispatcher's own unapplied writes
-    /// first).
+    /// in flight or writes not yet applied, else as stored.
     fn load(&self, id: &EventId) -> Result<Option<OutboxEvent>, StorageError> {
-        if let Some((_, event)) = self.attempting.get(id) {
-            return Ok(Some(event.clone()));
+        let known = self
+            .attempting
+            .get(id)
+            .map(|(_, event)| event)
+            .or_else(|| self.fresh.get(id))
+            .or_else(|| self.unapplied.event(id));
+        match known {
+            Some(event) => Ok(Some(event.clone())),
+            None => self.args.store.event(id),
         }
-        if let Some(event) = self.fresh.get(id) {
-            return Ok(Some(event.clone()));
-        }
-        self.args.store.event_seen_by(id, &self.overlay)
     }
 
-    async fn write(&mut self, writes: WriteSet) -> Result<(), StorageError> {
-        if writes.is_empty() {
+    /// Queues a step's writes; the step's changes are remembered until
+    /// the store has applied them.
+    async fn write(&mut self, batch: Batch) -> Result<(), StorageError> {
+        if batch.is_empty() {
             return Ok(());
         }
+        let (writes, written) = batch.into_writes();
         // Not awaited: see the module comment.
-        let _ticket = self
-            .args
-            .store
-            .submit_tracked(writes, &mut self.overlay)
-            .await?;
+        let ticket = self.args.store.submit(writes).await?;
+        self.unapplied.record(ticket.seq(), written);
         Ok(())
     }
 
@@ -515,10 +518,10 @@ impl DispatcherState {
         if read {
             self.read_due(now)?;
         }
-        let mut writes = WriteSet::new();
-        // Events this pass rewrote (a delivery failed for want of a URL): a
-        // later delivery of the same event must start from that copy.
-        let mut rewritten: HashMap<EventId, OutboxEvent> = HashMap::new();
+        // Events this pass rewrites (a delivery failed for want of a URL)
+        // are kept in the batch: a later delivery of the same event starts
+        // from that copy.
+        let mut batch = Batch::default();
         let cap = self.args.config.per_host_max;
         let mut blocked_in_a_row = 0;
         while !self.idle.is_empty() && blocked_in_a_row < self.rotation.len() {
@@ -541,11 +544,11 @@ impl DispatcherState {
                 self.queues.remove(&endpoint);
             }
             if let Some(item) = item {
-                self.queued.remove(&item.key);
-                self.start_one(item, endpoint, now, &mut writes, &mut rewritten)?;
+                self.queued.remove(&item.id);
+                self.start_one(item, endpoint, now, &mut batch)?;
             }
         }
-        self.write(writes).await
+        self.write(batch).await
     }
 
     /// Moves due rows past the read cursor into the endpoint queues. The
@@ -555,12 +558,12 @@ impl DispatcherState {
     /// back exactly that far.
     fn read_due(&mut self, now: Timestamp) -> Result<(), StorageError> {
         if let Some(min_new) = self.args.store.take_min_new_due_ms() {
-            if let Some(cursor) = &self.cursor {
-                if storage::outbox::due_of_key(cursor)? >= min_new {
-                    // Excluded start: the 8-byte floor sorts before every
-                    // row due at `min_new`.
-                    self.cursor = Some(storage::outbox::due_floor(min_new));
-                }
+            if self
+                .cursor
+                .as_ref()
+                .is_some_and(|c| c.due_unix_ms() >= min_new)
+            {
+                self.cursor = Some(DueCursor::From(min_new));
             }
         }
         let room = QUEUED_MAX.saturating_sub(self.queued.len()).min(READ_MAX);
@@ -568,26 +571,26 @@ impl DispatcherState {
             return Ok(());
         }
         let store = self.args.store.clone();
-        let due = store.due_deliveries_after(self.cursor.as_deref(), now.unix_ms(), room)?;
+        let due = store.due_deliveries_after(self.cursor.as_ref(), now.unix_ms(), room)?;
         // Fewer than asked: nothing else is due up to `now`, so the next pass
         // starts there rather than at the last live row (or it would walk
         // every deletion made since, on every pass).
         let exhausted = due.len() < room;
         self.cursor = match (exhausted, due.last()) {
-            (true, _) => Some(storage::outbox::due_floor(now.unix_ms().saturating_add(1))),
-            (false, Some(last)) => Some(last.key.clone()),
+            (true, _) => Some(DueCursor::From(now.unix_ms().saturating_add(1))),
+            (false, Some(last)) => Some(DueCursor::After(last.id)),
             (false, None) => self.cursor.take(),
         };
         for item in due {
-            if self.in_flight.contains(&item.key)
-                || self.queued.contains(&item.key)
-                || self.overlay.is_removed(Space::WebhookDue, &item.key)
+            if self.in_flight.contains(&item.id)
+                || self.queued.contains(&item.id)
+                || self.unapplied.is_consumed(&item.id)
             {
                 continue;
             }
             // No usable URL: queued under "" (never capped); start_one fails it.
             let endpoint = self.endpoint_of(&item.recipient).unwrap_or_default();
-            self.queued.insert(item.key.clone());
+            self.queued.insert(item.id);
             let queue = self.queues.entry(endpoint.clone()).or_default();
             if queue.is_empty() {
                 self.rotation.push_back(endpoint);
@@ -603,15 +606,14 @@ impl DispatcherState {
         item: DueDelivery,
         endpoint: String,
         now: Timestamp,
-        writes: &mut WriteSet,
-        rewritten: &mut HashMap<EventId, OutboxEvent>,
+        batch: &mut Batch,
     ) -> Result<(), StorageError> {
-        let loaded = match rewritten.get(&item.event_id) {
+        let loaded = match batch.event(&item.event_id) {
             Some(event) => Some(event.clone()),
             None => self.load(&item.event_id)?,
         };
         let Some(mut event) = loaded else {
-            outbox::due_consumed(writes, item.key);
+            batch.consume(item.id);
             return Ok(());
         };
         let Some(index) = event
@@ -619,7 +621,7 @@ impl DispatcherState {
             .iter()
             .position(|d| d.recipient == item.recipient)
         else {
-            outbox::due_consumed(writes, item.key);
+            batch.consume(item.id);
             return Ok(());
         };
         let delivery = &event.deliveries[index];
@@ -627,7 +629,7 @@ impl DispatcherState {
             && delivery.next_attempt_at.map(Timestamp::unix_ms) == Some(item.due_unix_ms);
         if !current {
             // Superseded by a redelivery or already finished.
-            outbox::due_consumed(writes, item.key);
+            batch.consume(item.id);
             return Ok(());
         }
         let user = self.args.directory.get(&item.recipient);
@@ -636,10 +638,9 @@ impl DispatcherState {
             d.status = DeliveryStatus::Failed;
             d.next_attempt_at = None;
             d.last_error = Some("the recipient has no webhook_url".into());
-            outbox::due_consumed(writes, item.key);
-            outbox::delivery_saved(writes, &event.id, &event.deliveries[index]);
+            batch.consume(item.id);
             self.remember(&event);
-            rewritten.insert(event.id, event);
+            batch.save(event, &[item.recipient]);
             return Ok(());
         };
         let body = Bytes::from(serde_json::to_vec(&event.payload)?);
@@ -670,7 +671,7 @@ impl DispatcherState {
         };
         let job = Job {
             worker,
-            key: item.key.clone(),
+            due: item.id,
             due_ms: item.due_unix_ms,
             event_id: event.id,
             recipient: item.recipient,
@@ -681,7 +682,7 @@ impl DispatcherState {
             tracing::error!(error = %e, "webhook worker is gone");
             return Ok(());
         }
-        self.in_flight.insert(item.key);
+        self.in_flight.insert(item.id);
         self.fresh.remove(&event.id);
         self.attempting.entry(event.id).or_insert((0, event)).0 += 1;
         *self.per_host.entry(endpoint).or_insert(0) += 1;
@@ -697,7 +698,7 @@ impl DispatcherState {
     async fn finish(&mut self, finished: Finished) -> Result<(), StorageError> {
         let Finished { job, outcome } = finished;
         self.idle.push(job.worker);
-        self.in_flight.remove(&job.key);
+        self.in_flight.remove(&job.due);
         if let Some(n) = self.per_host.get_mut(&job.host) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -711,8 +712,8 @@ impl DispatcherState {
         stats.attempts.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(names::WEBHOOK_ATTEMPTS).increment(1);
         metrics::gauge!(names::WEBHOOK_IN_FLIGHT).set(self.in_flight.len() as f64);
-        let mut writes = WriteSet::new();
-        outbox::due_consumed(&mut writes, job.key.clone());
+        let mut batch = Batch::default();
+        batch.consume(job.due);
         let cached = match self.attempting.get_mut(&job.event_id) {
             Some((n, event)) if *n > 1 => {
                 *n -= 1;
@@ -726,7 +727,7 @@ impl DispatcherState {
             None => self.load(&job.event_id)?,
         };
         let Some(mut event) = loaded else {
-            return self.write(writes).await;
+            return self.write(batch).await;
         };
         let now = self.now();
         let policy = self.args.config.policy;
@@ -735,7 +736,7 @@ impl DispatcherState {
             .iter_mut()
             .find(|d| d.recipient == job.recipient)
         else {
-            return self.write(writes).await;
+            return self.write(batch).await;
         };
         let acknowledged = outcome == Outcome::Status(200);
         d.attempts += 1;
@@ -755,10 +756,7 @@ impl DispatcherState {
             if d.status == DeliveryStatus::Pending && !scheduled {
                 // A redelivery was queued meanwhile; it is no longer needed.
                 if let Some(at) = d.next_attempt_at {
-                    outbox::due_consumed(
-                        &mut writes,
-                        outbox::due_key(at.unix_ms(), &job.event_id, &job.recipient),
-                    );
+                    batch.consume(due_of(at, &job.event_id, &job.recipient));
                 }
             }
             mark_delivered(d, now);
@@ -787,15 +785,9 @@ impl DispatcherState {
                 }
             }
         }
-        if let Some(d) = event
-            .deliveries
-            .iter()
-            .find(|d| d.recipient == job.recipient)
-        {
-            outbox::delivery_saved(&mut writes, &event.id, d);
-        }
         self.remember(&event);
-        self.write(writes).await
+        batch.save(event, &[job.recipient]);
+        self.write(batch).await
     }
 
     /// Keeps the in-memory copies of an event current after a rewrite.
@@ -834,28 +826,25 @@ impl DispatcherState {
     ) -> Result<OutboxEvent, Rejection> {
         let mut event = self.load(&id).map_err(db)?.ok_or(Rejection::NotFound)?;
         let now = self.now();
-        let mut writes = WriteSet::new();
-        let mut touched = false;
+        let mut batch = Batch::default();
+        let mut touched = Vec::new();
         for d in event.deliveries.iter_mut().filter(|d| {
             recipient.is_none_or(|r| d.recipient == r) && only.is_none_or(|s| d.status == s)
         }) {
             if let (DeliveryStatus::Pending, Some(at)) = (d.status, d.next_attempt_at) {
-                outbox::due_consumed(
-                    &mut writes,
-                    outbox::due_key(at.unix_ms(), &id, &d.recipient),
-                );
+                batch.consume(due_of(at, &id, &d.recipient));
             }
             d.status = DeliveryStatus::Pending;
             d.round_attempts = 0;
             d.next_attempt_at = Some(now);
-            outbox::delivery_saved(&mut writes, &id, d);
-            touched = true;
+            touched.push(d.recipient);
         }
-        if !touched {
+        if touched.is_empty() {
             return Err(Rejection::NotFound);
         }
         self.remember(&event);
-        self.write(writes).await.map_err(db)?;
+        batch.save(event.clone(), &touched);
+        self.write(batch).await.map_err(db)?;
         Ok(event)
     }
 }

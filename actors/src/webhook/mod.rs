@@ -6,6 +6,7 @@ pub mod policy;
 pub mod signing;
 pub mod ssrf;
 pub mod transport;
+mod unapplied;
 
 pub use dispatcher::{Clock, DispatcherArgs, WebhookConfig, WebhookHandle, WebhookStats};
 pub use policy::RetryPolicy;

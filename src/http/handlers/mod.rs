@@ -1,6 +1,7 @@
 //! Handlers, one file per resource. Each is thin: parse → authorise →
 //! convert → call the core → render.
 
+mod admin;
 mod balance;
 mod ledger;
 mod payments;
@@ -115,6 +116,7 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::WebhookEvents => webhooks::list(ctx),
         Route::WebhookRedeliver => webhooks::redeliver(ctx).await,
         Route::WebhookReplay => webhooks::replay(ctx).await,
+        Route::AdminBackup => admin::backup(ctx).await,
     }
 }
 
