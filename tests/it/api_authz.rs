@@ -222,6 +222,7 @@ const MATRIX: &[Row] = &[
     row(Route::WebhookEvents,        All,        [[DATA, DATA, DATA], [F403, F403, F403], [DATA, HIDE, HIDE], [DATA, HIDE, HIDE]]),
     row(Route::WebhookRedeliver,     Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [DATA, N404, N404], [DATA, N404, N404]]),
     row(Route::WebhookReplay,        Plain,      [[DATA, IGNR, IGNR], [F403, F403, F403], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
+    row(Route::AdminBackup,          Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
 ];
 
 /// The target merchant of each (role, relation): `merchant_id` of
@@ -1678,6 +1679,33 @@ async fn run_cell(w: &mut World, row: &Row, role: Role, rel: Rel) -> (usize, Vec
                 });
                 results.push((format!("event {} to {:?}", ev.id, ev.recipients), res));
             }
+        }
+        // Admin only; the relation does not matter (the whole store is
+        // copied). A refusal writes no directory.
+        (Route::AdminBackup, Plain) => {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string());
+            let res = match dir {
+                Err(e) => Err(e),
+                Ok(dir) => {
+                    let to = dir.path().join("backup");
+                    let body = json!({ "to": to.display().to_string() });
+                    let r = w.call(caller, method, template, Some(body)).await;
+                    outcome(&r, want, 200).and_then(|()| {
+                        if want == Want::Data {
+                            ensure!(
+                                r.data()["to"] == to.display().to_string().as_str(),
+                                "backup written to {}",
+                                r.data()["to"]
+                            );
+                            ensure!(to.join("TIJORI_BACKUP").is_file(), "no manifest in {to:?}");
+                        } else {
+                            ensure!(!to.exists(), "a refused backup wrote {to:?}");
+                        }
+                        Ok(())
+                    })
+                }
+            };
+            results.push(("the store".into(), res));
         }
         (Route::WebhookReplay, Plain) => {
             let events = w.events().await;
