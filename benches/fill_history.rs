@@ -153,6 +153,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     progress.abort();
+    let _ = progress.await;
     let elapsed = started.elapsed();
     let core = Arc::into_inner(core).expect("no task holds the core");
     core.shutdown().await;

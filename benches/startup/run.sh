@@ -7,14 +7,16 @@
 # Needs wrk (apt-get install wrk) and a release build.
 # Usage: benches/startup/run.sh [--server-bin PATH] [--payins N]
 #          [--fill-durability sync|buffered] [--fill-timeout-secs S]
-#          [--rounds K] [--fill-bin PATH]
+#          [--rounds K] [--fill-bin PATH] [--work-dir DIR]
 # --fill-durability buffered stores the history faster (no fsync per
 # commit round; kill -9 loses nothing the OS holds) for large N, e.g.
 # --payins 10000000; the killed burst and the restart always run with the
 # default `sync` durability. --fill-bin PATH (the `fill-history` example
 # of tijori-benches, built with `cargo build --release -p tijori-benches
 # --example fill-history`) stores the history in-process instead of over
-# HTTP: the same wallet commands, several times faster. --rounds K repeats the killed burst and the
+# HTTP: the same wallet commands, several times faster; with --work-dir DIR
+# the store is kept in DIR (not deleted at the end) and a later run with the
+# same DIR skips the fill and only measures. --rounds K repeats the killed burst and the
 # timed restart K times on the same store (the machine is shared and noisy:
 # report the median).
 set -euo pipefail
@@ -26,6 +28,7 @@ fill_durability=sync
 fill_timeout=900
 rounds=1
 fill_bin=
+work_dir=
 while [ $# -gt 0 ]; do
   case "$1" in
     --server-bin) bin=$2; shift 2 ;;
@@ -34,13 +37,20 @@ while [ $# -gt 0 ]; do
     --fill-timeout-secs) fill_timeout=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --fill-bin) fill_bin=$2; shift 2 ;;
+    --work-dir) work_dir=$2; shift 2 ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
 port=18192
-dir=$(mktemp -d)
 pid=
-trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+if [ -n "$work_dir" ]; then
+  dir=$work_dir
+  mkdir -p "$dir"
+  trap 'kill -9 $pid 2>/dev/null || true' EXIT
+else
+  dir=$(mktemp -d)
+  trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+fi
 admin=tjk_boot_admin_0123456789abcdef
 start() {
   "$bin" --listen 127.0.0.1:$port --data-dir "$dir/data" --admin-key "$admin" \
@@ -65,7 +75,10 @@ print("timeout")
 PY
 }
 if [ -n "$fill_bin" ]; then
-  "$fill_bin" --data-dir "$dir/data" --admin-key "$admin" --payins "$payins" >&2
+  if [ ! -e "$dir/filled" ]; then
+    "$fill_bin" --data-dir "$dir/data" --admin-key "$admin" --payins "$payins" >&2
+    touch "$dir/filled"
+  fi
   start
   first=n/a
   ready_ms >/dev/null
