@@ -7,10 +7,12 @@
 //! it through the wallet handle. No poll reads storage for due work: an idle
 //! server does nothing that grows with history.
 //!
-//! A row is deleted only after its settlement is durable or the record is
-//! found already settled; the rows settled between two polls are deleted
-//! together, in one write. A settlement that failed for a passing reason
-//! (a busy wallet, a record not yet visible) is retried from memory.
+//! A row leaves the `Pending` space in the wallet's settlement write itself
+//! (one commit: the record settled, its transfers, its event, its row
+//! gone). Rows whose record is found already settled (by hand) or gone are
+//! deleted by the connector, together, at its next poll. A settlement that
+//! failed for a passing reason (a busy wallet, a record not yet visible)
+//! is retried from memory.
 //!
 //! It also keeps the set of transactions awaiting the rail (queued, being
 //! settled, or to retry), ordered by creation time (their ids are
@@ -27,7 +29,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use storage::{PendingItem, PendingKind, Store, WriteSet};
+use storage::{PendingId, PendingItem, PendingKind, Store, WriteSet};
 
 /// The payer VPA that the sandbox always declines.
 pub const FAIL_VPA: &str = "fail@sandbox";
@@ -38,11 +40,23 @@ pub(crate) enum ConnectorMsg {
     Poll,
     /// A pending row a wallet has queued for writing.
     Due(PendingItem),
-    /// A settlement ended: its row is done (`true`) or must be retried.
-    Done(PendingItem, bool),
+    /// A settlement ended.
+    Done(PendingItem, Finished),
 }
 
 pub(crate) struct Connector;
+
+/// How a settlement attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Finished {
+    /// Settled now: the wallet's write removed the row.
+    Settled,
+    /// Settled earlier (by hand) or the record is gone: the connector
+    /// removes the row.
+    Elsewhere,
+    /// Failed for a passing reason: try again.
+    Retry,
+}
 
 pub(crate) struct ConnectorArgs {
     pub store: Store,
@@ -90,13 +104,13 @@ fn created_ms(id: &[u8; 16]) -> i64 {
 
 pub(crate) struct ConnectorState {
     args: ConnectorArgs,
-    in_flight: HashSet<Vec<u8>>,
+    in_flight: HashSet<PendingId>,
     /// Pending transactions by due time (then key).
     queue: BinaryHeap<Reverse<Due>>,
     /// Settlements that failed for a passing reason, to try again.
     retry: Vec<PendingItem>,
-    /// Rows whose settlement is done, deleted at the next poll.
-    done: Vec<Vec<u8>>,
+    /// Rows of records settled elsewhere, deleted at the next poll.
+    done: Vec<PendingId>,
     /// Record ids of every transaction awaiting the rail (in `queue`,
     /// `in_flight` or `retry`); byte order is creation order.
     awaiting: BTreeSet<[u8; 16]>,
@@ -108,7 +122,7 @@ struct Due(PendingItem);
 
 impl PartialEq for Due {
     fn eq(&self, other: &Due) -> bool {
-        self.0.key == other.0.key
+        self.0.id == other.0.id
     }
 }
 
@@ -122,7 +136,7 @@ impl PartialOrd for Due {
 
 impl Ord for Due {
     fn cmp(&self, other: &Due) -> std::cmp::Ordering {
-        (self.0.due_unix_ms, &self.0.key).cmp(&(other.0.due_unix_ms, &other.0.key))
+        (self.0.due_unix_ms, self.0.id).cmp(&(other.0.due_unix_ms, other.0.id))
     }
 }
 
@@ -209,13 +223,16 @@ impl Actor for Connector {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ConnectorMsg::Done(item, finished) => {
-                state.in_flight.remove(&item.key);
-                if finished {
-                    state.awaiting.remove(&item.record);
-                    state.args.stats.publish(&state.awaiting);
-                    state.done.push(item.key);
-                } else {
-                    state.retry.push(item);
+                state.in_flight.remove(&item.id);
+                match finished {
+                    Finished::Retry => state.retry.push(item),
+                    Finished::Settled | Finished::Elsewhere => {
+                        state.awaiting.remove(&item.record);
+                        state.args.stats.publish(&state.awaiting);
+                        if finished == Finished::Elsewhere {
+                            state.done.push(item.id);
+                        }
+                    }
                 }
             }
             ConnectorMsg::Due(item) => {
@@ -234,8 +251,8 @@ impl ConnectorState {
     async fn poll(&mut self, me: &ActorRef<ConnectorMsg>) {
         if !self.done.is_empty() {
             let mut writes = WriteSet::new();
-            for key in self.done.drain(..) {
-                writes.settled(key);
+            for id in self.done.drain(..) {
+                writes.settled(id);
             }
             // Not awaited: a row whose delete is lost in a crash is found
             // settled after the restart, and deleted then.
@@ -262,7 +279,7 @@ impl ConnectorState {
                 fresh.push(item);
             }
         }
-        fresh.retain(|item| self.in_flight.insert(item.key.clone()));
+        fresh.retain(|item| self.in_flight.insert(item.id));
         if fresh.is_empty() {
             return;
         }
@@ -287,27 +304,33 @@ impl ConnectorState {
     }
 }
 
-/// Settles one due transaction. True when its row is done with: settled
-/// now, settled earlier (by hand), or its record is gone.
-async fn settle(wallets: &WalletHandle, item: &PendingItem) -> bool {
+/// Settles one due transaction.
+async fn settle(wallets: &WalletHandle, item: &PendingItem) -> Finished {
     // The wallet holds the record (or reads it, if older than the wallet's
     // incarnation) and applies the rail's rules to it.
     let result = match item.kind {
         PendingKind::Payin => wallets
-            .settle_payin_by_rail(item.merchant_id, PaymentId::from_bytes(item.record))
+            .settle_payin_by_rail(
+                item.merchant_id,
+                PaymentId::from_bytes(item.record),
+                item.id,
+            )
             .await
             .map(|_| ()),
         PendingKind::Payout => wallets
-            .settle_payout_by_rail(item.merchant_id, PayoutId::from_bytes(item.record))
+            .settle_payout_by_rail(item.merchant_id, PayoutId::from_bytes(item.record), item.id)
             .await
             .map(|_| ()),
     };
     match result {
-        Ok(()) | Err(Rejection::InvalidStatusTransition { .. }) | Err(Rejection::NotFound) => true,
+        Ok(()) => Finished::Settled,
+        Err(Rejection::InvalidStatusTransition { .. }) | Err(Rejection::NotFound) => {
+            Finished::Elsewhere
+        }
         // Transient (wallet busy, storage hiccup): the next poll retries.
         Err(rejection) => {
             tracing::debug!(%rejection, "settlement will be retried");
-            false
+            Finished::Retry
         }
     }
 }

@@ -86,9 +86,12 @@ pub fn idempotency(merchant: &UserId, user: &UserId, key: &str) -> Vec<u8> {
 }
 
 /// `Pending` keys sort by due time, so the connector reads only what is due.
-pub fn pending(due_unix_ms: i64, kind: u8, record: &[u8; 16]) -> Vec<u8> {
-    let due = u64::try_from(due_unix_ms).unwrap_or(0);
-    concat(&[&due.to_be_bytes(), &[kind], record])
+pub fn pending(due_unix_ms: i64, kind: u8, record: &[u8; 16]) -> [u8; 25] {
+    let mut key = [0u8; 25];
+    key[..8].copy_from_slice(&u64::try_from(due_unix_ms).unwrap_or(0).to_be_bytes());
+    key[8] = kind;
+    key[9..].copy_from_slice(record);
+    key
 }
 
 /// The smallest 16-byte id made at or after `unix_ms` (UUIDv7 keeps the

@@ -38,10 +38,34 @@ impl PendingKind {
     }
 }
 
-/// A transaction waiting for the connector, and the key to delete when done.
+/// A transaction's place in the rail's due queue: opaque outside this
+/// crate (the `Pending` row's key), removed by `WriteSet::settled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PendingId([u8; PENDING_KEY_LEN]);
+
+const PENDING_KEY_LEN: usize = 25;
+
+impl PendingId {
+    pub(crate) fn new(due_unix_ms: i64, kind: PendingKind, record: &[u8; 16]) -> PendingId {
+        PendingId(keys::pending(due_unix_ms, kind.tag(), record))
+    }
+
+    pub(crate) fn from_key(key: &[u8]) -> Result<PendingId, StorageError> {
+        let key: [u8; PENDING_KEY_LEN] = key
+            .try_into()
+            .map_err(|_| StorageError::Codec("pending key of wrong length".into()))?;
+        Ok(PendingId(key))
+    }
+
+    pub(crate) fn key(&self) -> Vec<u8> {
+        self.0.to_vec()
+    }
+}
+
+/// A transaction waiting for the connector, and its row to remove when done.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingItem {
-    pub key: Vec<u8>,
+    pub id: PendingId,
     pub due_unix_ms: i64,
     pub kind: PendingKind,
     pub record: [u8; 16],
@@ -51,9 +75,7 @@ pub struct PendingItem {
 impl PendingItem {
     /// Reads a `Pending` row (as stored, or as a write set holds it).
     pub fn from_row(key: &[u8], value: &[u8]) -> Result<PendingItem, StorageError> {
-        if key.len() != 25 {
-            return Err(StorageError::Codec("pending key of wrong length".into()));
-        }
+        let id = PendingId::from_key(key)?;
         let mut due = [0u8; 8];
         due.copy_from_slice(&key[..8]);
         let kind = if key[8] == PendingKind::Payout.tag() {
@@ -66,7 +88,7 @@ impl PendingItem {
         let merchant_id = UserId::from_slice(value)
             .ok_or_else(|| StorageError::Codec("pending value is not a user id".into()))?;
         Ok(PendingItem {
-            key: key.to_vec(),
+            id,
             due_unix_ms: i64::try_from(u64::from_be_bytes(due)).unwrap_or(i64::MAX),
             kind,
             record,
@@ -316,17 +338,17 @@ impl Store {
         self.due_pending_after(None, now_ms, limit)
     }
 
-    /// Like `due_pending`, starting after the row `after` (a poller's
+    /// Like `due_pending`, starting after the item `after` (a poller's
     /// cursor, so that it does not walk rows it has already handled).
     pub fn due_pending_after(
         &self,
-        after: Option<&[u8]>,
+        after: Option<&PendingId>,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<PendingItem>, StorageError> {
-        let end = keys::pending(now_ms.saturating_add(1), 0, &[0; 16]);
+        let end = keys::pending(now_ms.saturating_add(1), 0, &[0; 16]).to_vec();
         let start = match after {
-            Some(key) => Bound::Excluded(key.to_vec()),
+            Some(id) => Bound::Excluded(id.key()),
             None => Bound::Unbounded,
         };
         let mut items = Vec::new();

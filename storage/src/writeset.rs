@@ -2,6 +2,7 @@
 //! entries, idempotency and outbox rows. It is applied atomically.
 
 use crate::keys::{IndexTag, UniqueKind};
+use crate::reads::PendingId;
 use crate::{codec, keys, IdempotencyRecord, PendingItem, PendingKind, Space, StorageError};
 use domain::{Payment, Payout, Transfer, User, UserId, Wallet};
 use serde::Serialize;
@@ -180,10 +181,9 @@ impl WriteSet {
         )
     }
 
-    /// A record the rail settled leaves its due queue (`key`: its
-    /// `PendingItem::key`).
-    pub fn settled(&mut self, key: Vec<u8>) {
-        self.remove(Space::Pending, key);
+    /// A record the rail settled leaves its due queue.
+    pub fn settled(&mut self, pending: PendingId) {
+        self.remove(Space::Pending, pending.key());
     }
 
     /// A user, new or changed.
@@ -246,10 +246,10 @@ impl WriteSet {
         merchant: &UserId,
         due_unix_ms: i64,
     ) -> PendingItem {
-        let key = keys::pending(due_unix_ms, kind.tag(), id);
-        self.put_raw(Space::Pending, key.clone(), merchant.as_bytes().to_vec());
+        let pending = PendingId::new(due_unix_ms, kind, id);
+        self.put_raw(Space::Pending, pending.key(), merchant.as_bytes().to_vec());
         PendingItem {
-            key,
+            id: pending,
             due_unix_ms: due_unix_ms.max(0),
             kind,
             record: *id,

@@ -555,13 +555,16 @@ impl WalletState {
         if payment.merchant_id != self.merchant {
             return Err(Rejection::NotFound);
         }
-        let (to, reason) = match outcome {
-            Outcome::Rail => crate::connector::payin_outcome(
-                &id,
-                payment.payer_vpa.as_deref(),
-                self.config.payin_failure_ppm,
-            ),
-            Outcome::Given(to, reason) => (to, reason),
+        let (to, reason, due) = match outcome {
+            Outcome::Rail(due) => {
+                let (to, reason) = crate::connector::payin_outcome(
+                    &id,
+                    payment.payer_vpa.as_deref(),
+                    self.config.payin_failure_ppm,
+                );
+                (to, reason, Some(due))
+            }
+            Outcome::Given(to, reason) => (to, reason, None),
         };
         payment.settle(to, reason, now)?;
         let mut next = self.wallet.clone();
@@ -596,6 +599,9 @@ impl WalletState {
         };
         let mut writes = WriteSet::new();
         writes.payment_saved(&payment).map_err(db)?;
+        if let Some(due) = due {
+            writes.settled(due);
+        }
         let settled = Settled {
             writes,
             created_by: payment.created_by,
@@ -690,9 +696,13 @@ impl WalletState {
         if payout.merchant_id != self.merchant {
             return Err(Rejection::NotFound);
         }
-        let (to, reason) = match outcome {
-            Outcome::Rail => crate::connector::payout_outcome(&payout.beneficiary.account_number),
-            Outcome::Given(to, reason) => (to, reason),
+        let (to, reason, due) = match outcome {
+            Outcome::Rail(due) => {
+                let (to, reason) =
+                    crate::connector::payout_outcome(&payout.beneficiary.account_number);
+                (to, reason, Some(due))
+            }
+            Outcome::Given(to, reason) => (to, reason, None),
         };
         payout.settle(to, reason, now)?;
         let hold = payout.hold().ok_or(Rejection::DatabaseError)?;
@@ -731,6 +741,9 @@ impl WalletState {
         }
         let mut writes = WriteSet::new();
         writes.payout_saved(&payout).map_err(db)?;
+        if let Some(due) = due {
+            writes.settled(due);
+        }
         let settled = Settled {
             writes,
             created_by: payout.created_by,

@@ -13,6 +13,7 @@ use domain::{
 use ractor::RpcReplyPort;
 use std::sync::Arc;
 use std::time::Duration;
+use storage::PendingId;
 
 /// A created record, and whether an Idempotency-Key replayed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,8 +89,10 @@ impl WalletHandle {
         &self,
         merchant: UserId,
         id: PaymentId,
+        pending: PendingId,
     ) -> Result<Payment, Rejection> {
-        self.settle_payin_as(merchant, id, Outcome::Rail).await
+        self.settle_payin_as(merchant, id, Outcome::Rail(pending))
+            .await
     }
 
     async fn settle_payin_as(
@@ -151,8 +154,10 @@ impl WalletHandle {
         &self,
         merchant: UserId,
         id: PayoutId,
+        pending: PendingId,
     ) -> Result<Payout, Rejection> {
-        self.settle_payout_as(merchant, id, Outcome::Rail).await
+        self.settle_payout_as(merchant, id, Outcome::Rail(pending))
+            .await
     }
 
     async fn settle_payout_as(

@@ -7,7 +7,7 @@ use domain::{
     PayoutStatus, Rejection, UserId, Wallet,
 };
 use ractor::RpcReplyPort;
-use storage::{StorageError, Ticket};
+use storage::{PendingId, StorageError, Ticket};
 
 /// An `Idempotency-Key` and a digest of the request body it came with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,8 +66,9 @@ impl<T> Reply<T> {
 /// Who decides how a pending record settles.
 pub enum Outcome<S> {
     /// The rail's verdict: the sandbox's rules applied to the record, which
-    /// the wallet holds (so the rail reads nothing itself).
-    Rail,
+    /// the wallet holds (so the rail reads nothing itself). The settlement
+    /// takes the record out of the rail's due queue in the same write.
+    Rail(PendingId),
     /// A status given by hand (the admin's manual settlement), with a reason.
     Given(S, Option<String>),
 }

@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use actors::CoreConfig;
 use domain::{PaymentStatus, PayoutStatus, Rejection};
 use std::time::Duration;
 use storage::Durability;
@@ -68,6 +69,78 @@ async fn payin_and_payout_settle_through_the_sandbox() {
     assert!(
         common::eventually(Duration::from_secs(10), cleared).await,
         "settled pending rows were not cleared"
+    );
+
+    core.shutdown().await;
+    store.close();
+}
+
+/// A settlement by the rail takes its record out of the rail's due queue in
+/// the same commit: whenever a settled record is visible, its `Pending` row
+/// is gone, even with the connector's next poll an hour away. A record
+/// settled by hand first keeps its row until the rail comes due and finds
+/// it settled; the connector removes that row itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rail_settles_and_dequeues_in_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), Durability::Sync);
+    // Polls come every 300 ms: the first one after the due time settles;
+    // a separate delete would wait for the one after it.
+    let config = CoreConfig {
+        settle_delay_ms: 50,
+        connector_poll_ms: 300,
+        ..CoreConfig::default()
+    };
+    let core = common::start(&store, config).await;
+    let m = common::merchant(&store, 0, 0).await;
+    let wallets = core.wallets();
+
+    let rail = wallets
+        .create_payin(m, common::payin("rail-1", 10_000, m))
+        .await
+        .unwrap()
+        .record;
+    let by_hand = wallets
+        .create_payin(m, common::payin("hand-1", 10_000, m))
+        .await
+        .unwrap()
+        .record;
+    wallets
+        .settle_payin(m, by_hand.id, PaymentStatus::Completed, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending_count().unwrap(),
+        2,
+        "both rows wait for the rail"
+    );
+
+    let mut checked = 0;
+    let settled = || {
+        let status = store.payment(&rail.id).unwrap().unwrap().status;
+        if status == PaymentStatus::Pending {
+            return false;
+        }
+        // Read right after the record: the row went with it.
+        let rows = store.due_pending(i64::MAX, usize::MAX).unwrap();
+        assert!(
+            rows.iter().all(|r| r.record != *rail.id.as_bytes()),
+            "a settled record's row outlived its settlement"
+        );
+        checked += 1;
+        true
+    };
+    assert!(common::eventually(Duration::from_secs(10), settled).await);
+    assert_eq!(checked, 1);
+    // The hand-settled one's row is removed by the connector.
+    let cleared = || store.pending_count().unwrap() == 0;
+    assert!(
+        common::eventually(Duration::from_secs(10), cleared).await,
+        "the row of a record settled by hand was not cleared"
+    );
+    assert_eq!(
+        store.payment(&by_hand.id).unwrap().unwrap().status,
+        PaymentStatus::Completed
     );
 
     core.shutdown().await;
