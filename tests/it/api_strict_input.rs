@@ -8,9 +8,14 @@
 use crate::api_support::{
     assert_error, balance, create_payin, fund, list_all, raw, NO_AUTO_SETTLE,
 };
-use crate::common::{payin_body, payout_body, Server};
+use crate::common::{payin_body, payout_body, Resp, Server};
 use hyper::Method;
 use serde_json::{json, Value};
+
+/// POSTs `body` as the caller with `key`.
+async fn post_json(server: &Server, path: &str, key: &str, body: &str) -> Resp {
+    raw(server, Method::POST, path, Some(key), body.as_bytes(), &[]).await
+}
 
 async fn snapshot(server: &Server, key: &str) -> Value {
     json!({
@@ -188,41 +193,17 @@ async fn money_text_is_digits_with_at_most_two_fraction_digits() {
         .collect();
     for (i, amount) in amounts.iter().enumerate() {
         let body = format!(r#"{{"order_id": "SM-{i}", "amount": {amount}, "payer": "P"}}"#);
-        let r = raw(
-            &server,
-            Method::POST,
-            "/api/v1/payments",
-            Some(&a),
-            body.as_bytes(),
-            &[],
-        )
-        .await;
+        let r = post_json(&server, "/api/v1/payments", &a, &body).await;
         assert_error(&r, 400, "invalid_amount");
         let body = format!(
             r#"{{"amount": {amount}, "beneficiary": {{"name": "R", "account_number": "123456789", "ifsc": "HDFC0000001"}}}}"#
         );
-        let r = raw(
-            &server,
-            Method::POST,
-            "/api/v1/payouts",
-            Some(&a),
-            body.as_bytes(),
-            &[],
-        )
-        .await;
+        let r = post_json(&server, "/api/v1/payouts", &a, &body).await;
         assert_error(&r, 400, "invalid_amount");
     }
     for fee in ["\"1e1\"", "1e1", "\"-1\"", "\" 1\"", "0.001"] {
         let body = format!(r#"{{"name": "F", "role": "merchant", "payout_fee": {fee}}}"#);
-        let r = raw(
-            &server,
-            Method::POST,
-            "/api/v1/users",
-            Some(&admin),
-            body.as_bytes(),
-            &[],
-        )
-        .await;
+        let r = post_json(&server, "/api/v1/users", &admin, &body).await;
         assert_error(&r, 400, "invalid_amount");
     }
     assert_eq!(snapshot(&server, &a).await, before);
@@ -231,15 +212,7 @@ async fn money_text_is_digits_with_at_most_two_fraction_digits() {
     // leading zeros; a zero fee; a whole number written `124.0`.
     for (i, amount) in ["12.5", "\"12.50\"", "\"007\"", "10"].iter().enumerate() {
         let body = format!(r#"{{"order_id": "OK-{i}", "amount": {amount}, "payer": "P"}}"#);
-        let r = raw(
-            &server,
-            Method::POST,
-            "/api/v1/payments",
-            Some(&a),
-            body.as_bytes(),
-            &[],
-        )
-        .await;
+        let r = post_json(&server, "/api/v1/payments", &a, &body).await;
         assert_eq!(r.status, 201, "{amount}: {}", r.text);
     }
     let r = raw(
