@@ -32,29 +32,7 @@ pub fn config(settle_delay_ms: u64) -> CoreConfig {
 /// Writes a merchant user with the given fee schedule and returns its id.
 pub async fn merchant(store: &Store, payin_fee_bps: u32, payout_fee_paise: u64) -> UserId {
     let id = UserId::new();
-    let now = Timestamp::now();
-    let user = User {
-        id,
-        name: format!("merchant {id}"),
-        email: None,
-        role: Role::Merchant,
-        status: UserStatus::Active,
-        parent_id: None,
-        merchant_id: Some(id),
-        webhook_url: None,
-        webhook_secret: Secret::new("whsec_test".into()),
-        previous_webhook_secret: None,
-        webhook_secret_rotated_at: None,
-        rate_limit_per_min: 6_000,
-        payin_fee_bps,
-        payout_fee: Money::from_paise(payout_fee_paise),
-        key_hash: String::new(),
-        created_at: now,
-        updated_at: now,
-    };
-    let mut writes = WriteSet::new();
-    writes.put(Space::Users, keys::user(&id), &user).unwrap();
-    store.commit(writes).await.unwrap();
+    write_merchant(store, id, payin_fee_bps, payout_fee_paise).await;
     id
 }
 
@@ -190,6 +168,11 @@ pub async fn ensure_merchant_with_id(
     if store.user(&id).unwrap().is_some() {
         return false;
     }
+    write_merchant(store, id, payin_fee_bps, payout_fee_paise).await;
+    true
+}
+
+async fn write_merchant(store: &Store, id: UserId, payin_fee_bps: u32, payout_fee_paise: u64) {
     let now = Timestamp::now();
     let user = User {
         id,
@@ -213,5 +196,4 @@ pub async fn ensure_merchant_with_id(
     let mut writes = WriteSet::new();
     writes.put(Space::Users, keys::user(&id), &user).unwrap();
     store.commit(writes).await.unwrap();
-    true
 }
