@@ -117,12 +117,12 @@ impl RateLimiter {
         }
     }
 
-    /// Forgets `key`'s misuse flag (after its user is reactivated).
-    pub fn clear_misuse(&self, key: &BucketKey) {
-        if let Some(mut bucket) = self.buckets.get_mut(key) {
-            bucket.flagged = false;
-            bucket.rejections.clear();
-        }
+    /// Gives `key` a fresh start after its user is reactivated: a full
+    /// bucket and no rejections on record. Keeping the drained bucket would
+    /// let the first few calls after reactivation be refused again and
+    /// suspend the key a second time.
+    pub fn forgive(&self, key: &BucketKey) {
+        self.buckets.remove(key);
     }
 
     fn evict_full(&self, now: Instant) {
@@ -180,5 +180,22 @@ mod tests {
         assert!(limiter.check_at([1; 16], 1, t1).allowed);
         assert!(!limiter.check_at([1; 16], 1, t1).misuse);
         assert!(limiter.check_at([1; 16], 1, t1).misuse);
+    }
+
+    #[test]
+    fn a_forgiven_key_starts_with_a_full_bucket() {
+        let limiter = RateLimiter::new(2, Duration::from_secs(600));
+        let t0 = Instant::now();
+        assert!(limiter.check_at([1; 16], 1, t0).allowed);
+        assert!(!limiter.check_at([1; 16], 1, t0).misuse);
+        assert!(limiter.check_at([1; 16], 1, t0).misuse);
+        limiter.forgive(&[1; 16]);
+        // Reactivated with a higher limit, at the same instant: every call
+        // of the new minute is allowed and none counts as misuse.
+        for _ in 0..10 {
+            let v = limiter.check_at([1; 16], 10, t0);
+            assert!(v.allowed && !v.misuse);
+        }
+        assert!(!limiter.check_at([1; 16], 10, t0).allowed);
     }
 }

@@ -154,7 +154,7 @@ pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let reactivated = patch.status == Some(UserStatus::Active);
     let updated = ctx.app.directory.update(user.id, patch).await?;
     if reactivated {
-        ctx.app.limiter.clear_misuse(updated.id.as_bytes());
+        ctx.app.limiter.forgive(updated.id.as_bytes());
     }
     Ok(error::ok(StatusCode::OK, &views::user(&updated)))
 }
