@@ -8,7 +8,7 @@ merchant_keys() {
   : >"$file"
   for i in $(seq "$count"); do
     curl -s -X POST "127.0.0.1:$port/api/v1/users" -H "X-API-KEY: $admin" \
-      -d "{\"name\":\"bench merchant $i\",\"role\":\"merchant\",\"rate_limit_per_min\":1000000}" |
+      -H 'Content-Type: application/json' -d "{\"name\":\"bench merchant $i\",\"role\":\"merchant\",\"rate_limit_per_min\":1000000}" |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["api_key"])' >>"$file"
   done
 }

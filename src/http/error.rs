@@ -96,6 +96,9 @@ pub fn rejection(rejection: &Rejection) -> Response<Body> {
     if let Some(details) = details(rejection) {
         error["details"] = details;
     }
+    if let Some(id) = crate::http::request_id::RequestId::current() {
+        error["request_id"] = Value::String(id.as_str().to_owned());
+    }
     let body = serde_json::to_vec(&json!({ "success": false, "error": error })).unwrap_or_default();
     let mut response = with_body(status, "application/json", body);
     if let Rejection::RateLimitExceeded { retry_after_secs } = rejection {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod handlers;
 pub mod ratelimit;
 pub mod request;
+pub mod request_id;
 pub mod router;
 pub mod views;
 
@@ -24,6 +25,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ratelimit::{RateLimiter, Verdict};
+use request_id::RequestId;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,14 +116,20 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp
     let label = router::route(&method, &path).map_or("unmatched", |m| m.route.template());
     let in_flight = metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT);
     in_flight.increment(1.0);
-    let response = respond(app, req, &path, peer).await;
+    let request_id = RequestId::from_headers(req.headers());
+    let mut response = request_id
+        .clone()
+        .scope(respond(app, req, &path, peer))
+        .await;
     in_flight.decrement(1.0);
+    common_headers(&mut response, &request_id);
     let method_label = metric_method(&method);
     metrics::counter!(names::HTTP_REQUESTS, "route" => label, "method" => method_label, "status" => response.status().as_str().to_owned())
         .increment(1);
     metrics::histogram!(names::HTTP_REQUEST_DURATION, "route" => label, "method" => method_label)
         .record(started.elapsed().as_secs_f64());
     tracing::debug!(
+        request_id = request_id.as_str(),
         %method,
         route = label,
         status = response.status().as_u16(),
@@ -145,11 +153,13 @@ async fn respond(
             Err(r) => with_allow(error::rejection(&r), &path),
         };
     }
-    let key = req
-        .headers()
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    // Exactly one key header: with two, a proxy and Tijori could each act
+    // on a different one, so more than one is no key at all (SPEC §17).
+    let mut keys = req.headers().get_all("x-api-key").iter();
+    let key = match (keys.next(), keys.next()) {
+        (Some(v), None) => v.to_str().ok().map(str::to_owned),
+        _ => None,
+    };
     let caller = auth::authenticate(&app.directory, key.as_deref());
     let verdict = match &caller {
         Ok(c) => app
@@ -178,9 +188,12 @@ async fn respond(
             Ok(response) => response,
             Err(rejection) => error::rejection(&rejection),
         },
+        // Its user is being suspended for misuse: refused as suspended
+        // from the threshold on, before the directory shows it.
+        (Ok(_), false) if verdict.suspended => error::rejection(&Rejection::AccountSuspended),
         (Ok(caller), false) => {
             if verdict.misuse {
-                suspend_for_misuse(app, &caller);
+                suspend_for_misuse(app, &caller).await;
             }
             error::rejection(&Rejection::RateLimitExceeded {
                 retry_after_secs: verdict.retry_after_secs,
@@ -205,6 +218,9 @@ async fn api(
     let id = matched.id.map(str::to_owned);
     let (parts, body) = req.into_parts();
     let body = read_body(app, &parts.headers, body).await?;
+    if !body.is_empty() {
+        request::require_json_content_type(&parts.headers)?;
+    }
     let query = request::Query::parse(parts.uri.query())?;
     query.check(matched.route.query_params())?;
     let ctx = handlers::Ctx {
@@ -310,17 +326,34 @@ fn rate_headers(response: &mut Response<Body>, verdict: &Verdict) {
 }
 
 /// A key that keeps hitting its limit is suspended (`user.suspended`).
-fn suspend_for_misuse(app: &App, caller: &auth::Caller) {
-    let directory = app.directory.clone();
+/// The request that crossed the threshold is answered once the suspension
+/// is durable; its key's later requests are refused by the limiter's flag
+/// meanwhile.
+async fn suspend_for_misuse(app: &App, caller: &auth::Caller) {
     let id = caller.id();
     tracing::warn!(user = %id, "rate-limit misuse threshold reached; suspending the key's user");
-    tokio::spawn(async move {
-        let patch = actors::UserPatch {
-            status: Some(UserStatus::Suspended),
-            ..Default::default()
-        };
-        if let Err(r) = directory.update(id, patch).await {
-            tracing::error!(user = %id, rejection = %r, "automatic suspension failed");
-        }
-    });
+    let patch = actors::UserPatch {
+        status: Some(UserStatus::Suspended),
+        ..Default::default()
+    };
+    if let Err(r) = app.directory.update(id, patch).await {
+        tracing::error!(user = %id, rejection = %r, "automatic suspension failed");
+    }
+}
+
+/// Headers on every response: its request id; no MIME sniffing; and no
+/// caching, since every answer is per caller and may carry money.
+fn common_headers(response: &mut Response<Body>, request_id: &RequestId) {
+    let headers = response.headers_mut();
+    if let Some(value) = request_id.header_value() {
+        headers.insert(request_id::HEADER, value);
+    }
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
 }

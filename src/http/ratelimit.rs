@@ -19,6 +19,9 @@ pub struct Verdict {
     pub retry_after_secs: u64,
     /// True when this rejection pushed the key over the misuse threshold.
     pub misuse: bool,
+    /// True when the key crossed the threshold earlier and has not been
+    /// forgiven: its user is suspended (or being suspended).
+    pub suspended: bool,
 }
 
 struct Bucket {
@@ -78,9 +81,12 @@ impl RateLimiter {
             .unwrap_or(u64::MAX)
             .min(capacity);
         bucket.last = now;
-        let allowed = bucket.micro_tokens >= MICRO;
+        let suspended = bucket.flagged;
+        let allowed = !suspended && bucket.micro_tokens >= MICRO;
         let mut misuse = false;
-        if allowed {
+        if suspended {
+            // Refused as suspended, not as over the limit: no rejection counted.
+        } else if allowed {
             bucket.micro_tokens -= MICRO;
         } else {
             while bucket
@@ -114,6 +120,7 @@ impl RateLimiter {
                 .unwrap_or(u64::MAX)
                 .max(1),
             misuse,
+            suspended,
         }
     }
 
@@ -167,6 +174,13 @@ mod tests {
             .map(|_| limiter.check_at([1; 16], 1, t0).misuse)
             .collect();
         assert_eq!(flags, [false, false, true, false, false]);
+        // From the threshold on the key is refused as suspended, whatever
+        // its bucket holds, until it is forgiven.
+        let later = limiter.check_at([1; 16], 1, t0 + Duration::from_secs(3600));
+        assert!(later.suspended && !later.allowed);
+        limiter.forgive(&[1; 16]);
+        let after = limiter.check_at([1; 16], 1, t0 + Duration::from_secs(3600));
+        assert!(!after.suspended && after.allowed);
     }
 
     #[test]

@@ -15,7 +15,10 @@ impl JsonBody {
             return Ok(JsonBody(Map::new()));
         }
         match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(map)) => Ok(JsonBody(map)),
+            Ok(Value::Object(map)) => {
+                refuse_duplicate_keys(bytes)?;
+                Ok(JsonBody(map))
+            }
             Ok(_) => Err(Rejection::InvalidRequest(
                 "the body must be a JSON object".into(),
             )),
@@ -298,8 +301,160 @@ fn decode(text: &str) -> Result<String, Rejection> {
     String::from_utf8(out).map_err(|_| bad())
 }
 
+/// Refuses a request body that is not `application/json` (a `charset`
+/// parameter is fine): a JSON body sent as text/plain or a form is a
+/// client mistake, or a cross-site request a browser sent without a
+/// preflight (SPEC §17).
+pub fn require_json_content_type(headers: &hyper::HeaderMap) -> Result<(), Rejection> {
+    let refused = || {
+        Rejection::InvalidRequest(
+            "the request body must be sent as Content-Type: application/json".into(),
+        )
+    };
+    let mut values = headers.get_all(hyper::header::CONTENT_TYPE).iter();
+    let value = match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().map_err(|_| refused())?,
+        _ => return Err(refused()),
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(refused());
+    }
+    for parameter in parts {
+        let (name, _) = parameter.split_once('=').ok_or_else(refused)?;
+        if !name.trim().eq_ignore_ascii_case("charset") {
+            return Err(refused());
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a JSON text with a duplicate key in any object, at any depth.
+/// serde_json keeps the last of duplicates, another parser (a proxy, a
+/// signer) may keep the first: the two would act on different requests.
+/// Called on text that already parsed, so any error here is a duplicate.
+fn refuse_duplicate_keys(bytes: &[u8]) -> Result<(), Rejection> {
+    serde_json::from_slice::<UniqueKeys>(bytes)
+        .map(|_| ())
+        .map_err(|e| Rejection::InvalidRequest(format!("malformed JSON: {e}")))
+}
+
+/// Walks a JSON value, failing on the first object with a repeated key.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UniqueKeys, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<UniqueKeys>()?;
+            if seen.contains(&key) {
+                let shown: String = key.chars().take(64).collect();
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key {shown:?}"
+                )));
+            }
+            seen.insert(key);
+        }
+        Ok(UniqueKeys)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        for body in [
+            r#"{"amount":5,"amount":5000}"#,
+            r#"{"a":{"b":1,"b":2}}"#,
+            r#"{"a":[1,{"x":"1","y":2,"x":3}]}"#,
+            r#"{"metadata":{"k":{"k":1}},"metadata":{}}"#,
+        ] {
+            let refused = JsonBody::parse(body.as_bytes()).err();
+            assert!(
+                matches!(&refused, Some(Rejection::InvalidRequest(m)) if m.contains("duplicate key")),
+                "{body}: {refused:?}"
+            );
+        }
+        // The same key in sibling objects, numbers of every form and
+        // nested arrays are fine.
+        let ok = r#"{"a":{"k":1},"b":{"k":2.50},"c":[{"k":1e3},{"k":-1}],"d":null,"e":true}"#;
+        assert!(JsonBody::parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn only_application_json_is_a_body_type() {
+        let check = |values: &[&str]| {
+            let mut headers = hyper::HeaderMap::new();
+            for v in values {
+                headers.append(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            require_json_content_type(&headers).is_ok()
+        };
+        assert!(check(&["application/json"]));
+        assert!(check(&["Application/JSON; charset=utf-8"]));
+        assert!(check(&["application/json;charset=UTF-8"]));
+        for refused in [
+            &[][..],
+            &["text/plain"],
+            &["application/x-www-form-urlencoded"],
+            &["application/xml"],
+            &["application/json-patch+json"],
+            &["application/jsonx"],
+            &["application/json; boundary=x"],
+            &["application/json; charset"],
+            &["application/json", "application/json"],
+        ] {
+            assert!(!check(refused), "{refused:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -381,3 +381,140 @@ async fn merchant_id_outside_the_scope() {
         r.text
     );
 }
+
+#[tokio::test]
+async fn more_than_one_api_key_header_is_no_key() {
+    let server = Server::start(&[]);
+    let (_id, a) = server
+        .create_user(&server.admin_key, "merchant", json!({}))
+        .await;
+    // The valid key first or second: either way the request is refused.
+    for headers in [[("x-api-key", "bogus")], [("x-api-key", a.as_str())]] {
+        let r = server
+            .request_with(Method::GET, "/api/v1/balance", Some(&a), None, &headers)
+            .await;
+        assert_error(&r, 401, "invalid_api_key");
+    }
+    assert_eq!(server.get("/api/v1/balance", &a).await.status, 200);
+}
+
+#[tokio::test]
+async fn bodies_must_be_json_objects_sent_as_json_without_duplicate_keys() {
+    let server = Server::start(&NO_AUTO_SETTLE);
+    let (_id, a) = server
+        .create_user(&server.admin_key, "merchant", json!({}))
+        .await;
+    fund(&server, &a, "FUND-1", json!(10_000)).await;
+    let before = snapshot(&server, &a).await;
+    let payin = payin_body("CT-1", json!(500)).to_string();
+    let payout = payout_body(json!(100)).to_string();
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/xml",
+        "application/json; boundary=x",
+        "multipart/form-data; boundary=x",
+    ] {
+        for (path, body) in [("/api/v1/payments", &payin), ("/api/v1/payouts", &payout)] {
+            let r = raw(
+                &server,
+                Method::POST,
+                path,
+                Some(&a),
+                body.as_bytes(),
+                &[("content-type", content_type)],
+            )
+            .await;
+            assert_error(&r, 400, "invalid_request");
+        }
+    }
+    // A charset parameter is fine.
+    let r = raw(
+        &server,
+        Method::POST,
+        "/api/v1/payments",
+        Some(&a),
+        payin_body("CT-OK", json!(1)).to_string().as_bytes(),
+        &[("content-type", "application/json; charset=utf-8")],
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // Duplicate keys, at the top and deeper down: 400, nothing written.
+    let before_dupes = snapshot(&server, &a).await;
+    for body in [
+        r#"{"order_id":"DUP-1","amount":5,"amount":5000,"payer":"P"}"#,
+        r#"{"order_id":"DUP-2","amount":5,"payer":"P","metadata":{"k":1,"k":2}}"#,
+        r#"{"order_id":"DUP-3","order_id":"DUP-4","amount":5,"payer":"P"}"#,
+    ] {
+        let r = post_json(&server, "/api/v1/payments", &a, body).await;
+        assert_error(&r, 400, "invalid_request");
+        assert!(r.text.contains("duplicate key"), "{}", r.text);
+    }
+    let r = post_json(
+        &server,
+        "/api/v1/payouts",
+        &a,
+        r#"{"amount":1,"amount":9000,"beneficiary":{"name":"B","name":"C","account_number":"123456789012","ifsc":"HDFC0001234"}}"#,
+    )
+    .await;
+    assert_error(&r, 400, "invalid_request");
+    assert_eq!(snapshot(&server, &a).await, before_dupes);
+    assert_ne!(
+        before, before_dupes,
+        "the charset-parameter pay-in was written"
+    );
+}
+
+#[tokio::test]
+async fn every_response_names_its_request_and_is_not_cached() {
+    let server = Server::start(&[]);
+    let (_id, a) = server
+        .create_user(&server.admin_key, "merchant", json!({}))
+        .await;
+    let mut seen = std::collections::HashSet::new();
+    for (path, key) in [
+        ("/healthz", None),
+        ("/metrics", None),
+        ("/api/v1/balance", Some(a.as_str())),
+        ("/api/v1/balance", None),
+        ("/api/v1/nothing", Some(a.as_str())),
+    ] {
+        let r = server.request(Method::GET, path, key, None).await;
+        let id = r.header("x-request-id").expect("X-Request-Id").to_owned();
+        assert!(id.starts_with("req_") && id.len() == 36, "{path}: {id}");
+        assert!(seen.insert(id), "request ids are unique");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
+    }
+    // The caller's own id is kept when it is acceptable, on success and error.
+    for key in [Some(a.as_str()), None] {
+        let r = server
+            .request_with(
+                Method::GET,
+                "/api/v1/balance",
+                key,
+                None,
+                &[("x-request-id", "order-7.retry_2")],
+            )
+            .await;
+        assert_eq!(r.header("x-request-id"), Some("order-7.retry_2"));
+    }
+    let r = server
+        .request_with(
+            Method::GET,
+            "/api/v1/balance",
+            None,
+            None,
+            &[("x-request-id", "no spaces/or slashes")],
+        )
+        .await;
+    assert_error(&r, 401, "invalid_api_key");
+    assert!(r
+        .header("x-request-id")
+        .is_some_and(|id| id.starts_with("req_")));
+}

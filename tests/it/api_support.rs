@@ -52,6 +52,17 @@ pub fn assert_error(r: &Resp, status: u16, code: &str) {
             .is_some_and(|c| c.starts_with("application/json")),
         "content-type of an error"
     );
+    // SPEC §16: the error names the request, as the header does.
+    assert!(
+        r.header("x-request-id").is_some_and(|id| !id.is_empty()),
+        "X-Request-Id on an error"
+    );
+    assert_eq!(
+        error["request_id"].as_str(),
+        r.header("x-request-id"),
+        "error.request_id: {}",
+        r.text
+    );
 }
 
 /// Asserts that `v` is a JSON number whose exact text is `expected`.

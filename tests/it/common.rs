@@ -154,7 +154,11 @@ impl Server {
         if let Some(key) = key {
             builder = builder.header("x-api-key", key);
         }
-        if body.is_some() {
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
             builder = builder.header("content-type", "application/json");
         }
         for (name, value) in headers {
@@ -196,7 +200,11 @@ impl Server {
         if let Some(key) = key {
             builder = builder.header("x-api-key", key);
         }
-        if body.is_some() {
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
             builder = builder.header("content-type", "application/json");
         }
         for (name, value) in headers {
