@@ -36,6 +36,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// Put a backup into an empty data dir (the server must not run on it).
     Restore(RestoreArgs),
+    /// Print a new random API key, e.g. for --admin-key.
+    Keygen,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +123,11 @@ pub async fn backup(args: &BackupArgs) -> anyhow::Result<String> {
         d["duration_ms"],
         d["write_pause_us"]
     ))
+}
+
+/// A new API key, from the operating system's random source.
+pub fn keygen() -> anyhow::Result<String> {
+    domain::api_key::generate(getrandom::fill).map_err(|e| anyhow!("no random source: {e}"))
 }
 
 /// Restores the backup; returns what to print.

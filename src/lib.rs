@@ -22,6 +22,14 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    if let Some(key) = &config.admin_key {
+        // Never echoed: a near miss of a real key is still a secret.
+        anyhow::ensure!(
+            domain::api_key::is_well_formed(key),
+            "--admin-key is not a Tijori API key (tjk_ and 38 base62 characters ending in \
+             their checksum): `tijori keygen` prints one"
+        );
+    }
     let recorder = metrics::install().context("installing the metrics recorder")?;
     let store = storage::Store::open(&config.data_dir, config.store()).map_err(|e| match e {
         // Says it all, naming the dir.

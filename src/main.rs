@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(tijori::cli::backup(&args)).map(say))
         }
         Some(Command::Restore(args)) => tijori::cli::restore(&args).map(say),
+        Some(Command::Keygen) => tijori::cli::keygen().map(say),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,7 +22,7 @@ use std::time::Duration;
 use storage::{Store, WriteSet};
 
 /// Prefix of every API key, so leaked keys are recognisable.
-pub const KEY_PREFIX: &str = "tjk_";
+pub const KEY_PREFIX: &str = domain::api_key::PREFIX;
 /// Prefix of webhook signing secrets.
 pub const SECRET_PREFIX: &str = "whsec_";
 
@@ -98,6 +98,11 @@ fn random_token(prefix: &str, bytes: usize) -> Result<String, Rejection> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|_| Rejection::DatabaseError)?;
     Ok(format!("{prefix}{}", hex(&buf)))
+}
+
+/// A new API key (SPEC §16 format).
+fn new_api_key() -> Result<String, Rejection> {
+    domain::api_key::generate(getrandom::fill).map_err(|_| Rejection::DatabaseError)
 }
 
 fn db(e: storage::StorageError) -> Rejection {
@@ -403,7 +408,7 @@ impl DirState {
         }
         let key = match key {
             Some(k) => k,
-            None => random_token(KEY_PREFIX, 20)?,
+            None => new_api_key()?,
         };
         let id = UserId::new();
         let now = Timestamp::from_unix_ms(i64::try_from(id.unix_ms()).unwrap_or(i64::MAX));
@@ -528,7 +533,7 @@ impl DirState {
     async fn regenerate_key(&self, id: UserId) -> Result<(User, String), Rejection> {
         let mut user = self.user(&id)?;
         let old = user.key_hash.clone();
-        let key = random_token(KEY_PREFIX, 20)?;
+        let key = new_api_key()?;
         user.key_hash = hex(&key_hash(&key));
         user.updated_at = Timestamp::now();
         let user = self.save(user, Some(&old), false, None).await?;

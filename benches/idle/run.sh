@@ -22,7 +22,7 @@ done
 port=18191
 dir=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-admin=tjk_idle_admin_0123456789abcdef
+admin=tjk_idleAdmin0123456789abcdefABCDEFG13cKHL
 "$bin" --listen 127.0.0.1:$port --data-dir "$dir/data" --admin-key "$admin" \
   --settle-delay-ms 5 >"$dir/out" 2>"$dir/err" &
 pid=$!

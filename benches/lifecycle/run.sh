@@ -476,7 +476,7 @@ elif cmd == "report":
 PY
 lc() { python3 "$dir/lc.py" "$@"; }
 
-admin=tjk_lifecycle_admin_0123456789abcdef
+admin=tjk_lifecycleAdmin0123456789abcdefAB3k1bHu
 # Starts a server on a free loopback port with a fresh data dir; sets
 # server_pid and port.
 start_server() {

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 port=${TIJORI_PORT:-18282}
-admin=tjk_loadtest_admin_0123456789abcdef
+admin=tjk_loadtestAdmin0123456789abcdefABC1qiksS
 dir=$(mktemp -d)
 pid=
 cleanup() {

@@ -51,7 +51,7 @@ else
   dir=$(mktemp -d)
   trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 fi
-admin=tjk_boot_admin_0123456789abcdef
+admin=tjk_bootAdmin0123456789abcdefABCDEFG3vnUHC
 start() {
   "$bin" --listen 127.0.0.1:$port --data-dir "$dir/data" --admin-key "$admin" \
     --settle-delay-ms 5 --durability "${1:-sync}" >>"$dir/out" 2>>"$dir/err" &

@@ -9,7 +9,7 @@ secs=${1:-15}
 conns=${2:-64}
 dir=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-admin=tjk_wrk_admin_0123456789abcdef
+admin=tjk_wrkAdmin0123456789abcdefABCDEFGH0fdZy0
 ./target/release/tijori --listen 127.0.0.1:18181 --data-dir "$dir/data" --admin-key "$admin" \
   --settle-delay-ms 1000 >"$dir/out" 2>"$dir/err" &
 pid=$!

@@ -2,6 +2,7 @@
 //! records with their state machines. Pure values and rules: no I/O, no tokio,
 //! no storage, no HTTP, so that every rule here can be tested exhaustively.
 
+pub mod api_key;
 pub mod ids;
 pub mod ledger;
 pub mod metric_names;

@@ -15,8 +15,9 @@ pub struct Caller {
 /// Checks `X-API-KEY`: unknown → `invalid_api_key`; the user or an
 /// ancestor suspended → `account_suspended`.
 pub fn authenticate(directory: &Directory, key: Option<&str>) -> Result<Caller, Rejection> {
+    // A key of the wrong shape or checksum is refused before any lookup.
     let key = key
-        .filter(|k| !k.is_empty() && k.len() <= 128)
+        .filter(|k| domain::api_key::is_well_formed(k))
         .ok_or(Rejection::InvalidApiKey)?;
     let user = directory
         .authenticate(key)

@@ -518,3 +518,35 @@ async fn every_response_names_its_request_and_is_not_cached() {
         .header("x-request-id")
         .is_some_and(|id| id.starts_with("req_")));
 }
+
+#[tokio::test]
+async fn keys_carry_a_checksum_that_is_checked_before_lookup() {
+    let server = Server::start(&[]);
+    let (id, a) = server
+        .create_user(&server.admin_key, "merchant", json!({}))
+        .await;
+    assert_eq!(a.len(), domain::api_key::LEN, "{a}");
+    assert!(domain::api_key::is_well_formed(&a), "{a}");
+    let r = server
+        .post(
+            &format!("/api/v1/users/{id}/api-key"),
+            &server.admin_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let b = r.data()["api_key"].as_str().unwrap().to_owned();
+    assert!(domain::api_key::is_well_formed(&b) && b != a, "{b}");
+    // One character changed anywhere after the prefix: refused.
+    for i in [4, 20, 35, 41] {
+        let mut typo = b.clone().into_bytes();
+        typo[i] = if typo[i] == b'x' { b'y' } else { b'x' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert_error(
+            &server.get("/api/v1/balance", &typo).await,
+            401,
+            "invalid_api_key",
+        );
+    }
+    assert_eq!(server.get("/api/v1/balance", &b).await.status, 200);
+}

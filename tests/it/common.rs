@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const ADMIN_KEY: &str = "tjk_test_admin_key_0123456789abcdef";
+pub const ADMIN_KEY: &str = "tjk_testAdminKey0123456789abcdefABCD3bVcpl";
 
 pub struct Server {
     pub child: Child,

@@ -104,6 +104,41 @@ async fn start_up_failures_are_one_clear_line() {
         &[data_dir.as_str(), "another Tijori process holds it"],
     );
 
+    // An admin key that is not a Tijori key (a checksum off by one
+    // character): refused at start, and not echoed.
+    let near_miss = "tjk_testAdminKey0123456789abcdefABCD3bVcpm";
+    let refused = tokio::task::spawn_blocking({
+        let dir = other.path().join("fresh");
+        move || {
+            run_to_end(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--admin-key",
+                near_miss,
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_clear_failure(&refused, &["--admin-key", "tijori keygen"]);
+    assert!(!refused.stderr.contains(near_miss), "{}", refused.stderr);
+
+    // `tijori keygen` prints a key that the format accepts, different each time.
+    let keys: Vec<String> = (0..2)
+        .map(|_| {
+            let k = run_to_end(&["keygen"]);
+            assert!(k.status.success(), "{}", k.stderr);
+            k.stdout.trim().to_owned()
+        })
+        .collect();
+    for key in &keys {
+        assert!(domain::api_key::is_well_formed(key), "{key:?}");
+        assert_eq!(key.len(), 42);
+    }
+    assert_ne!(keys[0], keys[1]);
+
     // A bad flag: clap's message, without colours on a pipe.
     let bad = tokio::task::spawn_blocking(|| run_to_end(&["--no-such-flag"]))
         .await
@@ -118,7 +153,7 @@ async fn start_up_failures_are_one_clear_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_have_no_colours_on_a_pipe_and_a_given_admin_key_is_not_echoed() {
     let dir = tempfile::tempdir().unwrap();
-    let key = "tjk_operator_chosen_key_5f2a9c";
+    let key = "tjk_operatorChosenKey5f2a9c00000000025PDeh";
     let mut child = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--admin-key", key, "--data-dir"])
         .arg(dir.path().join("data"))
