@@ -4,6 +4,7 @@
 pub mod dispatcher;
 pub mod policy;
 pub mod signing;
+pub mod special_ranges;
 pub mod ssrf;
 pub mod transport;
 mod unapplied;

@@ -8,6 +8,7 @@
 //! when saved and again at connect time, where the connection goes to the
 //! vetted address (see `transport.rs`), so DNS rebinding cannot slip past.
 
+use super::special_ranges;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use url::{Host, Url};
 
@@ -33,34 +34,15 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
 }
 
 fn forbidden_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        || a == 0 // "this network"
-        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18/15
-        || a >= 240 // reserved 240/4
+    special_ranges::v4_range(ip).is_some()
 }
 
 fn forbidden_v6(ip: Ipv6Addr) -> bool {
-    let seg = ip.segments();
+    // A prefix that carries an IPv4 address is as good or bad as that address.
     if let Some(v4) = embedded_v4(ip) {
         return forbidden_v4(v4);
     }
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-        || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
-        || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-        || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]) // discard 100::/64
+    special_ranges::v6_range(ip).is_some()
 }
 
 /// The IPv4 address an IPv6 address carries: mapped (`::ffff:a.b.c.d`),
@@ -256,6 +238,29 @@ mod tests {
         "http://[fec0::1]/",
         "http://[ff02::1]/",
         "http://[2001:db8::1]/",
+        // IANA IPv6 special-purpose ranges beyond the classic ones.
+        "http://[3fff::1]/",
+        "http://[3fff:fff::1]/",
+        "http://[64:ff9b:1::a00:1]/",
+        "http://[64:ff9b:1::808:808]/",
+        "http://[2001::1]/",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+        "http://[2001:1::1]/",
+        "http://[2001:2::1]/",
+        "http://[2001:3::1]/",
+        "http://[2001:4:112::1]/",
+        "http://[2001:10::1]/",
+        "http://[2001:20::1]/",
+        "http://[2001:30::1]/",
+        "http://[2620:4f:8000::1]/",
+        "http://[5f00::1]/",
+        "http://[100::1]/",
+        "http://[100:0:0:1::1]/",
+        "http://192.31.196.1/",
+        "http://192.52.193.1/",
+        "http://192.88.99.1/",
+        "http://192.175.48.1/",
+        "http://[::ffff:192.0.0.170]/",
         "http://localhost/",
         "http://LOCALHOST:9000/",
         "http://api.localhost/",
@@ -290,6 +295,9 @@ mod tests {
             "https://example.com/hooks/tijori",
             "http://93.184.216.34:8080/x",
             "https://[2606:4700::6810:84e5]/",
+            // The well-known NAT64 prefix and IPv4-mapped forms of a public address.
+            "http://[64:ff9b::808:808]/",
+            "http://[::ffff:8.8.8.8]/",
             "https://hooks.example.co.in/path?query=1",
         ] {
             assert!(vet_url(url, false).is_ok(), "refused {url}");
