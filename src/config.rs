@@ -38,6 +38,11 @@ pub struct Config {
     #[arg(long, env = "TIJORI_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
 
+    /// Fault injection for tests: after this many group commits every
+    /// commit fails as on a full disk. Hidden; never set in production.
+    #[arg(long, hide = true)]
+    pub fault_fail_commits_after: Option<u64>,
+
     /// When a money-moving response may be sent.
     #[arg(long, env = "TIJORI_DURABILITY", value_enum, default_value = "sync")]
     pub durability: DurabilityArg,
@@ -194,6 +199,7 @@ impl Config {
                 DurabilityArg::Sync => storage::Durability::Sync,
                 DurabilityArg::Buffered => storage::Durability::Buffered,
             },
+            fail_after_rounds: self.fault_fail_commits_after,
             ..storage::StoreConfig::default()
         }
     }

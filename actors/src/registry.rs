@@ -53,6 +53,10 @@ impl Registry {
         }
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub(crate) fn config(&self) -> &CoreConfig {
         &self.config
     }

@@ -135,7 +135,7 @@ impl Committer {
             spaces: spaces.clone(),
             rx: rounds_rx,
             durable: durable.clone(),
-            applied: applied_tx,
+            applied: applied_tx.clone(),
             healthy: healthy.clone(),
             stats: stats.clone(),
             lag: std::time::Duration::from_millis(config.indexer_lag_ms),
@@ -151,8 +151,10 @@ impl Committer {
             rounds: Some(rounds_tx),
             indexer: Some(indexer),
             durable: durable_tx,
+            applied: applied_tx,
             healthy: healthy.clone(),
             stats: stats.clone(),
+            fail_after_rounds: config.fail_after_rounds,
             mode: match config.durability {
                 Durability::Sync => PersistMode::SyncData,
                 Durability::Buffered => PersistMode::Buffer,
@@ -207,11 +209,17 @@ impl Committer {
     pub(crate) async fn applied_barrier(&self) -> Result<(), StorageError> {
         let target = *self.next_seq.lock().map_err(|_| StorageError::Poisoned)?;
         let mut applied = self.applied.clone();
+        // A poisoned store never applies what is queued: fail, don't hang.
+        let healthy = &self.healthy;
         applied
-            .wait_for(|seq| *seq >= target)
+            .wait_for(|seq| *seq >= target || !healthy.load(Ordering::Acquire))
             .await
-            .map(|_| ())
-            .map_err(|_| StorageError::Closed)
+            .map_err(|_| StorageError::Closed)?;
+        if self.is_healthy() {
+            Ok(())
+        } else {
+            Err(StorageError::Poisoned)
+        }
     }
 
     /// A ticket that resolves once everything queued so far is durable and
@@ -315,8 +323,13 @@ struct Worker {
     rounds: Option<std_mpsc::SyncSender<Round>>,
     indexer: Option<std::thread::JoinHandle<()>>,
     durable: watch::Sender<u64>,
+    /// Only to wake those waiting for visibility when the store is
+    /// poisoned (the indexer alone moves it).
+    applied: watch::Sender<u64>,
     healthy: std::sync::Arc<AtomicBool>,
     stats: std::sync::Arc<CommitStats>,
+    /// Fault injection for tests (`StoreConfig::fail_after_rounds`).
+    fail_after_rounds: Option<u64>,
     mode: PersistMode,
     batch_max: usize,
     round: Arc<Mutex<()>>,
@@ -362,6 +375,15 @@ impl Worker {
             return Err(StorageError::Poisoned);
         }
         let result = (|| {
+            if self
+                .fail_after_rounds
+                .is_some_and(|n| self.stats.rounds.load(Ordering::Relaxed) >= n)
+            {
+                return Err(StorageError::from(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "injected fault: the disk is full",
+                )));
+            }
             let mut batch = self.db.batch();
             for request in round {
                 let record = journal::encode(&request.writes)?;
@@ -393,8 +415,10 @@ impl Worker {
                 tracing::error!(error = %e, "group commit failed; storage refuses further writes");
                 metrics::counter!(names::STORAGE_COMMIT_FAILURES).increment(1);
                 self.healthy.store(false, Ordering::Release);
-                // Wake barrier waiters; their callers will find the store unhealthy.
+                // Wake barrier waiters (durable and visible alike); their
+                // callers will find the store unhealthy.
                 self.durable.send_replace(last_seq);
+                self.applied.send_modify(|_| {});
             }
         }
         result

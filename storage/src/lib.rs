@@ -148,6 +148,10 @@ pub struct StoreConfig {
     /// Fault injection for tests: the indexer waits this long before each
     /// batch, so the journal runs ahead of it. 0 in production.
     pub indexer_lag_ms: u64,
+    /// Fault injection for tests: after this many group commits, every
+    /// commit fails as on a full disk (and poisons the store). `None` in
+    /// production.
+    pub fail_after_rounds: Option<u64>,
 }
 
 impl Default for StoreConfig {
@@ -157,6 +161,7 @@ impl Default for StoreConfig {
             commit_queue_depth: 8_192,
             commit_batch_max: 4_096,
             indexer_lag_ms: 0,
+            fail_after_rounds: None,
         }
     }
 }

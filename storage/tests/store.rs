@@ -721,6 +721,59 @@ async fn closed_store_refuses_writes_without_hanging() {
     store.close();
 }
 
+/// A commit that fails (a full disk) poisons the store: that write and
+/// every later one fail, and nobody waiting for durability or visibility
+/// is left hanging — a barrier taken before the failure included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_poisons_the_store_and_wakes_every_waiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        fail_after_rounds: Some(1),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(dir.path(), config).unwrap();
+    let mut first = WriteSet::new();
+    first.put_raw(Space::Users, b"first".to_vec(), vec![1]);
+    // Durable and visible before the fault: it stays readable.
+    within(
+        "the first write",
+        store.submit(first).await.unwrap().durable(),
+    )
+    .await
+    .unwrap();
+    let mut second = WriteSet::new();
+    second.put_raw(Space::Users, b"second".to_vec(), vec![2]);
+    let second = store.submit(second).await.unwrap();
+    let barrier = store.durable_barrier().unwrap();
+    let failed = within("the failed write's ticket", second.durable()).await;
+    assert!(failed.is_err(), "the second commit failed");
+    assert!(!store.is_healthy());
+    let barrier = within("a barrier over the failed write", barrier.durable()).await;
+    assert!(
+        matches!(barrier, Err(StorageError::Poisoned)),
+        "{barrier:?}"
+    );
+    let applied = within(
+        "applied_barrier on a poisoned store",
+        store.applied_barrier(),
+    )
+    .await;
+    assert!(
+        matches!(applied, Err(StorageError::Poisoned)),
+        "{applied:?}"
+    );
+    let mut late = WriteSet::new();
+    late.put_raw(Space::Users, b"late".to_vec(), vec![3]);
+    let late = within("submit on a poisoned store", store.submit(late)).await;
+    assert!(matches!(late, Err(StorageError::Poisoned)));
+    assert_eq!(
+        store.get_raw(Space::Users, b"first").unwrap(),
+        Some(vec![1])
+    );
+    assert_eq!(store.get_raw(Space::Users, b"second").unwrap(), None);
+    store.close();
+}
+
 /// A data dir records its format version; a store of another format (or a
 /// v1 dir, which has no marker) is refused with both versions named, and
 /// nothing in it is touched.

@@ -25,6 +25,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// Keeps the temp dir alive when the server owns it.
     _dir: Option<tempfile::TempDir>,
+    /// What the server wrote to stderr, when started with `start_capturing`.
+    pub stderr: Option<std::sync::Arc<std::sync::Mutex<String>>>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -67,6 +69,20 @@ impl Server {
     /// (`--settle-delay-ms`, `--connector-poll-ms`, ...) named in `args` is
     /// replaced by the caller's value (clap refuses a flag given twice).
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Server {
+        Server::spawn(data_dir, args, false)
+    }
+
+    /// Like `start`, keeping what the server writes to stderr (its log,
+    /// at `warn`) in `stderr`.
+    pub fn start_capturing(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let mut server = Server::spawn(&path, args, true);
+        server._dir = Some(dir);
+        server
+    }
+
+    fn spawn(data_dir: &Path, args: &[&str], capture_stderr: bool) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tijori"));
         let defaults = [
             ("--listen", "127.0.0.1:0"),
@@ -88,8 +104,24 @@ impl Server {
             .env("TIJORI_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(if capture_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            });
         let mut child = cmd.spawn().expect("tijori starts");
+        let stderr = child.stderr.take().map(|pipe| {
+            let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut all = sink.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+            log
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -118,6 +150,7 @@ impl Server {
             admin_key: ADMIN_KEY.to_owned(),
             data_dir: data_dir.to_path_buf(),
             _dir: None,
+            stderr,
             client,
         }
     }

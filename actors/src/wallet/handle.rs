@@ -185,6 +185,23 @@ impl WalletHandle {
     /// their group commit, the answer waits for them (a balance shown is
     /// never one a crash could take back, SPEC §19).
     pub async fn balance(&self, merchant: UserId) -> Result<Wallet, Rejection> {
+        let store = self.registry.store();
+        if !store.is_healthy() {
+            // The actor's state may include writes that failed; storage
+            // holds exactly what became durable and visible.
+            return match store.wallet(&merchant, domain::Currency::Inr) {
+                Ok(Some(wallet)) => Ok(wallet),
+                Ok(None) => Ok(Wallet::new(
+                    merchant,
+                    domain::Currency::Inr,
+                    domain::Timestamp::now(),
+                )),
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a wallet from a poisoned store");
+                    Err(Rejection::DatabaseError)
+                }
+            };
+        }
         let (wallet, pending) = self.call(merchant, WalletMsg::Balance).await?;
         let durable = match pending {
             Ok(Some(ticket)) => ticket.durable().await,
@@ -226,6 +243,11 @@ impl WalletHandle {
         merchant: UserId,
         build: impl FnOnce(RpcReplyPort<Reply<T>>) -> WalletMsg,
     ) -> Result<Created<T>, Rejection> {
+        // A store that can no longer write refuses at once (SPEC §17): no
+        // actor is asked, none is restarted, nothing waits for a timeout.
+        if !self.registry.store().is_healthy() {
+            return Err(Rejection::DatabaseError);
+        }
         let started = std::time::Instant::now();
         let result = self.command_inner(merchant, build).await;
         metrics::histogram!(names::WALLET_CALL_DURATION, "command" => label)
@@ -244,8 +266,12 @@ impl WalletHandle {
             if let Err(e) = ticket.durable().await {
                 tracing::error!(error = %e, %merchant, "write failed to become durable");
                 // The actor already adopted the change in memory: make it
-                // reload from storage before it serves anyone else.
-                self.registry.restart(merchant).await;
+                // reload from storage before it serves anyone else. On a
+                // poisoned store no wallet is asked anything again (see
+                // `command` and `balance`), and a new one could not load.
+                if self.registry.store().is_healthy() {
+                    self.registry.restart(merchant).await;
+                }
                 return Err(Rejection::DatabaseError);
             }
         }

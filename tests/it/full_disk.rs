@@ -1,0 +1,150 @@
+//! A store that can no longer write (SPEC §17): the disk filled up, or an
+//! fsync failed. The server is started with a hidden fault-injection flag
+//! that makes every group commit after the first N fail as on a full disk
+//! (the same path a real ENOSPC takes: the committer poisons the store).
+//! Then: every write fails at once with 500 `database_error`, reads and
+//! `/healthz` keep answering and show exactly what was acknowledged,
+//! `/readyz` is 503, SIGTERM still exits within the grace period, and no
+//! actor panics.
+
+use crate::api_support::{assert_error, list_all, NO_AUTO_SETTLE};
+use crate::common::{payin_body, payout_body, Server};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// A call on a poisoned store must answer well inside the wallet's call
+/// timeout (10 s): it is refused or served, never left to time out.
+const PROMPT: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_writes_at_once_and_keeps_reads_answering() {
+    // Commits: the admin's bootstrap, the merchant, then a few pay-ins.
+    let mut server = Server::start_capturing(&[
+        "--fault-fail-commits-after",
+        "8",
+        NO_AUTO_SETTLE[0],
+        NO_AUTO_SETTLE[1],
+        "--shutdown-grace-ms",
+        "3000",
+    ]);
+    let admin = server.admin_key.clone();
+    let (m_id, m) = server.create_user(&admin, "merchant", json!({})).await;
+
+    // Pay-ins one at a time until the disk "fills": each 201 is acknowledged.
+    let mut acknowledged = Vec::new();
+    let mut first_failure = None;
+    for i in 0..50 {
+        let r = server
+            .post(
+                "/api/v1/payments",
+                &m,
+                payin_body(&format!("FD-{i}"), json!(100 + i)),
+            )
+            .await;
+        match r.status.as_u16() {
+            201 => acknowledged.push(r.data()["id"].as_str().unwrap().to_owned()),
+            _ => {
+                first_failure = Some(r);
+                break;
+            }
+        }
+    }
+    let first_failure = first_failure.expect("the injected fault struck");
+    assert_error(&first_failure, 500, "database_error");
+    assert!(!acknowledged.is_empty(), "some pay-ins were written first");
+
+    // Every kind of write now fails at once with database_error.
+    let writes = [
+        ("/api/v1/payments", &m, payin_body("FD-AFTER", json!(5))),
+        ("/api/v1/payouts", &m, payout_body(json!(1))),
+        (
+            "/api/v1/users",
+            &admin,
+            json!({ "name": "late", "role": "merchant" }),
+        ),
+    ];
+    for (path, key, body) in writes {
+        for _ in 0..3 {
+            let started = Instant::now();
+            let r = server.post(path, key, body.clone()).await;
+            assert_error(&r, 500, "database_error");
+            assert!(
+                started.elapsed() < PROMPT,
+                "{path} took {:?}",
+                started.elapsed()
+            );
+        }
+    }
+    let started = Instant::now();
+    let r = server
+        .patch(
+            &format!("/api/v1/users/{m_id}"),
+            &admin,
+            json!({ "name": "renamed" }),
+        )
+        .await;
+    assert_error(&r, 500, "database_error");
+    assert!(started.elapsed() < PROMPT);
+
+    // Reads keep answering, promptly, and show exactly what was acknowledged.
+    let started = Instant::now();
+    let balance = server.get("/api/v1/balance", &m).await;
+    assert_eq!(balance.status, 200, "{}", balance.text);
+    assert!(
+        started.elapsed() < PROMPT,
+        "balance took {:?}",
+        started.elapsed()
+    );
+    let expected: u64 = (0..acknowledged.len() as u64).map(|i| 100 + i).sum();
+    assert_eq!(
+        balance.data()["pending_payins"],
+        json!(expected),
+        "{}",
+        balance.text
+    );
+    assert_eq!(balance.data()["available"], json!(0));
+    let listed = list_all(&server, "/api/v1/payments", &m, 100).await;
+    let mut listed: Vec<String> = listed
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    acknowledged.sort();
+    assert_eq!(listed, acknowledged, "exactly the acknowledged pay-ins");
+    for id in &acknowledged {
+        let r = server.get(&format!("/api/v1/payments/{id}"), &m).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(
+        server
+            .get(&format!("/api/v1/users/{m_id}"), &admin)
+            .await
+            .status,
+        200
+    );
+    let r = server
+        .request(hyper::Method::GET, "/healthz", None, None)
+        .await;
+    assert_eq!(r.status, 200);
+    let r = server
+        .request(hyper::Method::GET, "/readyz", None, None)
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text);
+
+    // SIGTERM: out within the grace period (3 s here), whatever is stuck.
+    let started = Instant::now();
+    let _status = server.terminate();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "SIGTERM took {:?}",
+        started.elapsed()
+    );
+    let log = server.stderr.as_ref().unwrap().lock().unwrap().clone();
+    assert!(
+        log.contains("injected fault"),
+        "the failure is logged: {log}"
+    );
+    for banned in ["panicked", "failed to start"] {
+        assert!(!log.contains(banned), "{banned:?} in the log:\n{log}");
+    }
+}
