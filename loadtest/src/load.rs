@@ -8,7 +8,7 @@
 
 use crate::client::{Api, Failure, Resp};
 use crate::config::{Mix, Op};
-use crate::model::{Live, Payin, Payout};
+use crate::model::{Cancel, Live, Payin, Payout, Refund};
 use crate::money;
 use crate::stats::{Outcome, Stats, LATE};
 use crate::util::{lock, Rng};
@@ -27,6 +27,16 @@ pub struct Plan {
     pub mix: Mix,
     pub fail_vpa_percent: u32,
     pub reject_account_percent: u32,
+    /// Payouts to the sandbox's reversing account 000000000001.
+    pub reverse_account_percent: u32,
+    /// Payouts sent with queue_if_low_balance.
+    pub queue_payout_percent: u32,
+    /// Refunds sent with reason fail@sandbox.
+    pub refund_fail_percent: u32,
+    /// Most items of one batch (at least 2).
+    pub batch_max_items: u32,
+    /// Batches with one invalid item.
+    pub batch_invalid_percent: u32,
     /// How long after its acknowledgement a pay-in's net counts as spendable.
     pub credit_after: Duration,
     pub seed: u64,
@@ -41,7 +51,49 @@ pub struct Driver {
     seq: AtomicU64,
 }
 
-/// One request, decided and (for payouts) with its funds reserved.
+/// Valid IFSCs (`^[A-Z]{4}0[A-Z0-9]{6}$`, SPEC §13) handed out in turn.
+pub const IFSCS: [&str; 4] = ["HDFC0000001", "ICIC0001234", "SBIN0004567", "UTIB0ABC123"];
+
+/// An IFSC the server must refuse (the fifth character is not 0).
+pub const INVALID_IFSC: &str = "HDFC1000001";
+
+/// The sandbox's rejecting and reversing accounts (SPEC §6, §13).
+pub const REJECT_ACCOUNT: &str = "000000000000";
+pub const REVERSE_ACCOUNT: &str = "000000000001";
+
+/// A valid account number (12 digits, never one of the sandbox's magic ones).
+pub fn account_number(seq: u64) -> String {
+    format!("5{:011}", seq % 100_000_000_000)
+}
+
+/// One payout body (SPEC §4, §13), amount as a string.
+pub fn payout_body(
+    amount: u64,
+    reference_id: &str,
+    account: &str,
+    ifsc: &str,
+    queue_if_low_balance: bool,
+) -> String {
+    let queue = if queue_if_low_balance {
+        r#","queue_if_low_balance":true"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"amount":"{}","currency":"INR","mode":"IMPS","reference_id":"{reference_id}","purpose":"tijori-loadtest","beneficiary":{{"name":"Ravi Kumar","account_number":"{account}","ifsc":"{ifsc}"}}{queue}}}"#,
+        money::render(amount)
+    )
+}
+
+/// One item of a batch.
+enum BatchItem {
+    /// Funds reserved; created unless the server refuses it.
+    Valid(Payout),
+    /// Sent with a malformed IFSC: must be refused (its reference_id).
+    Invalid(String),
+}
+
+/// One request, decided and (for payouts and refunds) with its funds reserved.
 enum Planned {
     Payin {
         m: usize,
@@ -53,6 +105,28 @@ enum Planned {
         m: usize,
         payout: Payout,
         key_user: usize,
+        body: String,
+    },
+    Refund {
+        m: usize,
+        /// Index into the merchant's `refundable`.
+        k: usize,
+        user: usize,
+        refund: Refund,
+        body: String,
+        idempotency_key: String,
+    },
+    Cancel {
+        m: usize,
+        /// Index into the merchant's `payouts`.
+        index: usize,
+        user: usize,
+        path: String,
+    },
+    Batch {
+        m: usize,
+        user: usize,
+        items: Vec<BatchItem>,
         body: String,
     },
     Read {
@@ -127,6 +201,7 @@ impl Driver {
                 })
             }
             Op::Payout => {
+                let queue = rng.below(100) < u64::from(self.plan.queue_payout_percent);
                 // Try a few merchants for one with modelled funds.
                 for attempt in 0..4u64 {
                     let m = if attempt == 0 {
@@ -137,24 +212,36 @@ impl Driver {
                     let live = &self.live[m];
                     let fee = live.merchant.payout_fee;
                     let mut s = lock(&live.state);
-                    let spendable = s.spendable(Instant::now());
-                    if spendable < fee + 100 {
-                        continue;
-                    }
-                    let amount = rng.range(100, 200_000).min(spendable - fee);
+                    let now = Instant::now();
+                    let spendable = s.spendable(now);
+                    let amount = if queue {
+                        // More than the model knows is there (so that it
+                        // may queue), never more than the acknowledged
+                        // pay-ins will bring (so that it is paid out in the
+                        // end instead of blocking the queue).
+                        let room = s.eventually_spendable(now);
+                        if room < fee + 100 {
+                            continue;
+                        }
+                        let hi = (room - fee).min(1_000_000);
+                        let lo = (spendable.saturating_sub(fee) + 1).clamp(100, hi);
+                        rng.range(lo, hi)
+                    } else {
+                        if spendable < fee + 100 {
+                            continue;
+                        }
+                        rng.range(100, 200_000).min(spendable - fee)
+                    };
                     s.reserved += amount + fee;
                     drop(s);
-                    let expect_reject =
-                        rng.below(100) < u64::from(self.plan.reject_account_percent);
-                    let account = if expect_reject {
-                        "000000000000"
-                    } else {
-                        "123456789012"
-                    };
+                    let (expect_reject, expect_reverse, account) = self.payout_account(rng, seq);
                     let reference_id = format!("ltp-{seq}");
-                    let body = format!(
-                        r#"{{"amount":"{}","currency":"INR","mode":"IMPS","reference_id":"{reference_id}","purpose":"tijori-loadtest","beneficiary":{{"name":"Ravi Kumar","account_number":"{account}","ifsc":"HDFC0000001"}}}}"#,
-                        money::render(amount)
+                    let body = payout_body(
+                        amount,
+                        &reference_id,
+                        &account,
+                        IFSCS[(seq % 4) as usize],
+                        queue,
                     );
                     let key_user = rng.below(self.users(m)) as usize;
                     return Ok(Planned::Payout {
@@ -165,9 +252,117 @@ impl Driver {
                             amount,
                             fee,
                             expect_reject,
+                            expect_reverse,
+                            queue_if_low_balance: queue,
+                            user: key_user,
+                            ..Payout::default()
                         },
                         key_user,
                         body,
+                    });
+                }
+                Err(op)
+            }
+            Op::Refund => self.plan_refund(rng, m, seq).ok_or(op),
+            Op::Cancel => {
+                let mut s = lock(&self.live[m].state);
+                for _ in 0..4 {
+                    if s.cancellable.is_empty() {
+                        break;
+                    }
+                    let pos = rng.below(s.cancellable.len() as u64) as usize;
+                    let Some(index) = s.cancellable.remove(pos) else {
+                        break;
+                    };
+                    let Some(p) = s.payouts.get_mut(index) else {
+                        continue;
+                    };
+                    // Only a payout last known pending or queued.
+                    if p.cancel != Cancel::NotSent
+                        || !matches!(p.created_status.as_str(), "pending" | "queued")
+                    {
+                        continue;
+                    }
+                    p.cancel = Cancel::InFlight;
+                    return Ok(Planned::Cancel {
+                        m,
+                        index,
+                        user: p.user,
+                        path: format!("/api/v1/payouts/{}/cancel", p.id),
+                    });
+                }
+                Err(op)
+            }
+            Op::BatchPayouts => {
+                for attempt in 0..4u64 {
+                    let m = if attempt == 0 {
+                        m
+                    } else {
+                        rng.below(merchants) as usize
+                    };
+                    let live = &self.live[m];
+                    let fee = live.merchant.payout_fee;
+                    let wanted = rng.range(2, u64::from(self.plan.batch_max_items.max(2)));
+                    let invalid = rng.below(100) < u64::from(self.plan.batch_invalid_percent);
+                    let key_user = rng.below(self.users(m)) as usize;
+                    let mut items = Vec::new();
+                    let mut bodies = Vec::new();
+                    let mut s = lock(&live.state);
+                    let spendable = s.spendable(Instant::now());
+                    let mut left = spendable;
+                    for i in 0..wanted {
+                        let reference_id = format!("ltb-{seq}-{i}");
+                        if invalid && i == 0 {
+                            bodies.push(payout_body(
+                                100,
+                                &reference_id,
+                                &account_number(seq),
+                                INVALID_IFSC,
+                                false,
+                            ));
+                            items.push(BatchItem::Invalid(reference_id));
+                            continue;
+                        }
+                        if left < fee + 100 {
+                            break;
+                        }
+                        let amount = rng.range(100, 100_000).min(left - fee);
+                        left -= amount + fee;
+                        let (expect_reject, expect_reverse, account) =
+                            self.payout_account(rng, seq.wrapping_add(i));
+                        bodies.push(payout_body(
+                            amount,
+                            &reference_id,
+                            &account,
+                            IFSCS[((seq + i) % 4) as usize],
+                            false,
+                        ));
+                        items.push(BatchItem::Valid(Payout {
+                            id: String::new(),
+                            reference_id,
+                            amount,
+                            fee,
+                            expect_reject,
+                            expect_reverse,
+                            user: key_user,
+                            batch: true,
+                            ..Payout::default()
+                        }));
+                    }
+                    if !items.iter().any(|i| matches!(i, BatchItem::Valid(_))) {
+                        continue;
+                    }
+                    s.reserved += spendable - left;
+                    drop(s);
+                    // The invalid item somewhere in the batch, not always first.
+                    let at = rng.below(items.len() as u64) as usize;
+                    items.swap(0, at);
+                    bodies.swap(0, at);
+                    return Ok(Planned::Batch {
+                        m,
+                        user: key_user,
+                        items,
+                        body: format!(r#"{{"payouts":[{}]}}"#, bodies.join(",")),
                     });
                 }
                 Err(op)
@@ -201,10 +396,113 @@ impl Driver {
         }
     }
 
+    /// The beneficiary account of a payout: the sandbox's rejecting one,
+    /// its reversing one, or a valid ordinary one; (reject, reverse, account).
+    fn payout_account(&self, rng: &mut Rng, seq: u64) -> (bool, bool, String) {
+        let r = rng.below(100);
+        let reject = u64::from(self.plan.reject_account_percent);
+        let reverse = reject + u64::from(self.plan.reverse_account_percent);
+        if r < reject {
+            (true, false, REJECT_ACCOUNT.to_owned())
+        } else if r < reverse {
+            (false, true, REVERSE_ACCOUNT.to_owned())
+        } else {
+            (false, false, account_number(seq))
+        }
+    }
+
+    /// A refund of a pay-in the model counts as completed, within what is
+    /// left of it and what the wallet can spend, held in the model at once.
+    /// Partial refunds leave 0 or at least 1.00; a first refund may leave
+    /// `amount` out (the whole rest: the amount).
+    fn plan_refund(&self, rng: &mut Rng, m: usize, seq: u64) -> Option<Planned> {
+        let expect_fail = rng.below(100) < u64::from(self.plan.refund_fail_percent);
+        let full = rng.below(100) < 30;
+        let merchants = self.live.len() as u64;
+        for attempt in 0..4u64 {
+            let m = if attempt == 0 {
+                m
+            } else {
+                rng.below(merchants) as usize
+            };
+            let mut s = lock(&self.live[m].state);
+            let now = Instant::now();
+            let spendable = s.spendable(now);
+            let matured = s.refundable.partition_point(|r| r.mature_at <= now);
+            if spendable < 100 || matured == 0 {
+                continue;
+            }
+            for _ in 0..4 {
+                let k = rng.below(matured as u64) as usize;
+                let r = &s.refundable[k];
+                let rest = r.remaining();
+                if rest == 0 {
+                    continue;
+                }
+                let (amount, amount_sent) = if full && r.refunds == 0 && rest <= spendable {
+                    (rest, false)
+                } else if rest >= 200 && spendable >= 100 {
+                    (rng.range(100, (rest - 100).min(spendable).max(100)), true)
+                } else if rest <= spendable && (rest >= 100 || !r.unsure) {
+                    // The whole rest (below 1.00 only when the server's
+                    // rest is surely the model's: no failed or unanswered
+                    // refund of it).
+                    (rest, true)
+                } else {
+                    continue;
+                };
+                if amount > rest || amount > spendable {
+                    continue;
+                }
+                let user = r.user;
+                let payment_id = r.payment_id.clone();
+                let r = &mut s.refundable[k];
+                r.planned += amount;
+                r.refunds += 1;
+                r.unsure |= expect_fail;
+                s.reserved += amount;
+                drop(s);
+                let idempotency_key = format!("lt-rf-{seq}");
+                let reason = if expect_fail {
+                    "fail@sandbox".to_owned()
+                } else {
+                    format!("tijori-loadtest {idempotency_key}")
+                };
+                let body = if amount_sent {
+                    format!(
+                        r#"{{"amount":"{}","reason":"{reason}"}}"#,
+                        money::render(amount)
+                    )
+                } else {
+                    format!(r#"{{"reason":"{reason}"}}"#)
+                };
+                return Some(Planned::Refund {
+                    m,
+                    k,
+                    user,
+                    refund: Refund {
+                        id: String::new(),
+                        payment_id,
+                        amount,
+                        amount_sent,
+                        reason,
+                        expect_fail,
+                    },
+                    body,
+                    idempotency_key,
+                });
+            }
+        }
+        None
+    }
+
     fn op_of(planned: &Planned) -> Op {
         match planned {
             Planned::Payin { .. } => Op::Payin,
             Planned::Payout { .. } => Op::Payout,
+            Planned::Refund { .. } => Op::Refund,
+            Planned::Cancel { .. } => Op::Cancel,
+            Planned::Batch { .. } => Op::BatchPayouts,
             Planned::Read { op, .. } => *op,
         }
     }
@@ -266,7 +564,9 @@ impl Driver {
                 match created_id(&r) {
                     Created::Yes(id) => {
                         payout.id = id;
-                        s.payouts.push(payout);
+                        payout.created_status = created_status(&r);
+                        self.stats.note(Op::Payout, &payout.created_status);
+                        s.payout_acknowledged(payout);
                     }
                     Created::Unknown => s.uncertain_payouts.push(payout),
                     Created::No => {
@@ -274,6 +574,94 @@ impl Driver {
                     }
                 }
                 drop(s);
+                outcome_of(&r)
+            }
+            Planned::Refund {
+                m,
+                k,
+                user,
+                mut refund,
+                body,
+                idempotency_key,
+            } => {
+                let key = self.key(m, user);
+                let path = format!("/api/v1/payments/{}/refunds", refund.payment_id);
+                let r = self
+                    .api
+                    .call(
+                        Method::POST,
+                        &path,
+                        Some(key),
+                        Some(body),
+                        Some(&idempotency_key),
+                    )
+                    .await;
+                let mut s = lock(&self.live[m].state);
+                match created_id(&r) {
+                    Created::Yes(id) => {
+                        refund.id = id;
+                        self.stats.note(Op::Refund, &created_status(&r));
+                        s.refunds.push(refund);
+                    }
+                    Created::Unknown => {
+                        if let Some(p) = s.refundable.get_mut(k) {
+                            p.unsure = true;
+                        }
+                        s.uncertain_refunds.push(refund);
+                    }
+                    Created::No => {
+                        let code = r.as_ref().map(Resp::error_code).unwrap_or_default();
+                        self.stats.note(Op::Refund, &code);
+                        s.reserved = s.reserved.saturating_sub(refund.amount);
+                        if let Some(p) = s.refundable.get_mut(k) {
+                            p.planned = p.planned.saturating_sub(refund.amount);
+                            if code == "invalid_status_transition" {
+                                // Not completed after all (the server's
+                                // failure rate): never refund it again.
+                                p.planned = p.amount;
+                            }
+                        }
+                    }
+                }
+                drop(s);
+                outcome_of(&r)
+            }
+            Planned::Cancel {
+                m,
+                index,
+                user,
+                path,
+            } => {
+                let key = self.key(m, user);
+                let r = self
+                    .api
+                    .call(Method::POST, &path, Some(key), Some("{}".into()), None)
+                    .await;
+                let (cancel, note) = cancel_outcome(&r);
+                self.stats.note(Op::Cancel, &note);
+                if let Some(p) = lock(&self.live[m].state).payouts.get_mut(index) {
+                    p.cancel = cancel;
+                }
+                outcome_of(&r)
+            }
+            Planned::Batch {
+                m,
+                user,
+                items,
+                body,
+            } => {
+                let key = self.key(m, user);
+                let r = self
+                    .api
+                    .call(
+                        Method::POST,
+                        "/api/v1/payouts/batch",
+                        Some(key),
+                        Some(body),
+                        None,
+                    )
+                    .await;
+                self.batch_answered(m, items, &r);
                 outcome_of(&r)
             }
             Planned::Read { m, user, path, .. } => {
@@ -434,6 +822,120 @@ fn created_id(r: &Result<Resp, Failure>) -> Created {
         },
         Ok(_) => Created::No,
         Err(_) => Created::Unknown,
+    }
+}
+
+/// `data.status` of an answer (empty without one).
+fn created_status(r: &Result<Resp, Failure>) -> String {
+    match r {
+        Ok(resp) => resp.json()["data"]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+/// What a cancel's answer means for the model, and its outcome label.
+fn cancel_outcome(r: &Result<Resp, Failure>) -> (Cancel, String) {
+    match r {
+        Ok(resp) if (200..300).contains(&resp.status) => {
+            let status = resp.json()["data"]["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            (Cancel::Cancelled, status)
+        }
+        Ok(resp) => (Cancel::Refused, resp.error_code()),
+        Err(f) => (Cancel::Unknown, f.code()),
+    }
+}
+
+/// What each item of a batch became: (index of the item, outcome).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemResult {
+    /// 201 with this payout id and status.
+    Created(String, String),
+    /// A 4xx: nothing created (its error code).
+    Refused(String),
+    /// No answer for this item (or none at all): it may exist.
+    Unknown,
+}
+
+/// Reads a `POST /payouts/batch` answer (SPEC §13) for `n` items.
+pub fn batch_results(r: &Result<Resp, Failure>, n: usize) -> Vec<ItemResult> {
+    let resp = match r {
+        Ok(resp) if resp.status == 200 => resp,
+        Ok(resp) => {
+            return vec![ItemResult::Refused(resp.error_code()); n];
+        }
+        _ => return vec![ItemResult::Unknown; n],
+    };
+    let mut out = vec![ItemResult::Unknown; n];
+    let data = resp.json();
+    for item in data["data"]["results"].as_array().into_iter().flatten() {
+        let Some(index) = item["index"].as_u64().map(|i| i as usize) else {
+            continue;
+        };
+        let Some(slot) = out.get_mut(index) else {
+            continue;
+        };
+        let status = item["status"].as_u64().unwrap_or(0);
+        *slot = match status {
+            201 => match item["payout"]["id"].as_str() {
+                Some(id) => ItemResult::Created(
+                    id.to_owned(),
+                    item["payout"]["status"].as_str().unwrap_or("").to_owned(),
+                ),
+                None => ItemResult::Unknown,
+            },
+            400..=499 => ItemResult::Refused(
+                item["error"]["code"]
+                    .as_str()
+                    .map_or_else(|| format!("http_{status}"), str::to_owned),
+            ),
+            _ => ItemResult::Unknown,
+        };
+    }
+    out
+}
+
+impl Driver {
+    /// Puts each item of an answered (or unanswered) batch in the model.
+    fn batch_answered(&self, m: usize, items: Vec<BatchItem>, r: &Result<Resp, Failure>) {
+        let results = batch_results(r, items.len());
+        let mut s = lock(&self.live[m].state);
+        for (item, result) in items.into_iter().zip(results) {
+            match (item, result) {
+                (BatchItem::Valid(mut payout), ItemResult::Created(id, status)) => {
+                    self.stats.note(Op::BatchPayouts, "item_201");
+                    payout.id = id;
+                    payout.created_status = status;
+                    s.payout_acknowledged(payout);
+                }
+                (BatchItem::Valid(payout), ItemResult::Refused(code)) => {
+                    self.stats.note(Op::BatchPayouts, &format!("item_{code}"));
+                    s.reserved = s.reserved.saturating_sub(payout.amount + payout.fee);
+                }
+                (BatchItem::Valid(payout), ItemResult::Unknown) => {
+                    self.stats.note(Op::BatchPayouts, "item_unanswered");
+                    s.uncertain_payouts.push(payout);
+                }
+                (BatchItem::Invalid(reference), result) => {
+                    self.stats.note(
+                        Op::BatchPayouts,
+                        match &result {
+                            ItemResult::Created(..) => "invalid_item_accepted",
+                            ItemResult::Refused(_) => "invalid_item_refused",
+                            ItemResult::Unknown => "invalid_item_unanswered",
+                        },
+                    );
+                    // Whatever the answer said, the audit checks that the
+                    // server holds no payout with this reference_id.
+                    s.invalid_payouts.push(reference);
+                }
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! self-contained HTML page with inline SVG plots (`--html-out`).
 
 use crate::audit::{AuditReport, Observed};
-use crate::config::{Config, Mode, Op};
+use crate::config::{Config, Mode, Op, OPS};
 use crate::meta::RunMeta;
 use crate::stats::{fmt_us, histogram, Stats, MAX_US};
 use crate::util::lock;
@@ -63,7 +63,7 @@ pub struct Tick {
     pub p99: u64,
     pub max: u64,
     /// p99 per operation (0: none that second).
-    pub op_p99: [u64; 5],
+    pub op_p99: [u64; OPS],
     /// HTTP statuses of the answers that arrived in this second (0: no
     /// HTTP answer).
     pub statuses: BTreeMap<u16, u64>,
@@ -92,7 +92,7 @@ pub struct Summary {
     pub answered_measured: u64,
     pub late: u64,
     pub missed: u64,
-    pub skipped: [u64; 5],
+    pub skipped: [u64; OPS],
     /// Answers to measured requests per second of the window (until the last answer).
     pub achieved_rate: f64,
     /// 2xx answers per second, same window.
@@ -108,6 +108,9 @@ pub struct Summary {
     pub load_secs: f64,
     /// HTTP statuses of every answer (warm-up included; 0: no HTTP answer).
     pub statuses: BTreeMap<u16, u64>,
+    /// Outcomes finer than the status (`payout:queued`, `batch_item:201`,
+    /// `cancel:invalid_status_transition`, …), warm-up included.
+    pub outcomes: BTreeMap<String, u64>,
     /// The measured window's histograms (µs): all operations, uncorrected,
     /// and per operation (in `Op::ALL` order).
     pub hist_all: Histogram<u64>,
@@ -222,6 +225,7 @@ impl Summary {
             timeline,
             load_secs,
             statuses,
+            outcomes: lock(&stats.outcomes).clone(),
             hist_all: all,
             hist_service,
             hist_ops,
@@ -310,7 +314,7 @@ pub fn text(
     );
     let _ = writeln!(
         out,
-        "{:<8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
+        "{:<13} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
         "op", "count", "ok", "p50", "p90", "p99", "p99.9", "max"
     );
     for (op, l) in s
@@ -327,7 +331,7 @@ pub fn text(
             .join(" ");
         let _ = writeln!(
             out,
-            "{:<8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
+            "{:<13} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
             op,
             l.count,
             l.ok,
@@ -356,6 +360,17 @@ pub fn text(
             .collect::<Vec<_>>()
             .join(" ")
     );
+    if !s.outcomes.is_empty() {
+        let _ = writeln!(
+            out,
+            "outcomes (all answers, warm-up included): {}",
+            s.outcomes
+                .iter()
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
     if let Some(o) = observed {
         let _ = writeln!(
             out,
@@ -363,6 +378,13 @@ pub fn text(
             if o.settled { "done" } else { "NOT done" },
             o.settle_wait.as_secs_f64()
         );
+        if o.swept.found > 0 {
+            let _ = writeln!(
+                out,
+                "queued payouts after the load: {} found, {} cancelled, {} refused (the rail got there first), {} unanswered",
+                o.swept.found, o.swept.cancelled, o.swept.refused, o.swept.unknown
+            );
+        }
         if let Some(log) = &o.webhooks {
             let d = &log.delay_ms;
             let q = |x: f64| {
@@ -392,10 +414,12 @@ pub fn text(
         let c = &a.checked;
         let _ = writeln!(
             out,
-            "audit: {} merchants, {} pay-ins, {} payouts acknowledged, {} unanswered found ({} absent), {} ledger lines, {} ledger accounts; statuses {}",
+            "audit: {} merchants, {} pay-ins, {} payouts, {} refunds acknowledged, {} cancels sent, {} unanswered found ({} absent), {} ledger lines, {} ledger accounts; statuses {}",
             c.merchants,
             c.payins,
             c.payouts,
+            c.refunds,
+            c.cancels,
             c.adopted,
             c.absent,
             c.ledger_entries,
@@ -458,6 +482,24 @@ pub fn json(
             "delay_ms": { "count": d.len(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": if d.is_empty() { 0 } else { d.max() } },
         })
     });
+    let audit_json = audit.map(|a| {
+        json!({
+            "passed": a.passed(),
+            "problems": a.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "problems_by_kind": a.by_kind(),
+            "payins": a.checked.payins, "payouts": a.checked.payouts,
+            "refunds": a.checked.refunds, "cancels": a.checked.cancels,
+            "adopted": a.checked.adopted, "absent": a.checked.absent,
+            "ledger_entries": a.checked.ledger_entries,
+            "ledger_accounts": a.checked.ledger_accounts, "statuses": a.checked.statuses,
+        })
+    });
+    let swept = observed.map(|o| {
+        json!({
+            "found": o.swept.found, "cancelled": o.swept.cancelled,
+            "refused": o.swept.refused, "unanswered": o.swept.unknown,
+        })
+    });
     json!({
         "run": meta.map(RunMeta::json),
         "mode": match s.mode { Mode::Open => "open", Mode::Closed => "closed" },
@@ -482,6 +524,7 @@ pub fn json(
         },
         "load_secs": s.load_secs,
         "status_codes": s.statuses.iter().map(|(code, n)| (status_label(*code), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "outcomes": s.outcomes,
         "late": s.late,
         "missed": s.missed,
         "skipped": Op::ALL.iter().map(|op| (op.name().to_owned(), json!(s.skipped[op.index()]))).collect::<serde_json::Map<_, _>>(),
@@ -496,16 +539,9 @@ pub fn json(
         })).collect::<Vec<_>>(),
         "settled": observed.map(|o| o.settled),
         "settle_wait_secs": observed.map(|o| o.settle_wait.as_secs_f64()),
+        "queued_after_load": swept,
         "webhooks": webhooks,
-        "audit": audit.map(|a| json!({
-            "passed": a.passed(),
-            "problems": a.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "problems_by_kind": a.by_kind(),
-            "payins": a.checked.payins, "payouts": a.checked.payouts,
-            "adopted": a.checked.adopted, "absent": a.checked.absent,
-            "ledger_entries": a.checked.ledger_entries,
-            "ledger_accounts": a.checked.ledger_accounts, "statuses": a.checked.statuses,
-        })),
+        "audit": audit_json,
     })
 }
 
