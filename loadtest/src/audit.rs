@@ -2475,3 +2475,707 @@ mod waiting_tests {
         assert_eq!(w.line(at, &limits), None);
     }
 }
+
+/// The SPEC §12–13 checks over a synthetic world with refunds, queued,
+/// cancelled and reversed payouts, and a refused batch item.
+#[cfg(test)]
+mod v2_tests {
+    use super::*;
+    use crate::model::MerchantModel;
+    use crate::sink::Delivered;
+
+    const AV: &str = "merchant:usr_m:available";
+    const HELD: &str = "merchant:usr_m:held";
+
+    fn payment(id: &str, amount: u64, fee: u64, refunded: u64) -> SeenPayment {
+        SeenPayment {
+            id: id.into(),
+            order_id: format!("o-{id}"),
+            merchant_id: "usr_m".into(),
+            amount: Some(amount),
+            fee: Some(fee),
+            net_amount: Some(amount - fee),
+            status: "completed".into(),
+            refunded_amount: Some(refunded),
+            has_refunded_amount: true,
+        }
+    }
+
+    fn payout(id: &str, amount: u64, status: &str) -> SeenPayout {
+        SeenPayout {
+            id: id.into(),
+            reference_id: format!("ref-{id}"),
+            merchant_id: "usr_m".into(),
+            amount: Some(amount),
+            fee: Some(500),
+            status: status.into(),
+            utr: matches!(status, "processed" | "reversed").then(|| format!("UTR{id}")),
+        }
+    }
+
+    fn refund(id: &str, payment_id: &str, amount: u64, status: &str, reason: &str) -> SeenRefund {
+        SeenRefund {
+            id: id.into(),
+            payment_id: payment_id.into(),
+            merchant_id: "usr_m".into(),
+            amount: Some(amount),
+            status: status.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Ledger lines with running balances: (kind, debit → credit, amount, reference).
+    fn ledger(lines: &[(&str, &str, &str, u64, &str)]) -> Vec<SeenEntry> {
+        let (mut available, mut held) = (0i128, 0i128);
+        lines
+            .iter()
+            .enumerate()
+            .map(|(n, (kind, debit, credit, amount, r))| {
+                for (account, sign) in [(debit, -1), (credit, 1)] {
+                    if *account == AV {
+                        available += sign * i128::from(*amount);
+                    } else if *account == HELD {
+                        held += sign * i128::from(*amount);
+                    }
+                }
+                SeenEntry {
+                    id: format!("tr_{}", n + 1),
+                    seq: n as u64 + 1,
+                    kind: (*kind).into(),
+                    debit_account: (*debit).into(),
+                    credit_account: (*credit).into(),
+                    amount: Some(*amount),
+                    available_after: u64::try_from(available).ok(),
+                    held_after: u64::try_from(held).ok(),
+                    reference: (*r).into(),
+                }
+            })
+            .collect()
+    }
+
+    /// The books of these lines plus transfers off the merchant's ledger.
+    fn books(entries: &[SeenEntry], extra: &[(&str, &str, u64)]) -> SeenBooks {
+        let mut posted: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let legs = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.debit_account.as_str(),
+                    e.credit_account.as_str(),
+                    e.amount.unwrap_or(0),
+                )
+            })
+            .chain(extra.iter().copied());
+        for (debit, credit, amount) in legs {
+            posted.entry(debit.into()).or_default().0 += amount;
+            posted.entry(credit.into()).or_default().1 += amount;
+        }
+        let mut sum = 0;
+        let accounts = posted
+            .into_iter()
+            .map(|(account, (debits, credits))| {
+                let balance = i128::from(credits) - i128::from(debits);
+                sum += balance;
+                SeenAccount {
+                    normal: normal_side(&account).into(),
+                    account,
+                    currency: "INR".into(),
+                    debits_posted: Some(debits),
+                    credits_posted: Some(credits),
+                    balance: Some(balance),
+                    balance_text: money::render_signed(balance),
+                }
+            })
+            .collect();
+        SeenBooks {
+            accounts,
+            totals: vec![SeenTotal {
+                currency: "INR".into(),
+                balance: Some(sum),
+                balance_text: money::render_signed(sum),
+            }],
+            fetch_error: None,
+        }
+    }
+
+    fn model_payout(id: &str, amount: u64, created: &str, edit: impl Fn(&mut Payout)) -> Payout {
+        let mut p = Payout {
+            id: id.into(),
+            reference_id: format!("ref-{id}"),
+            amount,
+            fee: 500,
+            created_status: created.into(),
+            ..Payout::default()
+        };
+        edit(&mut p);
+        p
+    }
+
+    /// One merchant (150 bps, payout fee 5.00): pay-ins txn_a 100.00 and
+    /// txn_c 50.00; refunds rf_a 30.00 (processed), rf_b 10.00
+    /// (fail@sandbox, failed), rf_c the whole of txn_c (amount left out,
+    /// processed); payouts po_a processed, po_q queued then cancelled by
+    /// the harness (no transfers), po_p pending then cancelled (held and
+    /// released), po_r reversed, po_x whose cancel came too late
+    /// (processed); one invalid batch item the server refused.
+    fn world() -> (Model, Observed) {
+        let payin = |id: &str, amount| Payin {
+            id: id.into(),
+            order_id: format!("o-{id}"),
+            amount,
+            fee: money::bps_half_up(amount, 150),
+            expect_fail: false,
+        };
+        let model_refund = |id: &str, payment: &str, amount, reason: &str| Refund {
+            id: id.into(),
+            payment_id: payment.into(),
+            amount,
+            amount_sent: id != "rf_c",
+            reason: reason.into(),
+            expect_fail: reason == "fail@sandbox",
+        };
+        let mm = MerchantModel {
+            payin_fee_bps: 150,
+            payout_fee: 500,
+            payins: vec![payin("txn_a", 10_000), payin("txn_c", 5_000)],
+            refunds: vec![
+                model_refund("rf_a", "txn_a", 3_000, "lt rf-a"),
+                model_refund("rf_b", "txn_a", 1_000, "fail@sandbox"),
+                model_refund("rf_c", "txn_c", 5_000, "lt rf-c"),
+            ],
+            payouts: vec![
+                model_payout("po_a", 2_000, "pending", |_| {}),
+                model_payout("po_q", 1_000, "queued", |p| {
+                    p.queue_if_low_balance = true;
+                    p.cancel = Cancel::Cancelled;
+                }),
+                model_payout("po_p", 500, "pending", |p| p.cancel = Cancel::Cancelled),
+                model_payout("po_r", 800, "pending", |p| p.expect_reverse = true),
+                model_payout("po_x", 400, "pending", |p| {
+                    p.batch = true;
+                    p.cancel = Cancel::Refused;
+                }),
+            ],
+            invalid_payouts: vec!["ltb-1-0".into()],
+            ..MerchantModel::new(0, "usr_m".into(), "k".into())
+        };
+        let model = Model {
+            merchants: vec![mm],
+            payin_failures_allowed: false,
+            webhooks_expected: false,
+            v2: true,
+            queued_may_remain: false,
+        };
+        let lines = ledger(&[
+            ("payin_credit", "rail:payins", AV, 9_850, "txn_a"),
+            ("payin_credit", "rail:payins", AV, 4_925, "txn_c"),
+            ("refund_hold", AV, HELD, 3_000, "rf_a"),
+            ("refund_hold", AV, HELD, 1_000, "rf_b"),
+            ("refund_hold", AV, HELD, 5_000, "rf_c"),
+            ("refund_settle", HELD, "rail:refunds", 3_000, "rf_a"),
+            ("refund_release", HELD, AV, 1_000, "rf_b"),
+            ("refund_settle", HELD, "rail:refunds", 5_000, "rf_c"),
+            ("payout_hold", AV, HELD, 2_500, "po_a"),
+            ("payout_settle", HELD, "rail:payouts", 2_000, "po_a"),
+            ("payout_fee", HELD, "platform:fees", 500, "po_a"),
+            ("payout_hold", AV, HELD, 1_000, "po_p"),
+            ("payout_release", HELD, AV, 1_000, "po_p"),
+            ("payout_hold", AV, HELD, 1_300, "po_r"),
+            ("payout_settle", HELD, "rail:payouts", 800, "po_r"),
+            ("payout_fee", HELD, "platform:fees", 500, "po_r"),
+            ("payout_reverse", "rail:payouts", AV, 800, "po_r"),
+            ("payout_hold", AV, HELD, 900, "po_x"),
+            ("payout_settle", HELD, "rail:payouts", 400, "po_x"),
+            ("payout_fee", HELD, "platform:fees", 500, "po_x"),
+        ]);
+        let refunds = vec![
+            refund("rf_a", "txn_a", 3_000, "processed", "lt rf-a"),
+            refund("rf_b", "txn_a", 1_000, "failed", "fail@sandbox"),
+            refund("rf_c", "txn_c", 5_000, "processed", "lt rf-c"),
+        ];
+        let seen = SeenMerchant {
+            payments: vec![
+                payment("txn_a", 10_000, 150, 3_000),
+                payment("txn_c", 5_000, 75, 5_000),
+            ],
+            payouts: vec![
+                payout("po_a", 2_000, "processed"),
+                payout("po_q", 1_000, "cancelled"),
+                payout("po_p", 500, "cancelled"),
+                payout("po_r", 800, "reversed"),
+                payout("po_x", 400, "processed"),
+            ],
+            refund_lookups: refunds.clone(),
+            refunds,
+            // 147.75 in; refunds 80.00; payouts 25.00, 5.00 (reversed:
+            // the fee only), 9.00.
+            balance: SeenBalance {
+                available: Some(2_875),
+                held: Some(0),
+                pending_payins: Some(0),
+                total_payins: Some(15_000),
+                total_payouts: Some(3_200),
+                total_fees: Some(1_725),
+            },
+            ..SeenMerchant::default()
+        };
+        let books = books(
+            &lines,
+            &[
+                ("rail:payins", "platform:fees", 150),
+                ("rail:payins", "platform:fees", 75),
+            ],
+        );
+        let observed = Observed {
+            merchants: vec![SeenMerchant {
+                ledger: lines,
+                fetch_errors: Vec::new(),
+                ..seen
+            }],
+            books,
+            settled: true,
+            settle_wait: Duration::ZERO,
+            swept: Sweep::default(),
+            webhooks: None,
+            webhook_wait: Duration::ZERO,
+        };
+        (model, observed)
+    }
+
+    fn kinds(problems: &[Problem]) -> Vec<&'static str> {
+        problems.iter().map(Problem::kind).collect()
+    }
+
+    fn seen(observed: &mut Observed) -> &mut SeenMerchant {
+        &mut observed.merchants[0]
+    }
+
+    fn seen_payout<'a>(observed: &'a mut Observed, id: &str) -> &'a mut SeenPayout {
+        seen(observed)
+            .payouts
+            .iter_mut()
+            .find(|p| p.id == id)
+            .unwrap_or_else(|| panic!("no payout {id}"))
+    }
+
+    /// A payout's status, with a UTR when processed.
+    fn set_status(observed: &mut Observed, id: &str, status: &str) {
+        let p = seen_payout(observed, id);
+        p.status = status.into();
+        p.utr = matches!(status, "processed" | "reversed").then(|| format!("UTR{id}"));
+    }
+
+    /// The refund, in the listing and as read by id.
+    fn edit_refund(observed: &mut Observed, id: &str, edit: impl Fn(&mut SeenRefund)) {
+        let m = seen(observed);
+        for r in m.refunds.iter_mut().chain(m.refund_lookups.iter_mut()) {
+            if r.id == id {
+                edit(r);
+            }
+        }
+    }
+
+    #[test]
+    fn a_consistent_world_with_refunds_cancels_and_reversals_is_clean() {
+        let (model, observed) = world();
+        let report = audit(&model, &observed);
+        assert_eq!(report.problems, Vec::new());
+        let c = &report.checked;
+        assert_eq!((c.refunds, c.payouts, c.cancels), (3, 5, 3));
+        assert_eq!(c.ledger_entries, 20);
+        for (status, n) in [
+            ("refund_processed", 2),
+            ("refund_failed", 1),
+            ("payout_processed", 2),
+            ("payout_cancelled", 2),
+            ("payout_reversed", 1),
+        ] {
+            assert_eq!(c.statuses.get(status), Some(&n), "{status}: {c:?}");
+        }
+        // total_payins and total_payouts may leave out the refunded and
+        // reversed amounts (SPEC §12–13 do not say): both readings pass,
+        // nothing else does.
+        let (model, mut observed) = world();
+        seen(&mut observed).balance.total_payins = Some(15_000 - 8_000);
+        seen(&mut observed).balance.total_payouts = Some(3_200 - 800);
+        assert_eq!(audit(&model, &observed).problems, Vec::new());
+        seen(&mut observed).balance.total_payins = Some(15_000 - 8_001);
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::Balance {
+                merchant: 0,
+                field: "total_payins",
+                expected: 15_000,
+                actual: Some(6_999),
+            }]
+        );
+        // An unanswered refund the server has is adopted and audited.
+        let (mut model, observed) = world();
+        let mut rf_c = model.merchants[0].refunds.remove(2);
+        rf_c.id.clear();
+        model.merchants[0].uncertain_refunds.push(rf_c);
+        let report = audit(&model, &observed);
+        assert_eq!(report.problems, Vec::new());
+        assert_eq!((report.checked.adopted, report.checked.refunds), (1, 2));
+    }
+
+    #[test]
+    fn each_refund_inconsistency_is_named() {
+        // The server's record has another amount.
+        let (model, mut observed) = world();
+        edit_refund(&mut observed, "rf_a", |r| r.amount = Some(3_100));
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.contains(&Problem::RefundField {
+                id: "rf_a".into(),
+                field: "amount",
+                expected: "30.00".into(),
+                actual: "31.00".into(),
+            }),
+            "{problems:?}"
+        );
+        // Another pay-in, another reason.
+        let (model, mut observed) = world();
+        edit_refund(&mut observed, "rf_c", |r| r.reason = "other".into());
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::RefundField {
+                id: "rf_c".into(),
+                field: "reason",
+                expected: "lt rf-c".into(),
+                actual: "other".into(),
+            }]
+        );
+        // fail@sandbox processed: the status, and the money it took.
+        let (model, mut observed) = world();
+        edit_refund(&mut observed, "rf_b", |r| r.status = "processed".into());
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(
+            problems[0],
+            Problem::RefundStatus {
+                id: "rf_b".into(),
+                expected: "failed",
+                actual: "processed".into(),
+            }
+        );
+        assert!(
+            kinds(&problems).contains(&"refunded_amount"),
+            "{problems:?}"
+        );
+        assert!(kinds(&problems).contains(&"ledger"), "{problems:?}");
+        // Still pending at the audit.
+        let (model, mut observed) = world();
+        edit_refund(&mut observed, "rf_a", |r| r.status = "pending".into());
+        assert!(audit(&model, &observed)
+            .problems
+            .contains(&Problem::RefundStatus {
+                id: "rf_a".into(),
+                expected: "processed",
+                actual: "pending".into(),
+            }));
+        // refunded_amount counting the failed refund: exactly that.
+        let (model, mut observed) = world();
+        seen(&mut observed).payments[0].refunded_amount = Some(4_000);
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::RefundedAmount {
+                payment_id: "txn_a".into(),
+                expected: "30.00".into(),
+                actual: "40.00".into(),
+            }]
+        );
+        // A v2 server must show refunded_amount.
+        let (model, mut observed) = world();
+        seen(&mut observed).payments[1].has_refunded_amount = false;
+        seen(&mut observed).payments[1].refunded_amount = None;
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::RefundedAmount {
+                payment_id: "txn_c".into(),
+                expected: "50.00".into(),
+                actual: "absent".into(),
+            }]
+        );
+        // Acknowledged, but GET /refunds/:id does not find it (nor the list).
+        let (model, mut observed) = world();
+        let m = seen(&mut observed);
+        m.refunds.retain(|r| r.id != "rf_a");
+        m.refund_lookups.retain(|r| r.id != "rf_a");
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(
+            problems[0],
+            Problem::MissingRefund {
+                merchant: 0,
+                id: "rf_a".into(),
+            }
+        );
+        // Found by id but not listed.
+        let (model, mut observed) = world();
+        seen(&mut observed).refunds.retain(|r| r.id != "rf_c");
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(
+            problems[0],
+            Problem::RefundField {
+                id: "rf_c".into(),
+                field: "listing",
+                expected: "in GET /refunds".into(),
+                actual: "absent".into(),
+            }
+        );
+        // A refund nobody sent, taking txn_a past its amount.
+        let (model, mut observed) = world();
+        let m = seen(&mut observed);
+        m.refunds
+            .push(refund("rf_z", "txn_a", 8_000, "processed", "lt rf-z"));
+        m.payments[0].refunded_amount = Some(11_000);
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.contains(&Problem::UnexpectedRefund {
+                merchant: 0,
+                id: "rf_z".into(),
+                payment_id: "txn_a".into(),
+            }),
+            "{problems:?}"
+        );
+        assert!(
+            problems.contains(&Problem::RefundsExceedPayment {
+                payment_id: "txn_a".into(),
+                refunded: "110.00".into(),
+                amount: "100.00".into(),
+            }),
+            "{problems:?}"
+        );
+        // Its transfers are not on the ledger: the ledger says so too.
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { detail, .. } if detail.starts_with("rf_z refund_hold: lines []")
+            )),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn each_payout_lifecycle_inconsistency_is_named() {
+        let status = |id: &str, expected: &str, actual: &str| Problem::PayoutStatus {
+            id: id.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+        };
+        // The cancel was acknowledged, yet the payout was paid out.
+        let (model, mut observed) = world();
+        set_status(&mut observed, "po_q", "processed");
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(problems[0], status("po_q", "cancelled", "processed"));
+        // The cancel was refused (409), yet the payout is cancelled.
+        let (model, mut observed) = world();
+        set_status(&mut observed, "po_x", "cancelled");
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(problems[0], status("po_x", "processed", "cancelled"));
+        // Sent to the reversing account but never reversed.
+        let (model, mut observed) = world();
+        set_status(&mut observed, "po_r", "processed");
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(problems[0], status("po_r", "reversed", "processed"));
+        // Reversed without its payout_reverse line.
+        let (model, mut observed) = world();
+        let lines: Vec<_> = seen(&mut observed)
+            .ledger
+            .iter()
+            .filter(|e| e.kind != "payout_reverse")
+            .map(|e| {
+                (
+                    e.kind.clone(),
+                    e.debit_account.clone(),
+                    e.credit_account.clone(),
+                    e.amount.unwrap_or(0),
+                    e.reference.clone(),
+                )
+            })
+            .collect();
+        let lines: Vec<(&str, &str, &str, u64, &str)> = lines
+            .iter()
+            .map(|(k, d, c, a, r)| (k.as_str(), d.as_str(), c.as_str(), *a, r.as_str()))
+            .collect();
+        seen(&mut observed).ledger = ledger(&lines);
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { detail, .. }
+                    if detail == "po_r payout_reverse: lines [], the records imply [8.00 rail:payouts → merchant:usr_m:available]"
+            )),
+            "{problems:?}"
+        );
+        // Still queued after the sweep; legal when queued payouts may
+        // remain (no sweep) and the payout asked to be queued.
+        let (mut model, mut observed) = world();
+        model.merchants[0].payouts[1].cancel = Cancel::NotSent;
+        set_status(&mut observed, "po_q", "queued");
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![status("po_q", "processed", "queued")]
+        );
+        model.queued_may_remain = true;
+        assert_eq!(audit(&model, &observed).problems, Vec::new());
+        // Answered `pending`, then cancelled: the hold and its release
+        // must be on the ledger.
+        let (model, mut observed) = world();
+        let m = seen(&mut observed);
+        m.ledger.retain(|e| e.reference != "po_p");
+        for (n, e) in m.ledger.iter_mut().enumerate() {
+            e.seq = n as u64 + 1;
+        }
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { detail, .. }
+                    if detail == "po_p payout_hold: lines [], the records imply [10.00 merchant:usr_m:available → merchant:usr_m:held]"
+            )),
+            "{problems:?}"
+        );
+        // A queued-then-cancelled payout held but never released.
+        let (model, mut observed) = world();
+        let m = seen(&mut observed);
+        let mut hold = m.ledger[0].clone();
+        hold.seq = 21;
+        hold.id = "tr_21".into();
+        hold.kind = "payout_hold".into();
+        hold.debit_account = AV.into();
+        hold.credit_account = HELD.into();
+        hold.amount = Some(1_500);
+        hold.reference = "po_q".into();
+        hold.available_after = Some(1_375);
+        hold.held_after = Some(1_500);
+        m.ledger.push(hold);
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { detail, .. } if detail.starts_with("po_q payout_release: lines []")
+            )),
+            "{problems:?}"
+        );
+        // Processed without a bank reference.
+        let (model, mut observed) = world();
+        seen_payout(&mut observed, "po_a").utr = None;
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::PayoutField {
+                id: "po_a".into(),
+                field: "utr",
+                expected: "a bank reference".into(),
+                actual: "none".into(),
+            }]
+        );
+        // Queued although it did not ask to be.
+        let (mut model, observed) = world();
+        model.merchants[0].payouts[0].created_status = "queued".into();
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::PayoutField {
+                id: "po_a".into(),
+                field: "status on creation",
+                expected: "pending".into(),
+                actual: "queued".into(),
+            }]
+        );
+        // The invalid batch item exists after all.
+        let (model, mut observed) = world();
+        let mut accepted = payout("po_bad", 100, "rejected");
+        accepted.reference_id = "ltb-1-0".into();
+        seen(&mut observed).payouts.push(accepted);
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(
+            problems[0],
+            Problem::InvalidPayoutAccepted {
+                merchant: 0,
+                id: "po_bad".into(),
+                reference_id: "ltb-1-0".into(),
+            }
+        );
+    }
+
+    fn delivered(event: &str, status: &str, amount: u64) -> Delivered {
+        Delivered {
+            event_id: format!("evt_{event}_{amount}"),
+            event: event.into(),
+            status: status.into(),
+            amount: Some(amount),
+            merchant_index: 0,
+        }
+    }
+
+    /// Every event the world's records had on their way.
+    fn sink_log() -> SinkLog {
+        let mut records: HashMap<String, Vec<Delivered>> = HashMap::new();
+        let mut add = |id: &str, e: Delivered| records.entry(id.into()).or_default().push(e);
+        add("txn_a", delivered("payment.completed", "completed", 10_000));
+        add("txn_c", delivered("payment.completed", "completed", 5_000));
+        add("rf_a", delivered("refund.processed", "processed", 3_000));
+        add("rf_b", delivered("refund.failed", "failed", 1_000));
+        add("rf_c", delivered("refund.processed", "processed", 5_000));
+        add("po_a", delivered("payout.processed", "processed", 2_000));
+        add("po_q", delivered("payout.queued", "queued", 1_000));
+        add("po_q", delivered("payout.cancelled", "cancelled", 1_000));
+        add("po_p", delivered("payout.cancelled", "cancelled", 500));
+        add("po_r", delivered("payout.processed", "processed", 800));
+        add("po_r", delivered("payout.reversed", "reversed", 800));
+        add("po_x", delivered("payout.processed", "processed", 400));
+        SinkLog {
+            received: 12,
+            by_event_id: HashMap::new(),
+            records,
+            bad_signatures: Vec::new(),
+            other_events: 0,
+            delay_ms: crate::stats::histogram(1_000, 2),
+        }
+    }
+
+    #[test]
+    fn webhooks_follow_each_records_way() {
+        let (mut model, mut observed) = world();
+        model.webhooks_expected = true;
+        observed.webhooks = Some(sink_log());
+        assert_eq!(audit(&model, &observed).problems, Vec::new());
+        // A reversed payout needs both its events.
+        let mut lost = observed.clone();
+        if let Some(log) = lost.webhooks.as_mut() {
+            log.records
+                .get_mut("po_r")
+                .map(|e| e.retain(|e| e.status != "reversed"));
+        }
+        assert_eq!(
+            audit(&model, &lost).problems,
+            vec![Problem::WebhookLost {
+                id: "po_r".into(),
+                status: "reversed".into(),
+            }]
+        );
+        // A cancelled payout has no business with payout.processed.
+        let mut wrong = observed.clone();
+        if let Some(log) = wrong.webhooks.as_mut() {
+            log.records
+                .entry("po_p".into())
+                .or_default()
+                .push(delivered("payout.processed", "processed", 500));
+        }
+        assert_eq!(
+            audit(&model, &wrong).problems,
+            vec![Problem::WebhookMismatch {
+                id: "po_p".into(),
+                detail: "event evt_payout.processed_500 says processed, the record cancelled"
+                    .into(),
+            }]
+        );
+        // A refund's event lost.
+        let mut no_refund = observed.clone();
+        if let Some(log) = no_refund.webhooks.as_mut() {
+            log.records.remove("rf_b");
+        }
+        assert_eq!(
+            audit(&model, &no_refund).problems,
+            vec![Problem::WebhookLost {
+                id: "rf_b".into(),
+                status: "failed".into(),
+            }]
+        );
+    }
+}
