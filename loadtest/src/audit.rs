@@ -3138,9 +3138,9 @@ mod v2_tests {
         // A reversed payout needs both its events.
         let mut lost = observed.clone();
         if let Some(log) = lost.webhooks.as_mut() {
-            log.records
-                .get_mut("po_r")
-                .map(|e| e.retain(|e| e.status != "reversed"));
+            if let Some(events) = log.records.get_mut("po_r") {
+                events.retain(|e| e.status != "reversed");
+            }
         }
         assert_eq!(
             audit(&model, &lost).problems,

@@ -422,6 +422,32 @@ mod tests {
     }
 
     #[test]
+    fn the_v2_operations_are_on_by_default_and_can_be_turned_off() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["tijori-loadtest", "--admin-key", "k"];
+            args.extend_from_slice(extra);
+            Config::try_parse_from(args).map_err(|e| e.to_string())
+        };
+        let default = parse(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(default.v2_ops && default.cancel_queued_after_load);
+        assert_eq!(default.mix.0[Op::Refund.index()], 5);
+        assert_eq!(
+            (
+                default.queue_payout_percent,
+                default.reverse_account_percent,
+                default.refund_fail_percent
+            ),
+            (20, 2, 10)
+        );
+        let off = parse(&["--v2-ops", "false", "--cancel-queued-after-load=false"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!off.v2_ops && !off.cancel_queued_after_load);
+        assert!(parse(&["--v2-ops"]).is_ok_and(|c| c.v2_ops));
+        assert!(parse(&["--batch-max-items", "1"]).is_err());
+        assert!(parse(&["--reverse-account-percent", "101"]).is_err());
+    }
+
+    #[test]
     fn mix_and_share() {
         let mix = parse_mix("payin=60,payout=10,balance=15,list=10,get=5").unwrap_or(Mix([0; OPS]));
         assert_eq!(mix.0, [60, 10, 0, 0, 0, 15, 10, 5]);

@@ -947,3 +947,274 @@ fn outcome_of(r: &Result<Resp, Failure>) -> (Outcome, Option<u16>) {
         Err(f) => (Outcome::Error(f.code()), None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_mix;
+    use crate::model::{ApiUser, MerchantModel};
+    use serde_json::Value;
+    use std::collections::{HashMap, HashSet};
+
+    fn ifsc_valid(ifsc: &str) -> bool {
+        let b = ifsc.as_bytes();
+        b.len() == 11
+            && b[..4].iter().all(u8::is_ascii_uppercase)
+            && b[4] == b'0'
+            && b[5..]
+                .iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    }
+
+    fn account_valid(account: &str) -> bool {
+        (9..=18).contains(&account.len()) && account.bytes().all(|b| b.is_ascii_digit())
+    }
+
+    #[test]
+    fn beneficiaries_are_valid_and_the_invalid_one_is_not() {
+        for ifsc in IFSCS {
+            assert!(ifsc_valid(ifsc), "{ifsc}");
+        }
+        assert!(!ifsc_valid(INVALID_IFSC));
+        for seq in [0, 1, 99_999_999_999, u64::MAX] {
+            let a = account_number(seq);
+            assert!(account_valid(&a), "{a}");
+            assert!(a != REJECT_ACCOUNT && a != REVERSE_ACCOUNT);
+        }
+        assert!(account_valid(REJECT_ACCOUNT) && account_valid(REVERSE_ACCOUNT));
+        let body: Value =
+            serde_json::from_str(&payout_body(12_345, "r-1", "500000000001", IFSCS[3], true))
+                .unwrap_or(Value::Null);
+        assert_eq!(body["amount"], "123.45");
+        assert_eq!(body["reference_id"], "r-1");
+        assert_eq!(body["queue_if_low_balance"], true);
+        assert_eq!(body["beneficiary"]["ifsc"], "UTIB0ABC123");
+        assert_eq!(body["beneficiary"]["account_number"], "500000000001");
+        let plain: Value =
+            serde_json::from_str(&payout_body(100, "r-2", "500000000001", IFSCS[0], false))
+                .unwrap_or(Value::Null);
+        assert!(plain.get("queue_if_low_balance").is_none(), "{plain}");
+    }
+
+    fn driver(mix: &str) -> Driver {
+        let merchant = MerchantModel {
+            payin_fee_bps: 150,
+            payout_fee: 500,
+            api_users: (0..2)
+                .map(|u| ApiUser {
+                    id: format!("usr_u{u}"),
+                    key: format!("key{u}"),
+                })
+                .collect(),
+            ..MerchantModel::new(0, "usr_m".into(), "k".into())
+        };
+        let live = Live::new(merchant);
+        for n in 0..20u64 {
+            let amount = 50 + n * 7_001;
+            live.payin_acknowledged(
+                (n % 2) as usize,
+                Payin {
+                    id: format!("txn_{n}"),
+                    order_id: format!("o{n}"),
+                    amount,
+                    fee: money::bps_half_up(amount, 150),
+                    expect_fail: false,
+                },
+                Duration::ZERO,
+            );
+        }
+        let start = Instant::now();
+        Driver::new(
+            Api::new("http://127.0.0.1:9", Duration::from_millis(10), 1),
+            vec![live],
+            Arc::new(Stats::new(start, Duration::ZERO)),
+            Plan {
+                mix: parse_mix(mix).unwrap_or(Mix([1; crate::config::OPS])),
+                fail_vpa_percent: 5,
+                reject_account_percent: 10,
+                reverse_account_percent: 5,
+                queue_payout_percent: 40,
+                refund_fail_percent: 20,
+                batch_max_items: 5,
+                batch_invalid_percent: 50,
+                credit_after: Duration::ZERO,
+                seed: 7,
+            },
+        )
+    }
+
+    /// Plans many operations (acknowledging every payout at once) and
+    /// checks what was planned against what the model allows.
+    #[test]
+    fn planning_stays_within_the_model() {
+        let d = driver("payin=3,payout=3,refund=4,cancel=2,batch_payouts=2");
+        let mut rng = Rng::new(3);
+        let (mut refunds, mut payouts, mut cancels, mut batches) = (0, 0, 0, 0);
+        let mut planned_refunds: HashMap<String, u64> = HashMap::new();
+        let mut reserved = 0u64;
+        let mut cancelled: HashSet<String> = HashSet::new();
+        let mut references: HashSet<String> = HashSet::new();
+        let mut queued_flags = 0;
+        for n in 0..3_000u64 {
+            let Ok(planned) = d.plan(&mut rng) else {
+                continue;
+            };
+            let live = &d.live[0];
+            match planned {
+                Planned::Refund {
+                    refund,
+                    body,
+                    idempotency_key,
+                    ..
+                } => {
+                    refunds += 1;
+                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    assert_eq!(v["reason"], refund.reason.as_str(), "{body}");
+                    assert_eq!(refund.expect_fail, refund.reason == "fail@sandbox");
+                    if refund.amount_sent {
+                        assert_eq!(
+                            money::value_paise(&v["amount"]),
+                            Some(refund.amount),
+                            "{body}"
+                        );
+                    } else {
+                        assert!(v.get("amount").is_none(), "{body}");
+                    }
+                    assert!(idempotency_key.starts_with("lt-rf-"));
+                    *planned_refunds.entry(refund.payment_id).or_insert(0) += refund.amount;
+                    reserved += refund.amount;
+                }
+                Planned::Payout {
+                    mut payout, body, ..
+                } => {
+                    payouts += 1;
+                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    assert!(ifsc_valid(v["beneficiary"]["ifsc"].as_str().unwrap_or("")));
+                    let account = v["beneficiary"]["account_number"].as_str().unwrap_or("");
+                    assert!(account_valid(account), "{body}");
+                    assert_eq!(account == REJECT_ACCOUNT, payout.expect_reject);
+                    assert_eq!(account == REVERSE_ACCOUNT, payout.expect_reverse);
+                    assert_eq!(
+                        v["queue_if_low_balance"] == true,
+                        payout.queue_if_low_balance
+                    );
+                    queued_flags += u32::from(payout.queue_if_low_balance);
+                    assert!(references.insert(payout.reference_id.clone()));
+                    reserved += payout.amount + payout.fee;
+                    payout.id = format!("po_{n}");
+                    payout.created_status = "pending".into();
+                    lock(&live.state).payout_acknowledged(payout);
+                }
+                Planned::Batch { items, body, .. } => {
+                    batches += 1;
+                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    let sent = v["payouts"].as_array().cloned().unwrap_or_default();
+                    assert_eq!(sent.len(), items.len(), "{body}");
+                    assert!((2..=5).contains(&items.len()) || items.len() == 1, "{body}");
+                    for (item, json) in items.iter().zip(&sent) {
+                        let ifsc = json["beneficiary"]["ifsc"].as_str().unwrap_or("");
+                        let reference = json["reference_id"].as_str().unwrap_or("");
+                        assert!(references.insert(reference.to_owned()), "{reference}");
+                        match item {
+                            BatchItem::Valid(p) => {
+                                assert!(ifsc_valid(ifsc));
+                                assert_eq!(p.reference_id, reference);
+                                assert!(!p.queue_if_low_balance && p.batch);
+                                reserved += p.amount + p.fee;
+                            }
+                            BatchItem::Invalid(r) => {
+                                assert!(!ifsc_valid(ifsc));
+                                assert_eq!(r, reference);
+                            }
+                        }
+                    }
+                }
+                Planned::Cancel { index, path, .. } => {
+                    cancels += 1;
+                    let s = lock(&live.state);
+                    let p = &s.payouts[index];
+                    assert_eq!(p.cancel, Cancel::InFlight);
+                    assert_eq!(path, format!("/api/v1/payouts/{}/cancel", p.id));
+                    assert!(cancelled.insert(p.id.clone()), "cancelled twice: {}", p.id);
+                }
+                Planned::Payin {
+                    user, mut payin, ..
+                } => {
+                    payin.id = format!("txn_n{n}");
+                    live.payin_acknowledged(user, payin, Duration::ZERO);
+                }
+                Planned::Read { .. } => {}
+            }
+        }
+        let counts = (refunds, payouts, cancels, batches, queued_flags);
+        assert!(
+            refunds > 100 && payouts > 100 && cancels > 50 && batches > 50 && queued_flags > 20,
+            "{counts:?}"
+        );
+        let mut s = lock(&d.live[0].state);
+        // Every planned paisa reserved; never more than the pay-ins bring.
+        assert_eq!(s.reserved, reserved);
+        let now = Instant::now();
+        let _ = s.spendable(now);
+        assert!(s.reserved <= s.credited + s.maturing_total);
+        // No pay-in refunded beyond its amount.
+        for r in &s.refundable {
+            let planned = planned_refunds.get(&r.payment_id).copied().unwrap_or(0);
+            assert_eq!(planned, r.planned);
+            assert!(r.planned <= r.amount, "{r:?}");
+        }
+        assert!(s.refundable.iter().any(|r| r.remaining() == 0));
+    }
+
+    #[test]
+    fn batch_answers_are_read_per_item() {
+        let resp = |status: u16, body: &str| -> Result<Resp, Failure> {
+            Ok(Resp {
+                status,
+                body: bytes::Bytes::from(body.to_owned()),
+                retry_after: None,
+            })
+        };
+        let ok = resp(
+            200,
+            r#"{"success": true, "data": {"results": [
+                {"index": 0, "status": 201, "payout": {"id": "po_1", "status": "pending"}},
+                {"index": 2, "status": 400, "error": {"code": "invalid_request"}},
+                {"index": 9, "status": 201, "payout": {"id": "po_9"}}]}}"#,
+        );
+        assert_eq!(
+            batch_results(&ok, 3),
+            vec![
+                ItemResult::Created("po_1".into(), "pending".into()),
+                ItemResult::Unknown,
+                ItemResult::Refused("invalid_request".into()),
+            ]
+        );
+        let whole = resp(
+            400,
+            r#"{"success": false, "error": {"code": "invalid_request"}}"#,
+        );
+        assert_eq!(
+            batch_results(&whole, 2),
+            vec![ItemResult::Refused("invalid_request".into()); 2]
+        );
+        assert_eq!(
+            batch_results(&Err(Failure::Timeout), 1),
+            vec![ItemResult::Unknown]
+        );
+        let (cancel, label) = cancel_outcome(&resp(
+            409,
+            r#"{"success": false, "error": {"code": "invalid_status_transition"}}"#,
+        ));
+        assert_eq!(
+            (cancel, label.as_str()),
+            (Cancel::Refused, "invalid_status_transition")
+        );
+        let (cancel, label) = cancel_outcome(&resp(
+            200,
+            r#"{"success": true, "data": {"status": "cancelled"}}"#,
+        ));
+        assert_eq!((cancel, label.as_str()), (Cancel::Cancelled, "cancelled"));
+        assert_eq!(cancel_outcome(&Err(Failure::Timeout)).0, Cancel::Unknown);
+    }
+}
