@@ -1218,3 +1218,307 @@ mod tests {
         assert_eq!(cancel_outcome(&Err(Failure::Timeout)).0, Cancel::Unknown);
     }
 }
+
+/// The driver's requests and its reading of the answers, against a fake
+/// server on loopback that answers like SPEC §12–13 (without moving money).
+#[cfg(test)]
+mod fake_server_tests {
+    use super::*;
+    use crate::config::parse_mix;
+    use crate::model::{ApiUser, MerchantModel};
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper::{Request, Response};
+    use hyper_util::rt::TokioIo;
+    use serde_json::{json, Value};
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Fake {
+        n: u64,
+        /// po id → (status, reference_id).
+        payouts: BTreeMap<String, (String, String)>,
+        /// txn id → the key that created it.
+        payins: HashMap<String, String>,
+        /// (payment id, key) of each refund.
+        refunds: Vec<(String, String)>,
+        cancels: u64,
+    }
+
+    fn reply(status: u16, body: Value) -> Response<Full<bytes::Bytes>> {
+        let mut r = Response::new(Full::new(bytes::Bytes::from(body.to_string())));
+        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+        r
+    }
+
+    fn error(status: u16, code: &str) -> Response<Full<bytes::Bytes>> {
+        reply(status, json!({"success": false, "error": {"code": code}}))
+    }
+
+    fn payout_item(fake: &mut Fake, item: &Value) -> Result<Value, &'static str> {
+        let ifsc = item["beneficiary"]["ifsc"].as_str().unwrap_or("");
+        if ifsc.len() != 11 || ifsc.as_bytes()[4] != b'0' {
+            return Err("invalid_request");
+        }
+        fake.n += 1;
+        let id = format!("po_{}", fake.n);
+        let status = if item["queue_if_low_balance"] == true && fake.n % 2 == 0 {
+            "queued"
+        } else {
+            "pending"
+        };
+        let reference = item["reference_id"].as_str().unwrap_or("").to_owned();
+        fake.payouts
+            .insert(id.clone(), (status.to_owned(), reference.clone()));
+        Ok(json!({"id": id, "status": status, "reference_id": reference}))
+    }
+
+    async fn handle(fake: &Mutex<Fake>, req: Request<Incoming>) -> Response<Full<bytes::Bytes>> {
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let key = req
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mut f = lock(fake);
+        let path = uri.path();
+        let parts: Vec<&str> = path.split('/').collect();
+        match (method.as_str(), parts.as_slice()) {
+            ("POST", ["", "api", "v1", "payments"]) => {
+                f.n += 1;
+                let id = format!("txn_{}", f.n);
+                f.payins.insert(id.clone(), key);
+                reply(201, json!({"data": {"id": id, "status": "pending"}}))
+            }
+            ("POST", ["", "api", "v1", "payments", payment, "refunds"]) => {
+                f.n += 1;
+                f.refunds.push(((*payment).to_owned(), key));
+                let id = format!("rf_{}", f.n);
+                reply(201, json!({"data": {"id": id, "status": "pending"}}))
+            }
+            ("POST", ["", "api", "v1", "payouts"]) => match payout_item(&mut f, &body) {
+                Ok(p) => reply(201, json!({ "data": p })),
+                Err(code) => error(400, code),
+            },
+            ("POST", ["", "api", "v1", "payouts", "batch"]) => {
+                let items = body["payouts"].as_array().cloned().unwrap_or_default();
+                let results: Vec<Value> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, item)| match payout_item(&mut f, item) {
+                        Ok(p) => json!({"index": index, "status": 201, "payout": p}),
+                        Err(code) => {
+                            json!({"index": index, "status": 400, "error": {"code": code}})
+                        }
+                    })
+                    .collect();
+                reply(200, json!({"data": {"results": results}}))
+            }
+            ("POST", ["", "api", "v1", "payouts", id, "cancel"]) => {
+                f.cancels += 1;
+                let odd = f.cancels % 2 == 1;
+                match f.payouts.get_mut(*id) {
+                    Some((status, _)) if odd && matches!(status.as_str(), "pending" | "queued") => {
+                        *status = "cancelled".into();
+                        reply(200, json!({"data": {"id": id, "status": "cancelled"}}))
+                    }
+                    Some((status, _)) => {
+                        // The rail got there first.
+                        if status != "cancelled" {
+                            *status = "processed".into();
+                        }
+                        error(409, "invalid_status_transition")
+                    }
+                    None => error(404, "not_found"),
+                }
+            }
+            ("GET", ["", "api", "v1", "payouts"])
+                if uri.query() == Some("status=queued&limit=500") =>
+            {
+                let queued: Vec<Value> = f
+                    .payouts
+                    .iter()
+                    .filter(|(_, (s, _))| s == "queued")
+                    .map(|(id, (s, r))| json!({"id": id, "status": s, "reference_id": r}))
+                    .collect();
+                reply(
+                    200,
+                    json!({"data": queued, "pagination": {"next_cursor": null}}),
+                )
+            }
+            ("GET", _) => reply(200, json!({"data": {}})),
+            _ => error(404, "not_found"),
+        }
+    }
+
+    async fn start(fake: Arc<Mutex<Fake>>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}"));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let fake = fake.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let fake = fake.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(&fake, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_driver_reads_every_answer_into_the_model() {
+        let fake = Arc::new(Mutex::new(Fake::default()));
+        let base = start(fake.clone()).await;
+        let api = Api::new(&base, Duration::from_secs(5), 8);
+        let merchant = MerchantModel {
+            payout_fee: 500,
+            api_users: (0..2)
+                .map(|u| ApiUser {
+                    id: format!("usr_u{u}"),
+                    key: format!("key{u}"),
+                })
+                .collect(),
+            ..MerchantModel::new(0, "usr_m".into(), "k".into())
+        };
+        let start_at = Instant::now();
+        let stats = Arc::new(Stats::new(start_at, Duration::ZERO));
+        let driver = Arc::new(Driver::new(
+            api.clone(),
+            vec![Live::new(merchant)],
+            stats.clone(),
+            Plan {
+                mix: parse_mix("payin=4,payout=2,refund=2,cancel=2,batch_payouts=1")
+                    .unwrap_or(Mix([1; crate::config::OPS])),
+                fail_vpa_percent: 0,
+                reject_account_percent: 10,
+                reverse_account_percent: 10,
+                queue_payout_percent: 50,
+                refund_fail_percent: 30,
+                batch_max_items: 4,
+                batch_invalid_percent: 50,
+                credit_after: Duration::ZERO,
+                seed: 11,
+            },
+        ));
+        driver
+            .clone()
+            .closed_loop(Instant::now() + Duration::from_secs(5), 4, Some(600))
+            .await;
+        let mut model = crate::model::Model {
+            merchants: driver.live.iter().map(Live::freeze).collect(),
+            payin_failures_allowed: false,
+            webhooks_expected: false,
+            v2: true,
+            queued_may_remain: false,
+        };
+        let still_queued = {
+            let m = &model.merchants[0];
+            let f = lock(&fake);
+            // Refunds: each acknowledged, of a known pay-in, by its creator's key.
+            assert!(m.refunds.len() > 10, "{}", m.refunds.len());
+            let keys = |user: usize| m.api_users.get(user).map_or("k", |u| u.key.as_str());
+            for r in &m.refunds {
+                assert!(r.id.starts_with("rf_"), "{r:?}");
+                let payin = m.payins.iter().find(|p| p.id == r.payment_id);
+                assert!(payin.is_some(), "{r:?}");
+            }
+            for (payment, key) in &f.refunds {
+                assert_eq!(f.payins.get(payment), Some(key), "refund of {payment}");
+            }
+            assert!(m.uncertain_refunds.is_empty() && m.uncertain_payouts.is_empty());
+            // Payouts and batch items, with the status of their 201.
+            assert!(m.payouts.iter().any(|p| p.batch) && m.payouts.iter().any(|p| !p.batch));
+            for p in &m.payouts {
+                let (status, reference) = &f.payouts[&p.id];
+                assert_eq!(reference, &p.reference_id);
+                if p.cancel == Cancel::NotSent {
+                    assert_eq!(status, &p.created_status, "{p:?}");
+                }
+                assert!(p.created_status == "pending" || p.queue_if_low_balance);
+                assert!(keys(p.user).starts_with('k'));
+            }
+            assert!(m.payouts.iter().any(|p| p.created_status == "queued"));
+            // The refused batch items are remembered and were never created.
+            assert!(!m.invalid_payouts.is_empty());
+            for r in &m.invalid_payouts {
+                assert!(
+                    f.payouts.values().all(|(_, reference)| reference != r),
+                    "{r}"
+                );
+            }
+            // Cancels: what the model holds is what the server did.
+            let cancelled = m
+                .payouts
+                .iter()
+                .filter(|p| p.cancel == Cancel::Cancelled)
+                .count();
+            let refused = m
+                .payouts
+                .iter()
+                .filter(|p| p.cancel == Cancel::Refused)
+                .count();
+            assert!(cancelled > 0 && refused > 0, "{cancelled} {refused}");
+            for p in &m.payouts {
+                let server = f.payouts[&p.id].0.as_str();
+                match p.cancel {
+                    Cancel::Cancelled => assert_eq!(server, "cancelled"),
+                    Cancel::Refused => assert_ne!(server, "cancelled"),
+                    Cancel::NotSent => {}
+                    other => panic!("{other:?} after the load: {p:?}"),
+                }
+            }
+            let outcomes = lock(&stats.outcomes).clone();
+            for label in [
+                "payout:queued",
+                "payout:pending",
+                "refund:pending",
+                "cancel:cancelled",
+                "cancel:invalid_status_transition",
+                "batch_payouts:item_201",
+                "batch_payouts:invalid_item_refused",
+            ] {
+                assert!(outcomes.contains_key(label), "{label}: {outcomes:?}");
+            }
+            let still_queued = f.payouts.values().filter(|(s, _)| s == "queued").count() as u64;
+            assert!(still_queued > 0);
+            still_queued
+        };
+        // The sweep cancels every queued payout (the fake refuses every
+        // second cancel) and the model follows.
+        let sweep =
+            crate::audit::cancel_queued(&api, &mut model, Instant::now() + Duration::from_secs(5))
+                .await;
+        assert_eq!(sweep.found, still_queued);
+        assert_eq!(sweep.cancelled + sweep.refused, still_queued);
+        let f = lock(&fake);
+        for p in &model.merchants[0].payouts {
+            let server = f.payouts[&p.id].0.as_str();
+            assert_ne!(server, "queued");
+            match p.cancel {
+                Cancel::Cancelled => assert_eq!(server, "cancelled"),
+                Cancel::Refused => assert_ne!(server, "cancelled"),
+                _ => {}
+            }
+        }
+    }
+}
