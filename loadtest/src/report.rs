@@ -86,6 +86,10 @@ pub struct Summary {
     pub duration_secs: u64,
     /// Loopback addresses of the webhook sink (0: no sink).
     pub sink_hosts: u32,
+    /// The weights the run used (after `--v2-ops false`), by `Op::index`.
+    pub mix: [u32; OPS],
+    /// The SPEC v2 operations and shares were on.
+    pub v2_ops: bool,
     pub sent: u64,
     pub answered: u64,
     pub scheduled_measured: u64,
@@ -204,6 +208,12 @@ impl Summary {
             api_users_per_merchant: cfg.api_users_per_merchant,
             warmup_secs: cfg.warmup_secs,
             duration_secs: cfg.duration_secs,
+            mix: if cfg.v2_ops {
+                cfg.mix.0
+            } else {
+                cfg.mix.without_v2().0
+            },
+            v2_ops: cfg.v2_ops,
             sink_hosts: match (cfg.webhook_sink, cfg.webhook_sink_hosts) {
                 (false, _) => 0,
                 (true, 0) => cfg.merchants.min(1_000),
@@ -292,6 +302,17 @@ pub fn text(
             s.concurrency, s.merchants, s.api_users_per_merchant, s.warmup_secs, s.duration_secs
         ),
     };
+    let _ = writeln!(
+        out,
+        "mix {}{}",
+        Op::ALL
+            .iter()
+            .filter(|op| s.mix[op.index()] > 0)
+            .map(|op| format!("{}={}", op.name(), s.mix[op.index()]))
+            .collect::<Vec<_>>()
+            .join(","),
+        if s.v2_ops { "" } else { " (--v2-ops false)" }
+    );
     let _ = writeln!(
         out,
         "achieved {:.1} req/s ({:.1} ok/s) over {:.2} s; sent {} in all, {} in the window (scheduled in seconds {}..{}), {} of them answered; late {} (> 10 ms behind schedule), missed {}, skipped {}",
@@ -509,6 +530,8 @@ pub fn json(
         "api_users_per_merchant": s.api_users_per_merchant,
         "warmup_secs": s.warmup_secs,
         "webhook_sink_hosts": s.sink_hosts,
+        "mix": Op::ALL.iter().map(|op| (op.name().to_owned(), json!(s.mix[op.index()]))).collect::<serde_json::Map<_, _>>(),
+        "v2_ops": s.v2_ops,
         "duration_secs": s.duration_secs,
         "window_secs": s.window_secs,
         "achieved_rate": s.achieved_rate,
@@ -602,6 +625,9 @@ mod tests {
             stats.sent.fetch_add(1, Ordering::Relaxed);
             stats.record_at(op, scheduled, sent, done, status, &outcome);
         }
+        stats.note(Op::Payout, "queued");
+        stats.note(Op::Cancel, "invalid_status_transition");
+        stats.note(Op::Cancel, "invalid_status_transition");
         stats.mark_load_end(t0 + Duration::from_millis(3_400));
         stats.mark_load_end(t0 + Duration::from_millis(9_999)); // the first counts
         stats
@@ -685,6 +711,22 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("server 9.9.9"), "{t}");
+        assert!(
+            t.contains("outcomes (all answers, warm-up included): cancel:invalid_status_transition=2 payout:queued=1"),
+            "{t}"
+        );
+        assert_eq!(j["outcomes"]["payout:queued"], 1);
+        assert_eq!(j["mix"]["refund"], 5);
+        assert_eq!(j["v2_ops"], true);
+        assert!(
+            t.contains("mix payin=55,payout=10,refund=5,cancel=3,batch_payouts=2,balance=12,list=8,get=5\n"),
+            "{t}"
+        );
+        // Every operation has its row, the new ones too.
+        for op in ["refund", "cancel", "batch_payouts"] {
+            assert!(j["operations"][op]["count"].is_u64(), "{op}");
+            assert!(t.lines().any(|l| l.starts_with(op)), "{op}: {t}");
+        }
         assert!(t.contains("none=1"), "{t}");
     }
 
@@ -729,6 +771,8 @@ mod tests {
             assert!(page.contains(label), "tile {label}");
         }
         assert!(page.contains("<code>r.hgrm</code>"));
+        assert!(page.contains("Outcomes (all answers, warm-up included): cancel:invalid_status_transition=2 payout:queued=1"));
+        assert!(page.contains("<td>batch_payouts</td>"));
         // The embedded data parses and matches the summary.
         let start = page
             .find(r#"<script id="report-data" type="application/json">"#)
