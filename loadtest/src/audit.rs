@@ -11,6 +11,17 @@
 //!   pay-in failure rate);
 //! - a request that got no answer may exist (then it is audited like an
 //!   acknowledged one) or not; anything else on the merchant is unexpected;
+//! - payouts (SPEC §13) end in a status their requests allow: the rail's
+//!   (`processed`, `rejected` for 000000000000, `reversed` for
+//!   000000000001), `cancelled` after an acknowledged cancel, either after
+//!   an unanswered one, never `cancelled` after a refused (409) one;
+//!   `queued` only when the sweep after the load was turned off and the
+//!   payout asked for it; processed ones carry a `utr`; a batch item sent
+//!   invalid never exists;
+//! - refunds (SPEC §12): each acknowledged one read back by
+//!   `GET /refunds/:id` with its pay-in, amount, reason and `processed`
+//!   (`failed` for fail@sandbox); each pay-in's `refunded_amount` is the
+//!   sum of its refunds that did not fail, and never above its amount;
 //! - each balance field equals the model: the model's amounts, with the
 //!   statuses the server reports (missing records are reported and left
 //!   out, so one loss is one problem);
@@ -20,14 +31,19 @@
 //!   accounts leaves their sum alone), its `available_after`/`held_after`
 //!   are those running balances, the last one is the balance, and the
 //!   lines are exactly the transfers the records imply (kind, accounts,
-//!   amount);
+//!   amount; SPEC §11 by final status: refund_hold + refund_settle |
+//!   refund_release; payout_hold + payout_settle + payout_fee (fee > 0)
+//!   [+ payout_reverse]; payout_hold + payout_release for rejected and
+//!   cancelled, nothing for one cancelled while still queued);
 //! - the books (admin `GET /ledger/accounts`): every currency's total is
 //!   exactly 0, each account's balance is credits − debits posted, each
 //!   merchant's two account balances are what its `GET /balance` shows, and
 //!   what the merchant's ledger debits and credits to them is what the
 //!   accounts have posted;
-//! - with the webhook sink: signatures verify, and every settled record has
-//!   an event with its status and amount.
+//! - with the webhook sink: signatures verify, and every settled record
+//!   (pay-in, payout, refund) has an event for each status it must have
+//!   announced (a reversed payout: processed and reversed), with its amount,
+//!   and none for a status it never had.
 
 use crate::client::Api;
 use crate::model::{Cancel, Model, Payin, Payout, Refund};
