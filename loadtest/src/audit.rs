@@ -11,6 +11,17 @@
 //!   pay-in failure rate);
 //! - a request that got no answer may exist (then it is audited like an
 //!   acknowledged one) or not; anything else on the merchant is unexpected;
+//! - payouts (SPEC §13) end in a status their requests allow: the rail's
+//!   (`processed`, `rejected` for 000000000000, `reversed` for
+//!   000000000001), `cancelled` after an acknowledged cancel, either after
+//!   an unanswered one, never `cancelled` after a refused (409) one;
+//!   `queued` only when the sweep after the load was turned off and the
+//!   payout asked for it; processed ones carry a `utr`; a batch item sent
+//!   invalid never exists;
+//! - refunds (SPEC §12): each acknowledged one read back by
+//!   `GET /refunds/:id` with its pay-in, amount, reason and `processed`
+//!   (`failed` for fail@sandbox); each pay-in's `refunded_amount` is the
+//!   sum of its refunds that did not fail, and never above its amount;
 //! - each balance field equals the model: the model's amounts, with the
 //!   statuses the server reports (missing records are reported and left
 //!   out, so one loss is one problem);
@@ -20,17 +31,22 @@
 //!   accounts leaves their sum alone), its `available_after`/`held_after`
 //!   are those running balances, the last one is the balance, and the
 //!   lines are exactly the transfers the records imply (kind, accounts,
-//!   amount);
+//!   amount; SPEC §11 by final status: refund_hold + refund_settle |
+//!   refund_release; payout_hold + payout_settle + payout_fee (fee > 0)
+//!   [+ payout_reverse]; payout_hold + payout_release for rejected and
+//!   cancelled, nothing for one cancelled while still queued);
 //! - the books (admin `GET /ledger/accounts`): every currency's total is
 //!   exactly 0, each account's balance is credits − debits posted, each
 //!   merchant's two account balances are what its `GET /balance` shows, and
 //!   what the merchant's ledger debits and credits to them is what the
 //!   accounts have posted;
-//! - with the webhook sink: signatures verify, and every settled record has
-//!   an event with its status and amount.
+//! - with the webhook sink: signatures verify, and every settled record
+//!   (pay-in, payout, refund) has an event for each status it must have
+//!   announced (a reversed payout: processed and reversed), with its amount,
+//!   and none for a status it never had.
 
 use crate::client::Api;
-use crate::model::{Model, Payin, Payout};
+use crate::model::{Cancel, Model, Payin, Payout, Refund};
 use crate::money;
 use crate::sink::{Sink, SinkLog};
 use hyper::Method;
@@ -50,6 +66,10 @@ pub struct SeenPayment {
     pub fee: Option<u64>,
     pub net_amount: Option<u64>,
     pub status: String,
+    /// `refunded_amount` (SPEC §12); None when absent or unreadable.
+    pub refunded_amount: Option<u64>,
+    /// The record has a `refunded_amount` field at all.
+    pub has_refunded_amount: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +80,30 @@ pub struct SeenPayout {
     pub amount: Option<u64>,
     pub fee: Option<u64>,
     pub status: String,
+    /// The bank reference of a processed payout (SPEC §13).
+    pub utr: Option<String>,
+}
+
+/// A refund (SPEC §12) as the server shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenRefund {
+    pub id: String,
+    pub payment_id: String,
+    pub merchant_id: String,
+    pub amount: Option<u64>,
+    pub status: String,
+    pub reason: String,
+}
+
+/// What the sweep after the load did with the payouts still `queued`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Queued payouts of the harness the sweep asked to cancel.
+    pub found: u64,
+    pub cancelled: u64,
+    /// Answered other than 2xx (the payout left the queue first).
+    pub refused: u64,
+    pub unknown: u64,
 }
 
 /// `GET /balance`, in paise.
@@ -125,6 +169,10 @@ pub struct SeenBooks {
 pub struct SeenMerchant {
     pub payments: Vec<SeenPayment>,
     pub payouts: Vec<SeenPayout>,
+    /// `GET /refunds` (all of the merchant's).
+    pub refunds: Vec<SeenRefund>,
+    /// `GET /refunds/:id` of each acknowledged refund (a 404 is left out).
+    pub refund_lookups: Vec<SeenRefund>,
     pub balance: SeenBalance,
     pub ledger: Vec<SeenEntry>,
     /// Reads that failed (the merchant then cannot be audited).
@@ -140,6 +188,8 @@ pub struct Observed {
     /// Settlement finished (no pending pay-ins, nothing held) in time.
     pub settled: bool,
     pub settle_wait: Duration,
+    /// The payouts cancelled because they were still queued after the load.
+    pub swept: Sweep,
     pub webhooks: Option<SinkLog>,
     pub webhook_wait: Duration,
 }
@@ -181,15 +231,59 @@ pub enum Problem {
         expected: String,
         actual: String,
     },
+    /// The final status is not one the operations allow (`expected`
+    /// lists those, "a or b").
     PayoutStatus {
         id: String,
-        expected: &'static str,
+        expected: String,
         actual: String,
     },
     UnexpectedPayout {
         merchant: usize,
         id: String,
         reference_id: String,
+    },
+    /// A batch item sent with an invalid beneficiary exists on the server.
+    InvalidPayoutAccepted {
+        merchant: usize,
+        id: String,
+        reference_id: String,
+    },
+    /// An acknowledged refund that `GET /refunds/:id` does not find.
+    MissingRefund {
+        merchant: usize,
+        id: String,
+    },
+    RefundField {
+        id: String,
+        field: &'static str,
+        expected: String,
+        actual: String,
+    },
+    RefundStatus {
+        id: String,
+        expected: &'static str,
+        actual: String,
+    },
+    /// A refund on the merchant that the harness never sent (or whose
+    /// unanswered request does not match it).
+    UnexpectedRefund {
+        merchant: usize,
+        id: String,
+        payment_id: String,
+    },
+    /// A pay-in's `refunded_amount` is not the sum of its refunds that did
+    /// not fail.
+    RefundedAmount {
+        payment_id: String,
+        expected: String,
+        actual: String,
+    },
+    /// A pay-in's refunds that did not fail add up to more than its amount.
+    RefundsExceedPayment {
+        payment_id: String,
+        refunded: String,
+        amount: String,
     },
     Balance {
         merchant: usize,
@@ -251,6 +345,13 @@ impl Problem {
             Problem::PayoutField { .. } => "payout_field",
             Problem::PayoutStatus { .. } => "payout_status",
             Problem::UnexpectedPayout { .. } => "unexpected_payout",
+            Problem::InvalidPayoutAccepted { .. } => "invalid_payout_accepted",
+            Problem::MissingRefund { .. } => "missing_refund",
+            Problem::RefundField { .. } => "refund_field",
+            Problem::RefundStatus { .. } => "refund_status",
+            Problem::UnexpectedRefund { .. } => "unexpected_refund",
+            Problem::RefundedAmount { .. } => "refunded_amount",
+            Problem::RefundsExceedPayment { .. } => "refunds_exceed_payment",
             Problem::Balance { .. } => "balance",
             Problem::Ledger { .. } => "ledger",
             Problem::LedgerTotal { .. } => "ledger_total",
@@ -298,6 +399,31 @@ impl fmt::Display for Problem {
                 f,
                 "merchant #{merchant}: payout {id} (reference {reference_id}) was never acknowledged or sent"
             ),
+            Problem::InvalidPayoutAccepted { merchant, id, reference_id } => write!(
+                f,
+                "merchant #{merchant}: payout {id} (reference {reference_id}) exists, but its batch item had an invalid IFSC and must have been refused"
+            ),
+            Problem::MissingRefund { merchant, id } => {
+                write!(f, "merchant #{merchant}: acknowledged refund {id} is not on the server")
+            }
+            Problem::RefundField { id, field, expected, actual } => {
+                write!(f, "refund {id}: {field} is {actual}, expected {expected}")
+            }
+            Problem::RefundStatus { id, expected, actual } => {
+                write!(f, "refund {id}: status {actual}, expected {expected}")
+            }
+            Problem::UnexpectedRefund { merchant, id, payment_id } => write!(
+                f,
+                "merchant #{merchant}: refund {id} (of {payment_id}) was never acknowledged or sent"
+            ),
+            Problem::RefundedAmount { payment_id, expected, actual } => write!(
+                f,
+                "pay-in {payment_id}: refunded_amount is {actual}, its refunds that did not fail add up to {expected}"
+            ),
+            Problem::RefundsExceedPayment { payment_id, refunded, amount } => write!(
+                f,
+                "pay-in {payment_id}: refunds that did not fail add up to {refunded}, more than its amount {amount}"
+            ),
             Problem::Balance { merchant, field, expected, actual } => write!(
                 f,
                 "merchant #{merchant}: balance {field} is {}, the model says {}",
@@ -340,6 +466,9 @@ impl fmt::Display for Problem {
 pub struct Checked {
     pub payins: u64,
     pub payouts: u64,
+    pub refunds: u64,
+    /// Payouts the harness asked to cancel (during the load or after it).
+    pub cancels: u64,
     /// Unanswered requests found on the server (and audited).
     pub adopted: u64,
     /// Unanswered requests not on the server (nothing happened).
@@ -381,6 +510,11 @@ struct Expect {
     total_payins: i128,
     total_payouts: i128,
     total_fees: i128,
+    /// Processed refunds: SPEC §12 does not say whether `total_payins`
+    /// counts them off, so the total is accepted with or without them.
+    refunded: i128,
+    /// Reversed payouts' amounts: likewise for `total_payouts`.
+    reversed: i128,
 }
 
 fn field(expected: u64, actual: Option<u64>) -> Option<(String, String)> {
@@ -410,6 +544,8 @@ pub fn audit(model: &Model, observed: &Observed) -> AuditReport {
         let mut cx = Cx {
             merchant_id: &mm.id,
             failures_allowed: model.payin_failures_allowed,
+            v2: model.v2,
+            queued_may_remain: model.queued_may_remain,
             expect: Expect::default(),
             checked: &mut checked,
             problems: &mut problems,
@@ -486,8 +622,15 @@ pub fn audit(model: &Model, observed: &Observed) -> AuditReport {
                 _ => cx.checked.absent += 1,
             }
         }
+        let invalid: HashSet<&str> = mm.invalid_payouts.iter().map(String::as_str).collect();
         for s in &seen.payouts {
-            if !accounted.contains(s.id.as_str()) {
+            if invalid.contains(s.reference_id.as_str()) {
+                cx.problems.push(Problem::InvalidPayoutAccepted {
+                    merchant: i,
+                    id: s.id.clone(),
+                    reference_id: s.reference_id.clone(),
+                });
+            } else if !accounted.contains(s.id.as_str()) {
                 cx.problems.push(Problem::UnexpectedPayout {
                     merchant: i,
                     id: s.id.clone(),
@@ -495,18 +638,31 @@ pub fn audit(model: &Model, observed: &Observed) -> AuditReport {
                 });
             }
         }
+        audit_refunds(&mut cx, i, mm, seen);
 
         let expect = cx.expect;
         let b = &seen.balance;
-        for (name, expected, actual) in [
-            ("available", expect.available, b.available),
-            ("held", expect.held, b.held),
-            ("pending_payins", expect.pending_payins, b.pending_payins),
-            ("total_payins", expect.total_payins, b.total_payins),
-            ("total_payouts", expect.total_payouts, b.total_payouts),
-            ("total_fees", expect.total_fees, b.total_fees),
+        for (name, expected, or_else, actual) in [
+            ("available", expect.available, 0, b.available),
+            ("held", expect.held, 0, b.held),
+            ("pending_payins", expect.pending_payins, 0, b.pending_payins),
+            (
+                "total_payins",
+                expect.total_payins,
+                expect.refunded,
+                b.total_payins,
+            ),
+            (
+                "total_payouts",
+                expect.total_payouts,
+                expect.reversed,
+                b.total_payouts,
+            ),
+            ("total_fees", expect.total_fees, 0, b.total_fees),
         ] {
-            if actual.map(i128::from) != Some(expected) {
+            // `or_else`: an amount the total may also leave out.
+            let actual_i = actual.map(i128::from);
+            if actual_i != Some(expected) && actual_i != Some(expected - or_else) {
                 problems.push(Problem::Balance {
                     merchant: i,
                     field: name,
@@ -516,7 +672,15 @@ pub fn audit(model: &Model, observed: &Observed) -> AuditReport {
             }
         }
         checked.ledger_entries += seen.ledger.len() as u64;
-        audit_ledger(i, &mm.id, seen, &mut problems);
+        // Payouts answered `pending` were held at once: cancelled, they
+        // must show the hold and its release (a queued one may not).
+        let held_at_once: HashSet<&str> = mm
+            .payouts
+            .iter()
+            .filter(|p| p.created_status == "pending")
+            .map(|p| p.id.as_str())
+            .collect();
+        audit_ledger(i, &mm.id, seen, &held_at_once, &mut problems);
     }
     audit_books(model, observed, &mut checked, &mut problems);
     if model.webhooks_expected {
@@ -539,6 +703,9 @@ pub fn audit(model: &Model, observed: &Observed) -> AuditReport {
 struct Cx<'a> {
     merchant_id: &'a str,
     failures_allowed: bool,
+    /// SPEC §12–13 are expected of the server.
+    v2: bool,
+    queued_may_remain: bool,
     expect: Expect,
     checked: &'a mut Checked,
     problems: &'a mut Vec<Problem>,
@@ -640,40 +807,212 @@ fn check_payout(cx: &mut Cx<'_>, p: &Payout, s: &SeenPayout) {
     if let Some((e, a)) = field(p.fee, s.fee) {
         wrong("fee", e, a);
     }
+    if !p.created_status.is_empty() {
+        let allowed: &[&str] = if p.queue_if_low_balance {
+            &["pending", "queued"]
+        } else {
+            &["pending"]
+        };
+        if !allowed.contains(&p.created_status.as_str()) {
+            wrong(
+                "status on creation",
+                allowed.join(" or "),
+                p.created_status.clone(),
+            );
+        }
+    }
+    if cx.v2
+        && matches!(s.status.as_str(), "processed" | "reversed")
+        && s.utr.as_deref().is_none_or(str::is_empty)
+    {
+        wrong("utr", "a bank reference".into(), "none".into());
+    }
     *cx.checked
         .statuses
         .entry(format!("payout_{}", s.status))
         .or_insert(0) += 1;
-    let hold = i128::from(p.amount) + i128::from(p.fee);
-    let status_problem = |expected: &'static str| Problem::PayoutStatus {
-        id: s.id.clone(),
-        expected,
-        actual: s.status.clone(),
-    };
+    if p.cancel != Cancel::NotSent {
+        cx.checked.cancels += 1;
+    }
+    let amount = i128::from(p.amount);
+    let fee = i128::from(p.fee);
+    let allowed = p.allowed_statuses(cx.queued_may_remain);
+    if !allowed.contains(&s.status.as_str()) {
+        cx.problems.push(Problem::PayoutStatus {
+            id: s.id.clone(),
+            expected: allowed.join(" or "),
+            actual: s.status.clone(),
+        });
+    }
+    // The money, by the status the server reports (SPEC §11).
     match s.status.as_str() {
         "processed" => {
-            if p.expect_reject {
-                cx.problems.push(status_problem("rejected"));
-            }
-            cx.expect.available -= hold;
-            cx.expect.total_payouts += i128::from(p.amount);
-            cx.expect.total_fees += i128::from(p.fee);
+            cx.expect.available -= amount + fee;
+            cx.expect.total_payouts += amount;
+            cx.expect.total_fees += fee;
         }
-        "rejected" => {
-            if !p.expect_reject {
-                cx.problems.push(status_problem("processed"));
-            }
+        "reversed" => {
+            // The amount came back; the fee stays earned.
+            cx.expect.available -= fee;
+            cx.expect.total_payouts += amount;
+            cx.expect.reversed += amount;
+            cx.expect.total_fees += fee;
         }
         "pending" => {
-            cx.problems.push(status_problem(if p.expect_reject {
-                "rejected"
-            } else {
-                "processed"
-            }));
-            cx.expect.available -= hold;
-            cx.expect.held += hold;
+            cx.expect.available -= amount + fee;
+            cx.expect.held += amount + fee;
         }
-        _ => cx.problems.push(status_problem("processed or rejected")),
+        // rejected, cancelled: held and given back, or never held (queued).
+        _ => {}
+    }
+}
+
+/// The refunds of one merchant: each acknowledged one read back by id
+/// with its amount, pay-in and a terminal status the sandbox allows;
+/// unanswered ones adopted when the server has them; nothing else; and
+/// each pay-in's `refunded_amount` the sum of its refunds that did not
+/// fail, never above its amount.
+fn audit_refunds(cx: &mut Cx<'_>, i: usize, mm: &crate::model::MerchantModel, seen: &SeenMerchant) {
+    let lookups: HashMap<&str, &SeenRefund> = seen
+        .refund_lookups
+        .iter()
+        .map(|r| (r.id.as_str(), r))
+        .collect();
+    let listed: HashMap<&str, &SeenRefund> =
+        seen.refunds.iter().map(|r| (r.id.as_str(), r)).collect();
+    let mut accounted: HashSet<&str> = HashSet::new();
+    for r in &mm.refunds {
+        cx.checked.refunds += 1;
+        match lookups.get(r.id.as_str()) {
+            None => cx.problems.push(Problem::MissingRefund {
+                merchant: i,
+                id: r.id.clone(),
+            }),
+            Some(s) => {
+                accounted.insert(s.id.as_str());
+                if !listed.contains_key(r.id.as_str()) {
+                    cx.problems.push(Problem::RefundField {
+                        id: r.id.clone(),
+                        field: "listing",
+                        expected: "in GET /refunds".into(),
+                        actual: "absent".into(),
+                    });
+                }
+                check_refund(cx, r, s);
+            }
+        }
+    }
+    for r in &mm.uncertain_refunds {
+        let found = seen.refunds.iter().find(|s| {
+            !accounted.contains(s.id.as_str())
+                && s.payment_id == r.payment_id
+                && s.reason == r.reason
+                && s.amount == Some(r.amount)
+        });
+        match found {
+            Some(s) => {
+                cx.checked.adopted += 1;
+                accounted.insert(s.id.as_str());
+                check_refund(cx, r, s);
+            }
+            None => cx.checked.absent += 1,
+        }
+    }
+    for s in &seen.refunds {
+        if !accounted.contains(s.id.as_str()) {
+            cx.problems.push(Problem::UnexpectedRefund {
+                merchant: i,
+                id: s.id.clone(),
+                payment_id: s.payment_id.clone(),
+            });
+        }
+    }
+    // Each pay-in's refunded_amount, from the server's own refunds.
+    let mut refunded: HashMap<&str, u64> = HashMap::new();
+    for s in &seen.refunds {
+        if s.status != "failed" {
+            let sum = refunded.entry(s.payment_id.as_str()).or_insert(0);
+            *sum = sum.saturating_add(s.amount.unwrap_or(0));
+        }
+    }
+    for p in &seen.payments {
+        let sum = refunded.get(p.id.as_str()).copied().unwrap_or(0);
+        let shown = if p.has_refunded_amount {
+            opt(p.refunded_amount)
+        } else {
+            "absent".into()
+        };
+        // A v2 server shows it on every completed pay-in (SPEC §12).
+        let fine = if p.has_refunded_amount {
+            p.refunded_amount == Some(sum)
+        } else {
+            sum == 0 && !(cx.v2 && p.status == "completed")
+        };
+        if !fine {
+            cx.problems.push(Problem::RefundedAmount {
+                payment_id: p.id.clone(),
+                expected: money::render(sum),
+                actual: shown,
+            });
+        }
+        if p.amount.is_some_and(|a| sum > a) {
+            cx.problems.push(Problem::RefundsExceedPayment {
+                payment_id: p.id.clone(),
+                refunded: money::render(sum),
+                amount: opt(p.amount),
+            });
+        }
+    }
+}
+
+fn check_refund(cx: &mut Cx<'_>, r: &Refund, s: &SeenRefund) {
+    let mut wrong = |field: &'static str, expected: String, actual: String| {
+        cx.problems.push(Problem::RefundField {
+            id: s.id.clone(),
+            field,
+            expected,
+            actual,
+        })
+    };
+    if s.merchant_id != cx.merchant_id {
+        wrong(
+            "merchant_id",
+            cx.merchant_id.to_owned(),
+            s.merchant_id.clone(),
+        );
+    }
+    if s.payment_id != r.payment_id {
+        wrong("payment_id", r.payment_id.clone(), s.payment_id.clone());
+    }
+    if let Some((e, a)) = field(r.amount, s.amount) {
+        wrong("amount", e, a);
+    }
+    if s.reason != r.reason {
+        wrong("reason", r.reason.clone(), s.reason.clone());
+    }
+    *cx.checked
+        .statuses
+        .entry(format!("refund_{}", s.status))
+        .or_insert(0) += 1;
+    let amount = i128::from(r.amount);
+    let expected = if r.expect_fail { "failed" } else { "processed" };
+    if s.status != expected {
+        cx.problems.push(Problem::RefundStatus {
+            id: s.id.clone(),
+            expected,
+            actual: s.status.clone(),
+        });
+    }
+    match s.status.as_str() {
+        "processed" => {
+            cx.expect.available -= amount;
+            cx.expect.refunded += amount;
+        }
+        "pending" => {
+            cx.expect.available -= amount;
+            cx.expect.held += amount;
+        }
+        _ => {}
     }
 }
 
@@ -706,7 +1045,13 @@ fn held_account(merchant_id: &str) -> String {
 type Leg = (u64, String, String);
 
 /// The merchant's ledger against the balance and the server's own records.
-fn audit_ledger(i: usize, merchant_id: &str, seen: &SeenMerchant, problems: &mut Vec<Problem>) {
+fn audit_ledger(
+    i: usize,
+    merchant_id: &str,
+    seen: &SeenMerchant,
+    held_at_once: &HashSet<&str>,
+    problems: &mut Vec<Problem>,
+) {
     let mut problem = |detail: String| {
         problems.push(Problem::Ledger {
             merchant: i,
@@ -834,15 +1179,54 @@ fn audit_ledger(i: usize, merchant_id: &str, seen: &SeenMerchant, problems: &mut
     }
     for p in &seen.payouts {
         let hold = p.amount.zip(p.fee).and_then(|(a, f)| a.checked_add(f));
-        want(&p.id, "payout_hold", hold, &available_acct, &held_acct);
+        // A cancelled payout was held (and released) unless it was
+        // cancelled while still queued: one answered `pending` surely was,
+        // otherwise the lines tell.
+        let was_held = match p.status.as_str() {
+            "queued" => false,
+            "cancelled" => {
+                held_at_once.contains(p.id.as_str())
+                    || actual.contains_key(&(p.id.clone(), "payout_hold".to_owned()))
+            }
+            _ => true,
+        };
+        if was_held {
+            want(&p.id, "payout_hold", hold, &available_acct, &held_acct);
+        }
         match p.status.as_str() {
-            "processed" => {
+            "processed" | "reversed" => {
                 want(&p.id, "payout_settle", p.amount, &held_acct, "rail:payouts");
                 if p.fee != Some(0) {
                     want(&p.id, "payout_fee", p.fee, &held_acct, "platform:fees");
                 }
+                if p.status == "reversed" {
+                    want(
+                        &p.id,
+                        "payout_reverse",
+                        p.amount,
+                        "rail:payouts",
+                        &available_acct,
+                    );
+                }
             }
             "rejected" => want(&p.id, "payout_release", hold, &held_acct, &available_acct),
+            "cancelled" if was_held => {
+                want(&p.id, "payout_release", hold, &held_acct, &available_acct)
+            }
+            _ => {}
+        }
+    }
+    for r in &seen.refunds {
+        want(&r.id, "refund_hold", r.amount, &available_acct, &held_acct);
+        match r.status.as_str() {
+            "processed" => want(&r.id, "refund_settle", r.amount, &held_acct, "rail:refunds"),
+            "failed" => want(
+                &r.id,
+                "refund_release",
+                r.amount,
+                &held_acct,
+                &available_acct,
+            ),
             _ => {}
         }
     }
@@ -1027,6 +1411,37 @@ fn audit_books(
     }
 }
 
+/// The kinds of record that have events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Record {
+    Payment,
+    Payout,
+    Refund,
+}
+
+impl Record {
+    /// For a record with final `status`: the statuses it must have had
+    /// an event for, and those its events may carry (the statuses on its
+    /// way there that have events: SPEC §7, §12, §13).
+    fn events(self, status: &str) -> (Vec<&'static str>, Vec<&'static str>) {
+        match (self, status) {
+            (Record::Payment, "completed") => (vec!["completed"], vec!["completed"]),
+            (Record::Payment, "failed") => (vec!["failed"], vec!["failed"]),
+            (Record::Payout, "processed") => (vec!["processed"], vec!["queued", "processed"]),
+            (Record::Payout, "rejected") => (vec!["rejected"], vec!["queued", "rejected"]),
+            (Record::Payout, "cancelled") => (vec!["cancelled"], vec!["queued", "cancelled"]),
+            (Record::Payout, "reversed") => (
+                vec!["processed", "reversed"],
+                vec!["queued", "processed", "reversed"],
+            ),
+            (Record::Payout, _) => (Vec::new(), vec!["queued"]),
+            (Record::Refund, "processed") => (vec!["processed"], vec!["processed"]),
+            (Record::Refund, "failed") => (vec!["failed"], vec!["failed"]),
+            _ => (Vec::new(), Vec::new()),
+        }
+    }
+}
+
 fn audit_webhooks(model: &Model, observed: &Observed, log: &SinkLog, problems: &mut Vec<Problem>) {
     for event_id in &log.bad_signatures {
         problems.push(Problem::WebhookSignature {
@@ -1043,34 +1458,29 @@ fn audit_webhooks(model: &Model, observed: &Observed, log: &SinkLog, problems: &
         let records = seen
             .payments
             .iter()
-            .map(|p| {
-                (
-                    p.id.as_str(),
-                    p.status.as_str(),
-                    p.amount,
-                    ["completed", "failed"],
-                )
-            })
-            .chain(seen.payouts.iter().map(|p| {
-                (
-                    p.id.as_str(),
-                    p.status.as_str(),
-                    p.amount,
-                    ["processed", "rejected"],
-                )
-            }));
-        for (id, status, amount, terminal) in records {
+            .map(|p| (p.id.as_str(), p.status.as_str(), p.amount, Record::Payment))
+            .chain(
+                seen.payouts
+                    .iter()
+                    .map(|p| (p.id.as_str(), p.status.as_str(), p.amount, Record::Payout)),
+            )
+            .chain(
+                seen.refunds
+                    .iter()
+                    .map(|r| (r.id.as_str(), r.status.as_str(), r.amount, Record::Refund)),
+            );
+        for (id, status, amount, record) in records {
             known.insert(id);
-            if !terminal.contains(&status) {
-                continue;
+            let (required, allowed) = record.events(status);
+            let events = log.records.get(id).map_or(&[][..], Vec::as_slice);
+            for want in &required {
+                if !events.iter().any(|e| e.status == *want) {
+                    problems.push(Problem::WebhookLost {
+                        id: id.to_owned(),
+                        status: (*want).to_owned(),
+                    });
+                }
             }
-            let Some(events) = log.records.get(id) else {
-                problems.push(Problem::WebhookLost {
-                    id: id.to_owned(),
-                    status: status.to_owned(),
-                });
-                continue;
-            };
             for e in events {
                 let mut mismatch = |detail: String| {
                     problems.push(Problem::WebhookMismatch {
@@ -1078,7 +1488,7 @@ fn audit_webhooks(model: &Model, observed: &Observed, log: &SinkLog, problems: &
                         detail,
                     })
                 };
-                if e.status != status {
+                if !allowed.contains(&e.status.as_str()) {
                     mismatch(format!(
                         "event {} says {}, the record {status}",
                         e.event_id, e.status
@@ -1124,6 +1534,8 @@ fn seen_payment(v: &Value) -> SeenPayment {
         fee: money::value_paise(&v["fee"]),
         net_amount: money::value_paise(&v["net_amount"]),
         status: s(&v["status"]),
+        refunded_amount: money::value_paise(&v["refunded_amount"]),
+        has_refunded_amount: v.get("refunded_amount").is_some_and(|r| !r.is_null()),
     }
 }
 
@@ -1135,6 +1547,18 @@ fn seen_payout(v: &Value) -> SeenPayout {
         amount: money::value_paise(&v["amount"]),
         fee: money::value_paise(&v["fee"]),
         status: s(&v["status"]),
+        utr: v["utr"].as_str().map(str::to_owned),
+    }
+}
+
+pub fn seen_refund(v: &Value) -> SeenRefund {
+    SeenRefund {
+        id: s(&v["id"]),
+        payment_id: s(&v["payment_id"]),
+        merchant_id: s(&v["merchant_id"]),
+        amount: money::value_paise(&v["amount"]),
+        status: s(&v["status"]),
+        reason: s(&v["reason"]),
     }
 }
 
@@ -1298,9 +1722,24 @@ pub async fn wait_for_settlement(
     }
 }
 
-/// Reads one merchant's records, balance and ledger with its own key.
-async fn read_merchant(api: &Api, key: &str) -> SeenMerchant {
+/// Reads one merchant's records, balance and ledger with its own key;
+/// with `refund_ids` (SPEC §12 servers), its refunds too, and each of
+/// those ids by `GET /refunds/:id`.
+async fn read_merchant(api: &Api, key: &str, refund_ids: Option<Vec<String>>) -> SeenMerchant {
     let mut seen = SeenMerchant::default();
+    if let Some(ids) = refund_ids {
+        match api.list_all("/api/v1/refunds?limit=500", key, 10_000).await {
+            Ok(items) => seen.refunds = items.iter().map(seen_refund).collect(),
+            Err(e) => seen.fetch_errors.push(e),
+        }
+        for id in ids {
+            match get_record(api, &format!("/api/v1/refunds/{id}"), key).await {
+                Ok(Some(v)) => seen.refund_lookups.push(seen_refund(&v)),
+                Ok(None) => {}
+                Err(e) => seen.fetch_errors.push(e),
+            }
+        }
+    }
     match api
         .list_all("/api/v1/payments?limit=500", key, 10_000)
         .await
@@ -1329,6 +1768,149 @@ async fn read_merchant(api: &Api, key: &str) -> SeenMerchant {
     seen
 }
 
+/// `GET` one record: Some(data), None on a 404, or the error (after the
+/// client's retries of 429/503 and transport failures).
+async fn get_record(api: &Api, path: &str, key: &str) -> Result<Option<Value>, String> {
+    let mut last = String::new();
+    for attempt in 0..8u64 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+        }
+        match api.call(Method::GET, path, Some(key), None, None).await {
+            Ok(r) if r.status == 200 => return Ok(Some(r.json()["data"].clone())),
+            Ok(r) if r.status == 404 => return Ok(None),
+            Ok(r) if r.status == 429 || r.status == 503 => {
+                last = r.error_code();
+                tokio::time::sleep(Duration::from_secs(r.retry_after.unwrap_or(1).min(5))).await;
+            }
+            Ok(r) => {
+                return Err(format!(
+                    "GET {path}: {} {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                ))
+            }
+            Err(f) => last = f.code(),
+        }
+    }
+    Err(format!("GET {path}: gave up after retries ({last})"))
+}
+
+/// After the load, cancels every payout still `queued` (SPEC §13) that the
+/// model knows (acknowledged, or unanswered and found by reference_id),
+/// with the key that created it, and records each answer in the model:
+/// then every payout ends terminal. Bounded by `deadline`.
+pub async fn cancel_queued(api: &Api, model: &mut Model, deadline: Instant) -> Sweep {
+    let mut sweep = Sweep::default();
+    for mm in &mut model.merchants {
+        if !mm
+            .payouts
+            .iter()
+            .chain(&mm.uncertain_payouts)
+            .any(|p| p.queue_if_low_balance)
+        {
+            continue;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let listing = api.list_all("/api/v1/payouts?status=queued&limit=500", &mm.key, 1_000);
+        let Ok(Ok(queued)) = tokio::time::timeout(left, listing).await else {
+            // Not listed: the audit then finds them queued and says so.
+            continue;
+        };
+        for q in queued.iter().map(seen_payout) {
+            if q.status != "queued" {
+                continue;
+            }
+            let payout = match mm.payouts.iter_mut().find(|p| p.id == q.id) {
+                Some(p) => Some(p),
+                None => mm
+                    .uncertain_payouts
+                    .iter_mut()
+                    .find(|p| p.reference_id == q.reference_id),
+            };
+            let Some(payout) = payout else {
+                // Not the harness's: the audit names it.
+                continue;
+            };
+            if matches!(payout.cancel, Cancel::Cancelled | Cancel::Refused) {
+                // Queued after a cancel was answered: a server bug the
+                // audit must see, not one to sweep away.
+                continue;
+            }
+            sweep.found += 1;
+            let key = mm
+                .api_users
+                .get(payout.user)
+                .map_or_else(|| mm.key.clone(), |u| u.key.clone());
+            let left = deadline.saturating_duration_since(Instant::now());
+            let path = format!("/api/v1/payouts/{}/cancel", q.id);
+            let call = api.call(Method::POST, &path, Some(&key), Some("{}".into()), None);
+            payout.cancel = match tokio::time::timeout(left, call).await {
+                Ok(Ok(r)) if (200..300).contains(&r.status) => {
+                    sweep.cancelled += 1;
+                    Cancel::Cancelled
+                }
+                Ok(Ok(_)) => {
+                    sweep.refused += 1;
+                    // A cancel the load sent without an answer may still
+                    // have been applied: keep it unknown then.
+                    if payout.cancel == Cancel::Unknown {
+                        Cancel::Unknown
+                    } else {
+                        Cancel::Refused
+                    }
+                }
+                _ => {
+                    sweep.unknown += 1;
+                    Cancel::Unknown
+                }
+            };
+        }
+    }
+    sweep
+}
+
+/// Polls the payouts sent to the reversing account until none of them is
+/// still `processed` (the sandbox reverses it one settle delay later) or
+/// `deadline` passes.
+async fn wait_for_reversals(api: &Api, model: &Model, deadline: Instant) -> bool {
+    let mut waiting: Vec<(String, String)> = model
+        .merchants
+        .iter()
+        .flat_map(|m| {
+            m.payouts
+                .iter()
+                .filter(|p| p.expect_reverse && p.cancel != Cancel::Cancelled)
+                .map(|p| (m.key.clone(), p.id.clone()))
+        })
+        .collect();
+    while !waiting.is_empty() {
+        let mut still = Vec::new();
+        for (key, id) in waiting {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let path = format!("/api/v1/payouts/{id}");
+            let call = get_record(api, &path, &key);
+            if let Ok(Ok(Some(v))) = tokio::time::timeout(left, call).await {
+                if matches!(v["status"].as_str(), Some("processed" | "pending")) {
+                    still.push((key, id));
+                }
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    true
+}
+
 /// How long the wait after the load may take, per step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -1347,7 +1929,7 @@ pub struct Limits {
 /// `waiting` tells the progress line where it is.
 pub async fn observe(
     api: &Api,
-    model: &Model,
+    model: &mut Model,
     admin_key: &str,
     sink: Option<&Sink>,
     limits: Limits,
@@ -1363,16 +1945,37 @@ pub async fn observe(
         .merchants
         .store(model.merchants.len() as u64, Ordering::Relaxed);
     waiting.phase.store(1, Ordering::Relaxed);
-    let settled = wait_for_settlement(api, model, settle_within, waiting).await;
+    let deadline = started + settle_within;
+    let mut settled = wait_for_settlement(api, model, settle_within, waiting).await;
+    let mut swept = Sweep::default();
+    if !model.queued_may_remain && model.any_queueable() {
+        swept = cancel_queued(api, model, deadline).await;
+        if swept.refused > 0 || swept.unknown > 0 {
+            // Some left the queue meanwhile: let them settle too.
+            let left = deadline.saturating_duration_since(Instant::now());
+            settled = wait_for_settlement(api, model, left, waiting).await;
+        }
+    }
+    if settled
+        && model
+            .merchants
+            .iter()
+            .any(|m| m.payouts.iter().any(|p| p.expect_reverse))
+    {
+        settled = wait_for_reversals(api, model, deadline).await;
+    }
     let settle_wait = started.elapsed();
     waiting.phase.store(2, Ordering::Relaxed);
     let gate = Arc::new(tokio::sync::Semaphore::new(8));
     let mut tasks = Vec::new();
     for m in &model.merchants {
         let (api, key, gate) = (api.clone(), m.key.clone(), gate.clone());
+        let refund_ids = model
+            .v2
+            .then(|| m.refunds.iter().map(|r| r.id.clone()).collect());
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
-            read_merchant(&api, &key).await
+            read_merchant(&api, &key, refund_ids).await
         }));
     }
     let read_deadline = Instant::now() + read_within;
@@ -1403,20 +2006,25 @@ pub async fn observe(
     let webhooks = match sink {
         None => None,
         Some(sink) => {
-            let terminal: Vec<String> = merchants
+            // Each record and the statuses it must have an event for.
+            let terminal: Vec<(String, Vec<&'static str>)> = merchants
                 .iter()
                 .flat_map(|m| {
-                    m.payments
+                    let payments = m
+                        .payments
                         .iter()
-                        .filter(|p| p.status == "completed" || p.status == "failed")
-                        .map(|p| p.id.clone())
-                        .chain(
-                            m.payouts
-                                .iter()
-                                .filter(|p| p.status == "processed" || p.status == "rejected")
-                                .map(|p| p.id.clone()),
-                        )
+                        .map(|p| (p.id.clone(), Record::Payment.events(&p.status).0));
+                    let payouts = m
+                        .payouts
+                        .iter()
+                        .map(|p| (p.id.clone(), Record::Payout.events(&p.status).0));
+                    let refunds = m
+                        .refunds
+                        .iter()
+                        .map(|r| (r.id.clone(), Record::Refund.events(&r.status).0));
+                    payments.chain(payouts).chain(refunds)
                 })
+                .filter(|(_, statuses)| !statuses.is_empty())
                 .collect();
             let deadline = Instant::now() + webhooks_within;
             waiting
@@ -1442,6 +2050,7 @@ pub async fn observe(
         books,
         settled,
         settle_wait,
+        swept,
         webhooks,
         webhook_wait: started.elapsed(),
     }
@@ -1464,6 +2073,8 @@ mod tests {
             fee: Some(fee),
             net_amount: Some(amount - fee),
             status: status.into(),
+            refunded_amount: None,
+            has_refunded_amount: false,
         }
     }
 
@@ -1536,13 +2147,19 @@ mod tests {
                     reference_id: "r1".into(),
                     amount: 2_000,
                     fee: 500,
-                    expect_reject: false,
+                    created_status: "pending".into(),
+                    ..Payout::default()
                 }],
                 uncertain_payins: vec![payin("", "o2", 1_000)],
                 uncertain_payouts: Vec::new(),
+                refunds: Vec::new(),
+                uncertain_refunds: Vec::new(),
+                invalid_payouts: Vec::new(),
             }],
             payin_failures_allowed: false,
             webhooks_expected: false,
+            v2: false,
+            queued_may_remain: false,
         };
         // available = 98.50 + 9.85 − 25.00 = 83.35
         let seen = SeenMerchant {
@@ -1557,7 +2174,10 @@ mod tests {
                 amount: Some(2_000),
                 fee: Some(500),
                 status: "processed".into(),
+                utr: None,
             }],
+            refunds: Vec::new(),
+            refund_lookups: Vec::new(),
             balance: SeenBalance {
                 available: Some(8_335),
                 held: Some(0),
@@ -1628,6 +2248,7 @@ mod tests {
             books,
             settled: true,
             settle_wait: Duration::ZERO,
+            swept: Sweep::default(),
             webhooks: None,
             webhook_wait: Duration::ZERO,
         };
@@ -1875,5 +2496,709 @@ mod waiting_tests {
         );
         w.phase.store(4, Ordering::Relaxed);
         assert_eq!(w.line(at, &limits), None);
+    }
+}
+
+/// The SPEC §12–13 checks over a synthetic world with refunds, queued,
+/// cancelled and reversed payouts, and a refused batch item.
+#[cfg(test)]
+mod v2_tests {
+    use super::*;
+    use crate::model::MerchantModel;
+    use crate::sink::Delivered;
+
+    const AV: &str = "merchant:usr_m:available";
+    const HELD: &str = "merchant:usr_m:held";
+
+    fn payment(id: &str, amount: u64, fee: u64, refunded: u64) -> SeenPayment {
+        SeenPayment {
+            id: id.into(),
+            order_id: format!("o-{id}"),
+            merchant_id: "usr_m".into(),
+            amount: Some(amount),
+            fee: Some(fee),
+            net_amount: Some(amount - fee),
+            status: "completed".into(),
+            refunded_amount: Some(refunded),
+            has_refunded_amount: true,
+        }
+    }
+
+    fn payout(id: &str, amount: u64, status: &str) -> SeenPayout {
+        SeenPayout {
+            id: id.into(),
+            reference_id: format!("ref-{id}"),
+            merchant_id: "usr_m".into(),
+            amount: Some(amount),
+            fee: Some(500),
+            status: status.into(),
+            utr: matches!(status, "processed" | "reversed").then(|| format!("UTR{id}")),
+        }
+    }
+
+    fn refund(id: &str, payment_id: &str, amount: u64, status: &str, reason: &str) -> SeenRefund {
+        SeenRefund {
+            id: id.into(),
+            payment_id: payment_id.into(),
+            merchant_id: "usr_m".into(),
+            amount: Some(amount),
+            status: status.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Ledger lines with running balances: (kind, debit → credit, amount, reference).
+    fn ledger(lines: &[(&str, &str, &str, u64, &str)]) -> Vec<SeenEntry> {
+        let (mut available, mut held) = (0i128, 0i128);
+        lines
+            .iter()
+            .enumerate()
+            .map(|(n, (kind, debit, credit, amount, r))| {
+                for (account, sign) in [(debit, -1), (credit, 1)] {
+                    if *account == AV {
+                        available += sign * i128::from(*amount);
+                    } else if *account == HELD {
+                        held += sign * i128::from(*amount);
+                    }
+                }
+                SeenEntry {
+                    id: format!("tr_{}", n + 1),
+                    seq: n as u64 + 1,
+                    kind: (*kind).into(),
+                    debit_account: (*debit).into(),
+                    credit_account: (*credit).into(),
+                    amount: Some(*amount),
+                    available_after: u64::try_from(available).ok(),
+                    held_after: u64::try_from(held).ok(),
+                    reference: (*r).into(),
+                }
+            })
+            .collect()
+    }
+
+    /// The books of these lines plus transfers off the merchant's ledger.
+    fn books(entries: &[SeenEntry], extra: &[(&str, &str, u64)]) -> SeenBooks {
+        let mut posted: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let legs = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.debit_account.as_str(),
+                    e.credit_account.as_str(),
+                    e.amount.unwrap_or(0),
+                )
+            })
+            .chain(extra.iter().copied());
+        for (debit, credit, amount) in legs {
+            posted.entry(debit.into()).or_default().0 += amount;
+            posted.entry(credit.into()).or_default().1 += amount;
+        }
+        let mut sum = 0;
+        let accounts = posted
+            .into_iter()
+            .map(|(account, (debits, credits))| {
+                let balance = i128::from(credits) - i128::from(debits);
+                sum += balance;
+                SeenAccount {
+                    normal: normal_side(&account).into(),
+                    account,
+                    currency: "INR".into(),
+                    debits_posted: Some(debits),
+                    credits_posted: Some(credits),
+                    balance: Some(balance),
+                    balance_text: money::render_signed(balance),
+                }
+            })
+            .collect();
+        SeenBooks {
+            accounts,
+            totals: vec![SeenTotal {
+                currency: "INR".into(),
+                balance: Some(sum),
+                balance_text: money::render_signed(sum),
+            }],
+            fetch_error: None,
+        }
+    }
+
+    fn model_payout(id: &str, amount: u64, created: &str, edit: impl Fn(&mut Payout)) -> Payout {
+        let mut p = Payout {
+            id: id.into(),
+            reference_id: format!("ref-{id}"),
+            amount,
+            fee: 500,
+            created_status: created.into(),
+            ..Payout::default()
+        };
+        edit(&mut p);
+        p
+    }
+
+    /// One merchant (150 bps, payout fee 5.00): pay-ins txn_a 100.00 and
+    /// txn_c 50.00; refunds rf_a 30.00 (processed), rf_b 10.00
+    /// (fail@sandbox, failed), rf_c the whole of txn_c (amount left out,
+    /// processed); payouts po_a processed, po_q queued then cancelled by
+    /// the harness (no transfers), po_p pending then cancelled (held and
+    /// released), po_r reversed, po_x whose cancel came too late
+    /// (processed); one invalid batch item the server refused.
+    fn world() -> (Model, Observed) {
+        let payin = |id: &str, amount| Payin {
+            id: id.into(),
+            order_id: format!("o-{id}"),
+            amount,
+            fee: money::bps_half_up(amount, 150),
+            expect_fail: false,
+        };
+        let model_refund = |id: &str, payment: &str, amount, reason: &str| Refund {
+            id: id.into(),
+            payment_id: payment.into(),
+            amount,
+            amount_sent: id != "rf_c",
+            reason: reason.into(),
+            expect_fail: reason == "fail@sandbox",
+        };
+        let mm = MerchantModel {
+            payin_fee_bps: 150,
+            payout_fee: 500,
+            payins: vec![payin("txn_a", 10_000), payin("txn_c", 5_000)],
+            refunds: vec![
+                model_refund("rf_a", "txn_a", 3_000, "lt rf-a"),
+                model_refund("rf_b", "txn_a", 1_000, "fail@sandbox"),
+                model_refund("rf_c", "txn_c", 5_000, "lt rf-c"),
+            ],
+            payouts: vec![
+                model_payout("po_a", 2_000, "pending", |_| {}),
+                model_payout("po_q", 1_000, "queued", |p| {
+                    p.queue_if_low_balance = true;
+                    p.cancel = Cancel::Cancelled;
+                }),
+                model_payout("po_p", 500, "pending", |p| p.cancel = Cancel::Cancelled),
+                model_payout("po_r", 800, "pending", |p| p.expect_reverse = true),
+                model_payout("po_x", 400, "pending", |p| {
+                    p.batch = true;
+                    p.cancel = Cancel::Refused;
+                }),
+            ],
+            invalid_payouts: vec!["ltb-1-0".into()],
+            ..MerchantModel::new(0, "usr_m".into(), "k".into())
+        };
+        let model = Model {
+            merchants: vec![mm],
+            payin_failures_allowed: false,
+            webhooks_expected: false,
+            v2: true,
+            queued_may_remain: false,
+        };
+        let lines = ledger(&[
+            ("payin_credit", "rail:payins", AV, 9_850, "txn_a"),
+            ("payin_credit", "rail:payins", AV, 4_925, "txn_c"),
+            ("refund_hold", AV, HELD, 3_000, "rf_a"),
+            ("refund_hold", AV, HELD, 1_000, "rf_b"),
+            ("refund_hold", AV, HELD, 5_000, "rf_c"),
+            ("refund_settle", HELD, "rail:refunds", 3_000, "rf_a"),
+            ("refund_release", HELD, AV, 1_000, "rf_b"),
+            ("refund_settle", HELD, "rail:refunds", 5_000, "rf_c"),
+            ("payout_hold", AV, HELD, 2_500, "po_a"),
+            ("payout_settle", HELD, "rail:payouts", 2_000, "po_a"),
+            ("payout_fee", HELD, "platform:fees", 500, "po_a"),
+            ("payout_hold", AV, HELD, 1_000, "po_p"),
+            ("payout_release", HELD, AV, 1_000, "po_p"),
+            ("payout_hold", AV, HELD, 1_300, "po_r"),
+            ("payout_settle", HELD, "rail:payouts", 800, "po_r"),
+            ("payout_fee", HELD, "platform:fees", 500, "po_r"),
+            ("payout_reverse", "rail:payouts", AV, 800, "po_r"),
+            ("payout_hold", AV, HELD, 900, "po_x"),
+            ("payout_settle", HELD, "rail:payouts", 400, "po_x"),
+            ("payout_fee", HELD, "platform:fees", 500, "po_x"),
+        ]);
+        let refunds = vec![
+            refund("rf_a", "txn_a", 3_000, "processed", "lt rf-a"),
+            refund("rf_b", "txn_a", 1_000, "failed", "fail@sandbox"),
+            refund("rf_c", "txn_c", 5_000, "processed", "lt rf-c"),
+        ];
+        let seen = SeenMerchant {
+            payments: vec![
+                payment("txn_a", 10_000, 150, 3_000),
+                payment("txn_c", 5_000, 75, 5_000),
+            ],
+            payouts: vec![
+                payout("po_a", 2_000, "processed"),
+                payout("po_q", 1_000, "cancelled"),
+                payout("po_p", 500, "cancelled"),
+                payout("po_r", 800, "reversed"),
+                payout("po_x", 400, "processed"),
+            ],
+            refund_lookups: refunds.clone(),
+            refunds,
+            // 147.75 in; refunds 80.00; payouts 25.00, 5.00 (reversed:
+            // the fee only), 9.00.
+            balance: SeenBalance {
+                available: Some(2_875),
+                held: Some(0),
+                pending_payins: Some(0),
+                total_payins: Some(15_000),
+                total_payouts: Some(3_200),
+                total_fees: Some(1_725),
+            },
+            ..SeenMerchant::default()
+        };
+        let books = books(
+            &lines,
+            &[
+                ("rail:payins", "platform:fees", 150),
+                ("rail:payins", "platform:fees", 75),
+            ],
+        );
+        let observed = Observed {
+            merchants: vec![SeenMerchant {
+                ledger: lines,
+                fetch_errors: Vec::new(),
+                ..seen
+            }],
+            books,
+            settled: true,
+            settle_wait: Duration::ZERO,
+            swept: Sweep::default(),
+            webhooks: None,
+            webhook_wait: Duration::ZERO,
+        };
+        (model, observed)
+    }
+
+    fn kinds(problems: &[Problem]) -> Vec<&'static str> {
+        problems.iter().map(Problem::kind).collect()
+    }
+
+    fn seen(observed: &mut Observed) -> &mut SeenMerchant {
+        &mut observed.merchants[0]
+    }
+
+    fn seen_payout<'a>(observed: &'a mut Observed, id: &str) -> &'a mut SeenPayout {
+        seen(observed)
+            .payouts
+            .iter_mut()
+            .find(|p| p.id == id)
+            .unwrap_or_else(|| panic!("no payout {id}"))
+    }
+
+    /// A payout's status, with a UTR when processed.
+    fn set_status(observed: &mut Observed, id: &str, status: &str) {
+        let p = seen_payout(observed, id);
+        p.status = status.into();
+        p.utr = matches!(status, "processed" | "reversed").then(|| format!("UTR{id}"));
+    }
+
+    /// The refund, in the listing and as read by id.
+    fn edit_refund(observed: &mut Observed, id: &str, edit: impl Fn(&mut SeenRefund)) {
+        let m = seen(observed);
+        for r in m.refunds.iter_mut().chain(m.refund_lookups.iter_mut()) {
+            if r.id == id {
+                edit(r);
+            }
+        }
+    }
+
+    #[test]
+    fn a_consistent_world_with_refunds_cancels_and_reversals_is_clean() {
+        let (model, observed) = world();
+        let report = audit(&model, &observed);
+        assert_eq!(report.problems, Vec::new());
+        let c = &report.checked;
+        assert_eq!((c.refunds, c.payouts, c.cancels), (3, 5, 3));
+        assert_eq!(c.ledger_entries, 20);
+        for (status, n) in [
+            ("refund_processed", 2),
+            ("refund_failed", 1),
+            ("payout_processed", 2),
+            ("payout_cancelled", 2),
+            ("payout_reversed", 1),
+        ] {
+            assert_eq!(c.statuses.get(status), Some(&n), "{status}: {c:?}");
+        }
+        // total_payins and total_payouts may leave out the refunded and
+        // reversed amounts (SPEC §12–13 do not say): both readings pass,
+        // nothing else does.
+        let (model, mut observed) = world();
+        seen(&mut observed).balance.total_payins = Some(15_000 - 8_000);
+        seen(&mut observed).balance.total_payouts = Some(3_200 - 800);
+        assert_eq!(audit(&model, &observed).problems, Vec::new());
+        seen(&mut observed).balance.total_payins = Some(15_000 - 8_001);
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::Balance {
+                merchant: 0,
+                field: "total_payins",
+                expected: 15_000,
+                actual: Some(6_999),
+            }]
+        );
+        // An unanswered refund the server has is adopted and audited.
+        let (mut model, observed) = world();
+        let mut rf_c = model.merchants[0].refunds.remove(2);
+        rf_c.id.clear();
+        model.merchants[0].uncertain_refunds.push(rf_c);
+        let report = audit(&model, &observed);
+        assert_eq!(report.problems, Vec::new());
+        assert_eq!((report.checked.adopted, report.checked.refunds), (1, 2));
+    }
+
+    #[test]
+    fn each_refund_inconsistency_is_named() {
+        // The server's record has another amount.
+        let (model, mut observed) = world();
+        edit_refund(&mut observed, "rf_a", |r| r.amount = Some(3_100));
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.contains(&Problem::RefundField {
+                id: "rf_a".into(),
+                field: "amount",
+                expected: "30.00".into(),
+                actual: "31.00".into(),
+            }),
+            "{problems:?}"
+        );
+        // Another pay-in, another reason.
+        let (model, mut observed) = world();
+        edit_refund(&mut observed, "rf_c", |r| r.reason = "other".into());
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::RefundField {
+                id: "rf_c".into(),
+                field: "reason",
+                expected: "lt rf-c".into(),
+                actual: "other".into(),
+            }]
+        );
+        // fail@sandbox processed: the status, and the money it took.
+        let (model, mut observed) = world();
+        edit_refund(&mut observed, "rf_b", |r| r.status = "processed".into());
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(
+            problems[0],
+            Problem::RefundStatus {
+                id: "rf_b".into(),
+                expected: "failed",
+                actual: "processed".into(),
+            }
+        );
+        assert!(
+            kinds(&problems).contains(&"refunded_amount"),
+            "{problems:?}"
+        );
+        assert!(kinds(&problems).contains(&"ledger"), "{problems:?}");
+        // Still pending at the audit.
+        let (model, mut observed) = world();
+        edit_refund(&mut observed, "rf_a", |r| r.status = "pending".into());
+        assert!(audit(&model, &observed)
+            .problems
+            .contains(&Problem::RefundStatus {
+                id: "rf_a".into(),
+                expected: "processed",
+                actual: "pending".into(),
+            }));
+        // refunded_amount counting the failed refund: exactly that.
+        let (model, mut observed) = world();
+        seen(&mut observed).payments[0].refunded_amount = Some(4_000);
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::RefundedAmount {
+                payment_id: "txn_a".into(),
+                expected: "30.00".into(),
+                actual: "40.00".into(),
+            }]
+        );
+        // A v2 server must show refunded_amount.
+        let (model, mut observed) = world();
+        seen(&mut observed).payments[1].has_refunded_amount = false;
+        seen(&mut observed).payments[1].refunded_amount = None;
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::RefundedAmount {
+                payment_id: "txn_c".into(),
+                expected: "50.00".into(),
+                actual: "absent".into(),
+            }]
+        );
+        // Acknowledged, but GET /refunds/:id does not find it (nor the list).
+        let (model, mut observed) = world();
+        let m = seen(&mut observed);
+        m.refunds.retain(|r| r.id != "rf_a");
+        m.refund_lookups.retain(|r| r.id != "rf_a");
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(
+            problems[0],
+            Problem::MissingRefund {
+                merchant: 0,
+                id: "rf_a".into(),
+            }
+        );
+        // Found by id but not listed.
+        let (model, mut observed) = world();
+        seen(&mut observed).refunds.retain(|r| r.id != "rf_c");
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(
+            problems[0],
+            Problem::RefundField {
+                id: "rf_c".into(),
+                field: "listing",
+                expected: "in GET /refunds".into(),
+                actual: "absent".into(),
+            }
+        );
+        // A refund nobody sent, taking txn_a past its amount.
+        let (model, mut observed) = world();
+        let m = seen(&mut observed);
+        m.refunds
+            .push(refund("rf_z", "txn_a", 8_000, "processed", "lt rf-z"));
+        m.payments[0].refunded_amount = Some(11_000);
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.contains(&Problem::UnexpectedRefund {
+                merchant: 0,
+                id: "rf_z".into(),
+                payment_id: "txn_a".into(),
+            }),
+            "{problems:?}"
+        );
+        assert!(
+            problems.contains(&Problem::RefundsExceedPayment {
+                payment_id: "txn_a".into(),
+                refunded: "110.00".into(),
+                amount: "100.00".into(),
+            }),
+            "{problems:?}"
+        );
+        // Its transfers are not on the ledger: the ledger says so too.
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { detail, .. } if detail.starts_with("rf_z refund_hold: lines []")
+            )),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn each_payout_lifecycle_inconsistency_is_named() {
+        let status = |id: &str, expected: &str, actual: &str| Problem::PayoutStatus {
+            id: id.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+        };
+        // The cancel was acknowledged, yet the payout was paid out.
+        let (model, mut observed) = world();
+        set_status(&mut observed, "po_q", "processed");
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(problems[0], status("po_q", "cancelled", "processed"));
+        // The cancel was refused (409), yet the payout is cancelled.
+        let (model, mut observed) = world();
+        set_status(&mut observed, "po_x", "cancelled");
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(problems[0], status("po_x", "processed", "cancelled"));
+        // Sent to the reversing account but never reversed.
+        let (model, mut observed) = world();
+        set_status(&mut observed, "po_r", "processed");
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(problems[0], status("po_r", "reversed", "processed"));
+        // Reversed without its payout_reverse line.
+        let (model, mut observed) = world();
+        let lines: Vec<_> = seen(&mut observed)
+            .ledger
+            .iter()
+            .filter(|e| e.kind != "payout_reverse")
+            .map(|e| {
+                (
+                    e.kind.clone(),
+                    e.debit_account.clone(),
+                    e.credit_account.clone(),
+                    e.amount.unwrap_or(0),
+                    e.reference.clone(),
+                )
+            })
+            .collect();
+        let lines: Vec<(&str, &str, &str, u64, &str)> = lines
+            .iter()
+            .map(|(k, d, c, a, r)| (k.as_str(), d.as_str(), c.as_str(), *a, r.as_str()))
+            .collect();
+        seen(&mut observed).ledger = ledger(&lines);
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { detail, .. }
+                    if detail == "po_r payout_reverse: lines [], the records imply [8.00 rail:payouts → merchant:usr_m:available]"
+            )),
+            "{problems:?}"
+        );
+        // Still queued after the sweep; legal when queued payouts may
+        // remain (no sweep) and the payout asked to be queued.
+        let (mut model, mut observed) = world();
+        model.merchants[0].payouts[1].cancel = Cancel::NotSent;
+        set_status(&mut observed, "po_q", "queued");
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![status("po_q", "processed", "queued")]
+        );
+        model.queued_may_remain = true;
+        assert_eq!(audit(&model, &observed).problems, Vec::new());
+        // Answered `pending`, then cancelled: the hold and its release
+        // must be on the ledger.
+        let (model, mut observed) = world();
+        let m = seen(&mut observed);
+        m.ledger.retain(|e| e.reference != "po_p");
+        for (n, e) in m.ledger.iter_mut().enumerate() {
+            e.seq = n as u64 + 1;
+        }
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { detail, .. }
+                    if detail == "po_p payout_hold: lines [], the records imply [10.00 merchant:usr_m:available → merchant:usr_m:held]"
+            )),
+            "{problems:?}"
+        );
+        // A queued-then-cancelled payout held but never released.
+        let (model, mut observed) = world();
+        let m = seen(&mut observed);
+        let mut hold = m.ledger[0].clone();
+        hold.seq = 21;
+        hold.id = "tr_21".into();
+        hold.kind = "payout_hold".into();
+        hold.debit_account = AV.into();
+        hold.credit_account = HELD.into();
+        hold.amount = Some(1_500);
+        hold.reference = "po_q".into();
+        hold.available_after = Some(1_375);
+        hold.held_after = Some(1_500);
+        m.ledger.push(hold);
+        let problems = audit(&model, &observed).problems;
+        assert!(
+            problems.iter().any(|p| matches!(p,
+                Problem::Ledger { detail, .. } if detail.starts_with("po_q payout_release: lines []")
+            )),
+            "{problems:?}"
+        );
+        // Processed without a bank reference.
+        let (model, mut observed) = world();
+        seen_payout(&mut observed, "po_a").utr = None;
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::PayoutField {
+                id: "po_a".into(),
+                field: "utr",
+                expected: "a bank reference".into(),
+                actual: "none".into(),
+            }]
+        );
+        // Queued although it did not ask to be.
+        let (mut model, observed) = world();
+        model.merchants[0].payouts[0].created_status = "queued".into();
+        assert_eq!(
+            audit(&model, &observed).problems,
+            vec![Problem::PayoutField {
+                id: "po_a".into(),
+                field: "status on creation",
+                expected: "pending".into(),
+                actual: "queued".into(),
+            }]
+        );
+        // The invalid batch item exists after all.
+        let (model, mut observed) = world();
+        let mut accepted = payout("po_bad", 100, "rejected");
+        accepted.reference_id = "ltb-1-0".into();
+        seen(&mut observed).payouts.push(accepted);
+        let problems = audit(&model, &observed).problems;
+        assert_eq!(
+            problems[0],
+            Problem::InvalidPayoutAccepted {
+                merchant: 0,
+                id: "po_bad".into(),
+                reference_id: "ltb-1-0".into(),
+            }
+        );
+    }
+
+    fn delivered(event: &str, status: &str, amount: u64) -> Delivered {
+        Delivered {
+            event_id: format!("evt_{event}_{amount}"),
+            event: event.into(),
+            status: status.into(),
+            amount: Some(amount),
+            merchant_index: 0,
+        }
+    }
+
+    /// Every event the world's records had on their way.
+    fn sink_log() -> SinkLog {
+        let mut records: HashMap<String, Vec<Delivered>> = HashMap::new();
+        let mut add = |id: &str, e: Delivered| records.entry(id.into()).or_default().push(e);
+        add("txn_a", delivered("payment.completed", "completed", 10_000));
+        add("txn_c", delivered("payment.completed", "completed", 5_000));
+        add("rf_a", delivered("refund.processed", "processed", 3_000));
+        add("rf_b", delivered("refund.failed", "failed", 1_000));
+        add("rf_c", delivered("refund.processed", "processed", 5_000));
+        add("po_a", delivered("payout.processed", "processed", 2_000));
+        add("po_q", delivered("payout.queued", "queued", 1_000));
+        add("po_q", delivered("payout.cancelled", "cancelled", 1_000));
+        add("po_p", delivered("payout.cancelled", "cancelled", 500));
+        add("po_r", delivered("payout.processed", "processed", 800));
+        add("po_r", delivered("payout.reversed", "reversed", 800));
+        add("po_x", delivered("payout.processed", "processed", 400));
+        SinkLog {
+            received: 12,
+            by_event_id: HashMap::new(),
+            records,
+            bad_signatures: Vec::new(),
+            other_events: 0,
+            delay_ms: crate::stats::histogram(1_000, 2),
+        }
+    }
+
+    #[test]
+    fn webhooks_follow_each_records_way() {
+        let (mut model, mut observed) = world();
+        model.webhooks_expected = true;
+        observed.webhooks = Some(sink_log());
+        assert_eq!(audit(&model, &observed).problems, Vec::new());
+        // A reversed payout needs both its events.
+        let mut lost = observed.clone();
+        if let Some(log) = lost.webhooks.as_mut() {
+            if let Some(events) = log.records.get_mut("po_r") {
+                events.retain(|e| e.status != "reversed");
+            }
+        }
+        assert_eq!(
+            audit(&model, &lost).problems,
+            vec![Problem::WebhookLost {
+                id: "po_r".into(),
+                status: "reversed".into(),
+            }]
+        );
+        // A cancelled payout has no business with payout.processed.
+        let mut wrong = observed.clone();
+        if let Some(log) = wrong.webhooks.as_mut() {
+            log.records
+                .entry("po_p".into())
+                .or_default()
+                .push(delivered("payout.processed", "processed", 500));
+        }
+        assert_eq!(
+            audit(&model, &wrong).problems,
+            vec![Problem::WebhookMismatch {
+                id: "po_p".into(),
+                detail: "event evt_payout.processed_500 says processed, the record cancelled"
+                    .into(),
+            }]
+        );
+        // A refund's event lost.
+        let mut no_refund = observed.clone();
+        if let Some(log) = no_refund.webhooks.as_mut() {
+            log.records.remove("rf_b");
+        }
+        assert_eq!(
+            audit(&model, &no_refund).problems,
+            vec![Problem::WebhookLost {
+                id: "rf_b".into(),
+                status: "failed".into(),
+            }]
+        );
     }
 }

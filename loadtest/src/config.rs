@@ -19,10 +19,11 @@ pub enum Mode {
     version,
     about = "Load test and money audit for a Tijori server on loopback",
     long_about = "Sets up merchants and api_users through the admin API, drives a weighted mix of \
-                  pay-ins, payouts, balance reads, listings and lookups at a constant arrival rate \
+                  pay-ins, payouts (some queued if the balance is low), refunds, payout cancels, \
+                  batch payouts, balance reads, listings and lookups at a constant arrival rate \
                   (open loop, coordinated-omission corrected) or with a fixed number of workers \
                   (closed loop), then waits for settlement and audits every acknowledged payment, \
-                  payout, balance, ledger and webhook through the API, and the books (admin \
+                  refund, payout, cancel, balance, ledger and webhook through the API, and the books (admin \
                   GET /ledger/accounts: every currency sums to exactly 0, each merchant's \
                   accounts equal its balance). Exits 1 when the audit fails. \
                   Only loopback targets are accepted."
@@ -62,9 +63,46 @@ pub struct Config {
     #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_in_flight: u32,
 
-    /// Operation weights: payin, payout, balance, list, get.
-    #[arg(long, default_value = "payin=60,payout=10,balance=15,list=10,get=5", value_parser = parse_mix)]
+    /// Operation weights: payin, payout, refund, cancel, batch_payouts,
+    /// balance, list, get (SPEC §12–13 for refund, cancel and batch_payouts).
+    #[arg(long, default_value = DEFAULT_MIX, value_parser = parse_mix)]
     pub mix: Mix,
+
+    /// The SPEC v2 money operations (§12 refunds, §13 queued payouts,
+    /// cancels, batch payouts, reversals). `false` zeroes the refund, cancel
+    /// and batch_payouts weights and the queue, reversal and refund-failure
+    /// shares: the v1 mix, for a server without §12–13.
+    #[arg(long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
+    pub v2_ops: bool,
+
+    /// Share of payouts sent with queue_if_low_balance: true (SPEC §13;
+    /// answered 201 `pending` or `queued`), percent.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub queue_payout_percent: u32,
+
+    /// Share of payouts sent to account 000000000001, which the sandbox
+    /// reverses after processing (expected `reversed`), percent.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub reverse_account_percent: u32,
+
+    /// Share of refunds sent with reason fail@sandbox (expected `failed`), percent.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub refund_fail_percent: u32,
+
+    /// Most payouts in one POST /payouts/batch (each batch has 2 to this many).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1_000))]
+    pub batch_max_items: u32,
+
+    /// Share of batches with one invalid item (a malformed IFSC: per-item
+    /// 400, nothing created), percent.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub batch_invalid_percent: u32,
+
+    /// After the load, cancel the payouts still `queued` (so that every
+    /// payout ends terminal); `false` leaves them queued, which the audit
+    /// then accepts for payouts sent with queue_if_low_balance.
+    #[arg(long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
+    pub cancel_queued_after_load: bool,
 
     /// Seconds of load before measuring (their requests still count in the audit).
     #[arg(long, default_value_t = 2)]
@@ -146,23 +184,51 @@ pub struct Config {
     pub quiet: bool,
 }
 
-/// The five operations, in report order.
+/// The default `--mix`.
+pub const DEFAULT_MIX: &str =
+    "payin=55,payout=10,refund=5,cancel=3,batch_payouts=2,balance=12,list=8,get=5";
+
+/// How many operations there are.
+pub const OPS: usize = 8;
+
+/// The operations, in report order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
     Payin,
     Payout,
+    /// `POST /payments/:id/refunds` (SPEC §12).
+    Refund,
+    /// `POST /payouts/:id/cancel` (SPEC §13).
+    Cancel,
+    /// `POST /payouts/batch` (SPEC §13).
+    BatchPayouts,
     Balance,
     List,
     Get,
 }
 
 impl Op {
-    pub const ALL: [Op; 5] = [Op::Payin, Op::Payout, Op::Balance, Op::List, Op::Get];
+    pub const ALL: [Op; OPS] = [
+        Op::Payin,
+        Op::Payout,
+        Op::Refund,
+        Op::Cancel,
+        Op::BatchPayouts,
+        Op::Balance,
+        Op::List,
+        Op::Get,
+    ];
+
+    /// The operations of SPEC v2 (§12–13), off with `--v2-ops false`.
+    pub const V2: [Op; 3] = [Op::Refund, Op::Cancel, Op::BatchPayouts];
 
     pub fn name(self) -> &'static str {
         match self {
             Op::Payin => "payin",
             Op::Payout => "payout",
+            Op::Refund => "refund",
+            Op::Cancel => "cancel",
+            Op::BatchPayouts => "batch_payouts",
             Op::Balance => "balance",
             Op::List => "list",
             Op::Get => "get",
@@ -176,9 +242,17 @@ impl Op {
 
 /// Weights of the operations, indexed by `Op::index`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Mix(pub [u32; 5]);
+pub struct Mix(pub [u32; OPS]);
 
 impl Mix {
+    /// The mix without the SPEC v2 operations.
+    pub fn without_v2(mut self) -> Mix {
+        for op in Op::V2 {
+            self.0[op.index()] = 0;
+        }
+        self
+    }
+
     pub fn total(&self) -> u64 {
         self.0.iter().map(|w| u64::from(*w)).sum()
     }
@@ -198,7 +272,7 @@ impl Mix {
 }
 
 pub fn parse_mix(text: &str) -> Result<Mix, String> {
-    let mut weights = [0u32; 5];
+    let mut weights = [0u32; OPS];
     for part in text.split(',').filter(|p| !p.trim().is_empty()) {
         let (name, weight) = part
             .split_once('=')
@@ -207,7 +281,8 @@ pub fn parse_mix(text: &str) -> Result<Mix, String> {
             .into_iter()
             .find(|op| op.name() == name.trim())
             .ok_or_else(|| {
-                format!("unknown operation '{name}' (payin, payout, balance, list, get)")
+                let names: Vec<&str> = Op::ALL.iter().map(|op| op.name()).collect();
+                format!("unknown operation '{name}' ({})", names.join(", "))
             })?;
         weights[op.index()] = weight
             .trim()
@@ -347,15 +422,50 @@ mod tests {
     }
 
     #[test]
+    fn the_v2_operations_are_on_by_default_and_can_be_turned_off() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["tijori-loadtest", "--admin-key", "k"];
+            args.extend_from_slice(extra);
+            Config::try_parse_from(args).map_err(|e| e.to_string())
+        };
+        let default = parse(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(default.v2_ops && default.cancel_queued_after_load);
+        assert_eq!(default.mix.0[Op::Refund.index()], 5);
+        assert_eq!(
+            (
+                default.queue_payout_percent,
+                default.reverse_account_percent,
+                default.refund_fail_percent
+            ),
+            (20, 2, 10)
+        );
+        let off = parse(&["--v2-ops", "false", "--cancel-queued-after-load=false"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!off.v2_ops && !off.cancel_queued_after_load);
+        assert!(parse(&["--v2-ops"]).is_ok_and(|c| c.v2_ops));
+        assert!(parse(&["--batch-max-items", "1"]).is_err());
+        assert!(parse(&["--reverse-account-percent", "101"]).is_err());
+    }
+
+    #[test]
     fn mix_and_share() {
-        let mix = parse_mix("payin=60,payout=10,balance=15,list=10,get=5").unwrap_or(Mix([0; 5]));
-        assert_eq!(mix.0, [60, 10, 15, 10, 5]);
+        let mix = parse_mix("payin=60,payout=10,balance=15,list=10,get=5").unwrap_or(Mix([0; OPS]));
+        assert_eq!(mix.0, [60, 10, 0, 0, 0, 15, 10, 5]);
         assert_eq!(mix.pick(0), Op::Payin);
         assert_eq!(mix.pick(59), Op::Payin);
         assert_eq!(mix.pick(60), Op::Payout);
+        assert_eq!(mix.pick(70), Op::Balance);
         assert_eq!(mix.pick(99), Op::Get);
         assert!(parse_mix("payin=0").is_err());
-        assert!(parse_mix("refund=1").is_err());
+        assert!(parse_mix("refunds=1").is_err());
+        let v2 = parse_mix(DEFAULT_MIX).unwrap_or(Mix([0; OPS]));
+        assert_eq!(v2.0, [55, 10, 5, 3, 2, 12, 8, 5]);
+        assert_eq!(v2.total(), 100);
+        assert_eq!(v2.pick(65), Op::Refund);
+        assert_eq!(v2.pick(70), Op::Cancel);
+        assert_eq!(v2.pick(73), Op::BatchPayouts);
+        assert_eq!(v2.without_v2().0, [55, 10, 0, 0, 0, 12, 8, 5]);
+        assert!(parse_mix("batch_payouts=1").is_ok());
         assert_eq!(parse_share("0.05"), Ok(Share(50_000)));
         assert_eq!(parse_share("1"), Ok(Share(1_000_000)));
         assert!(parse_share("1.5").is_err());

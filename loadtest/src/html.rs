@@ -271,6 +271,19 @@ fn op_table(s: &Summary) -> String {
         );
     }
     out.push_str("</tbody></table>");
+    if !s.outcomes.is_empty() {
+        let outcomes = s
+            .outcomes
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let _ = write!(
+            out,
+            "<p class=\"note\">Outcomes (all answers, warm-up included): {}</p>",
+            esc(&outcomes)
+        );
+    }
     out
 }
 

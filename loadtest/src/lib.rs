@@ -180,10 +180,24 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Outcome> {
     let warmup = Duration::from_secs(cfg.warmup_secs);
     let end = start + warmup + Duration::from_secs(cfg.duration_secs);
     let stats = Arc::new(stats::Stats::new(start, warmup));
+    let v2 = |percent: u32| if cfg.v2_ops { percent } else { 0 };
+    let mix = if cfg.v2_ops {
+        cfg.mix
+    } else {
+        cfg.mix.without_v2()
+    };
+    if mix.total() == 0 {
+        anyhow::bail!("the mix has no operation left without the v2 ones (--v2-ops false)");
+    }
     let plan = load::Plan {
-        mix: cfg.mix,
+        mix,
         fail_vpa_percent: cfg.fail_vpa_percent,
         reject_account_percent: cfg.reject_account_percent,
+        reverse_account_percent: v2(cfg.reverse_account_percent),
+        queue_payout_percent: v2(cfg.queue_payout_percent),
+        refund_fail_percent: cfg.refund_fail_percent,
+        batch_max_items: cfg.batch_max_items,
+        batch_invalid_percent: cfg.batch_invalid_percent,
         credit_after: Duration::from_millis(cfg.server_settle_delay_ms.saturating_add(1_000)),
         seed: cfg.seed,
     };
@@ -232,18 +246,21 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Outcome> {
     if let Some(p) = progress {
         p.abort();
     }
-    let model = Model {
+    let mut model = Model {
         merchants: driver.live.iter().map(Live::freeze).collect(),
         payin_failures_allowed: cfg.server_payin_failure_rate.0 > 0,
         webhooks_expected: sink.is_some(),
+        v2: cfg.v2_ops,
+        queued_may_remain: !cfg.cancel_queued_after_load,
     };
     let summary = Summary::from_stats(cfg, &stats);
     let (observed, audit) = if cfg.audit {
         if !cfg.quiet {
             eprintln!(
-                "load done; waiting for settlement and auditing {} pay-ins and {} payouts",
+                "load done; waiting for settlement and auditing {} pay-ins, {} payouts and {} refunds",
                 model.acknowledged_payins(),
-                model.acknowledged_payouts()
+                model.acknowledged_payouts(),
+                model.acknowledged_refunds()
             );
         }
         let limits = audit::Limits {
@@ -270,7 +287,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Outcome> {
         });
         let observed = audit::observe(
             &api,
-            &model,
+            &mut model,
             &cfg.admin_key,
             sink.as_deref(),
             limits,

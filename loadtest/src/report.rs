@@ -4,7 +4,7 @@
 //! self-contained HTML page with inline SVG plots (`--html-out`).
 
 use crate::audit::{AuditReport, Observed};
-use crate::config::{Config, Mode, Op};
+use crate::config::{Config, Mode, Op, OPS};
 use crate::meta::RunMeta;
 use crate::stats::{fmt_us, histogram, Stats, MAX_US};
 use crate::util::lock;
@@ -63,7 +63,7 @@ pub struct Tick {
     pub p99: u64,
     pub max: u64,
     /// p99 per operation (0: none that second).
-    pub op_p99: [u64; 5],
+    pub op_p99: [u64; OPS],
     /// HTTP statuses of the answers that arrived in this second (0: no
     /// HTTP answer).
     pub statuses: BTreeMap<u16, u64>,
@@ -86,13 +86,17 @@ pub struct Summary {
     pub duration_secs: u64,
     /// Loopback addresses of the webhook sink (0: no sink).
     pub sink_hosts: u32,
+    /// The weights the run used (after `--v2-ops false`), by `Op::index`.
+    pub mix: [u32; OPS],
+    /// The SPEC v2 operations and shares were on.
+    pub v2_ops: bool,
     pub sent: u64,
     pub answered: u64,
     pub scheduled_measured: u64,
     pub answered_measured: u64,
     pub late: u64,
     pub missed: u64,
-    pub skipped: [u64; 5],
+    pub skipped: [u64; OPS],
     /// Answers to measured requests per second of the window (until the last answer).
     pub achieved_rate: f64,
     /// 2xx answers per second, same window.
@@ -108,6 +112,9 @@ pub struct Summary {
     pub load_secs: f64,
     /// HTTP statuses of every answer (warm-up included; 0: no HTTP answer).
     pub statuses: BTreeMap<u16, u64>,
+    /// Outcomes finer than the status (`payout:queued`, `batch_item:201`,
+    /// `cancel:invalid_status_transition`, …), warm-up included.
+    pub outcomes: BTreeMap<String, u64>,
     /// The measured window's histograms (µs): all operations, uncorrected,
     /// and per operation (in `Op::ALL` order).
     pub hist_all: Histogram<u64>,
@@ -201,6 +208,12 @@ impl Summary {
             api_users_per_merchant: cfg.api_users_per_merchant,
             warmup_secs: cfg.warmup_secs,
             duration_secs: cfg.duration_secs,
+            mix: if cfg.v2_ops {
+                cfg.mix.0
+            } else {
+                cfg.mix.without_v2().0
+            },
+            v2_ops: cfg.v2_ops,
             sink_hosts: match (cfg.webhook_sink, cfg.webhook_sink_hosts) {
                 (false, _) => 0,
                 (true, 0) => cfg.merchants.min(1_000),
@@ -222,6 +235,7 @@ impl Summary {
             timeline,
             load_secs,
             statuses,
+            outcomes: lock(&stats.outcomes).clone(),
             hist_all: all,
             hist_service,
             hist_ops,
@@ -290,6 +304,17 @@ pub fn text(
     };
     let _ = writeln!(
         out,
+        "mix {}{}",
+        Op::ALL
+            .iter()
+            .filter(|op| s.mix[op.index()] > 0)
+            .map(|op| format!("{}={}", op.name(), s.mix[op.index()]))
+            .collect::<Vec<_>>()
+            .join(","),
+        if s.v2_ops { "" } else { " (--v2-ops false)" }
+    );
+    let _ = writeln!(
+        out,
         "achieved {:.1} req/s ({:.1} ok/s) over {:.2} s; sent {} in all, {} in the window (scheduled in seconds {}..{}), {} of them answered; late {} (> 10 ms behind schedule), missed {}, skipped {}",
         s.achieved_rate,
         s.ok_rate,
@@ -310,7 +335,7 @@ pub fn text(
     );
     let _ = writeln!(
         out,
-        "{:<8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
+        "{:<13} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
         "op", "count", "ok", "p50", "p90", "p99", "p99.9", "max"
     );
     for (op, l) in s
@@ -327,7 +352,7 @@ pub fn text(
             .join(" ");
         let _ = writeln!(
             out,
-            "{:<8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
+            "{:<13} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
             op,
             l.count,
             l.ok,
@@ -356,6 +381,17 @@ pub fn text(
             .collect::<Vec<_>>()
             .join(" ")
     );
+    if !s.outcomes.is_empty() {
+        let _ = writeln!(
+            out,
+            "outcomes (all answers, warm-up included): {}",
+            s.outcomes
+                .iter()
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
     if let Some(o) = observed {
         let _ = writeln!(
             out,
@@ -363,6 +399,13 @@ pub fn text(
             if o.settled { "done" } else { "NOT done" },
             o.settle_wait.as_secs_f64()
         );
+        if o.swept.found > 0 {
+            let _ = writeln!(
+                out,
+                "queued payouts after the load: {} found, {} cancelled, {} refused (the rail got there first), {} unanswered",
+                o.swept.found, o.swept.cancelled, o.swept.refused, o.swept.unknown
+            );
+        }
         if let Some(log) = &o.webhooks {
             let d = &log.delay_ms;
             let q = |x: f64| {
@@ -392,10 +435,12 @@ pub fn text(
         let c = &a.checked;
         let _ = writeln!(
             out,
-            "audit: {} merchants, {} pay-ins, {} payouts acknowledged, {} unanswered found ({} absent), {} ledger lines, {} ledger accounts; statuses {}",
+            "audit: {} merchants, {} pay-ins, {} payouts, {} refunds acknowledged, {} cancels sent, {} unanswered found ({} absent), {} ledger lines, {} ledger accounts; statuses {}",
             c.merchants,
             c.payins,
             c.payouts,
+            c.refunds,
+            c.cancels,
             c.adopted,
             c.absent,
             c.ledger_entries,
@@ -458,6 +503,24 @@ pub fn json(
             "delay_ms": { "count": d.len(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": if d.is_empty() { 0 } else { d.max() } },
         })
     });
+    let audit_json = audit.map(|a| {
+        json!({
+            "passed": a.passed(),
+            "problems": a.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "problems_by_kind": a.by_kind(),
+            "payins": a.checked.payins, "payouts": a.checked.payouts,
+            "refunds": a.checked.refunds, "cancels": a.checked.cancels,
+            "adopted": a.checked.adopted, "absent": a.checked.absent,
+            "ledger_entries": a.checked.ledger_entries,
+            "ledger_accounts": a.checked.ledger_accounts, "statuses": a.checked.statuses,
+        })
+    });
+    let swept = observed.map(|o| {
+        json!({
+            "found": o.swept.found, "cancelled": o.swept.cancelled,
+            "refused": o.swept.refused, "unanswered": o.swept.unknown,
+        })
+    });
     json!({
         "run": meta.map(RunMeta::json),
         "mode": match s.mode { Mode::Open => "open", Mode::Closed => "closed" },
@@ -467,6 +530,8 @@ pub fn json(
         "api_users_per_merchant": s.api_users_per_merchant,
         "warmup_secs": s.warmup_secs,
         "webhook_sink_hosts": s.sink_hosts,
+        "mix": Op::ALL.iter().map(|op| (op.name().to_owned(), json!(s.mix[op.index()]))).collect::<serde_json::Map<_, _>>(),
+        "v2_ops": s.v2_ops,
         "duration_secs": s.duration_secs,
         "window_secs": s.window_secs,
         "achieved_rate": s.achieved_rate,
@@ -482,6 +547,7 @@ pub fn json(
         },
         "load_secs": s.load_secs,
         "status_codes": s.statuses.iter().map(|(code, n)| (status_label(*code), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "outcomes": s.outcomes,
         "late": s.late,
         "missed": s.missed,
         "skipped": Op::ALL.iter().map(|op| (op.name().to_owned(), json!(s.skipped[op.index()]))).collect::<serde_json::Map<_, _>>(),
@@ -496,16 +562,9 @@ pub fn json(
         })).collect::<Vec<_>>(),
         "settled": observed.map(|o| o.settled),
         "settle_wait_secs": observed.map(|o| o.settle_wait.as_secs_f64()),
+        "queued_after_load": swept,
         "webhooks": webhooks,
-        "audit": audit.map(|a| json!({
-            "passed": a.passed(),
-            "problems": a.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "problems_by_kind": a.by_kind(),
-            "payins": a.checked.payins, "payouts": a.checked.payouts,
-            "adopted": a.checked.adopted, "absent": a.checked.absent,
-            "ledger_entries": a.checked.ledger_entries,
-            "ledger_accounts": a.checked.ledger_accounts, "statuses": a.checked.statuses,
-        })),
+        "audit": audit_json,
     })
 }
 
@@ -566,6 +625,9 @@ mod tests {
             stats.sent.fetch_add(1, Ordering::Relaxed);
             stats.record_at(op, scheduled, sent, done, status, &outcome);
         }
+        stats.note(Op::Payout, "queued");
+        stats.note(Op::Cancel, "invalid_status_transition");
+        stats.note(Op::Cancel, "invalid_status_transition");
         stats.mark_load_end(t0 + Duration::from_millis(3_400));
         stats.mark_load_end(t0 + Duration::from_millis(9_999)); // the first counts
         stats
@@ -649,6 +711,22 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("server 9.9.9"), "{t}");
+        assert!(
+            t.contains("outcomes (all answers, warm-up included): cancel:invalid_status_transition=2 payout:queued=1"),
+            "{t}"
+        );
+        assert_eq!(j["outcomes"]["payout:queued"], 1);
+        assert_eq!(j["mix"]["refund"], 5);
+        assert_eq!(j["v2_ops"], true);
+        assert!(
+            t.contains("mix payin=55,payout=10,refund=5,cancel=3,batch_payouts=2,balance=12,list=8,get=5\n"),
+            "{t}"
+        );
+        // Every operation has its row, the new ones too.
+        for op in ["refund", "cancel", "batch_payouts"] {
+            assert!(j["operations"][op]["count"].is_u64(), "{op}");
+            assert!(t.lines().any(|l| l.starts_with(op)), "{op}: {t}");
+        }
         assert!(t.contains("none=1"), "{t}");
     }
 
@@ -693,6 +771,8 @@ mod tests {
             assert!(page.contains(label), "tile {label}");
         }
         assert!(page.contains("<code>r.hgrm</code>"));
+        assert!(page.contains("Outcomes (all answers, warm-up included): cancel:invalid_status_transition=2 payout:queued=1"));
+        assert!(page.contains("<td>batch_payouts</td>"));
         // The embedded data parses and matches the summary.
         let start = page
             .find(r#"<script id="report-data" type="application/json">"#)

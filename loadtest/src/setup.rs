@@ -87,17 +87,11 @@ async fn merchant(
         });
     }
     Ok(MerchantModel {
-        index,
-        id,
-        key,
         payin_fee_bps: bps,
         payout_fee,
         webhook_secret: secret,
         api_users: users,
-        payins: Vec::new(),
-        payouts: Vec::new(),
-        uncertain_payins: Vec::new(),
-        uncertain_payouts: Vec::new(),
+        ..MerchantModel::new(index, id, key)
     })
 }
 

@@ -3,7 +3,8 @@
 //! so the sink knows whose secret signs a delivery. It verifies
 //! `X-Webhook-Signature` (HMAC-SHA256 over "<t>.<body>"), measures delivery
 //! delay (receive time − the payload's `timestamp`), counts duplicates (an
-//! event id seen twice) and keeps, per payment/payout id, the events that
+//! event id seen twice) and keeps, per payment/payout/refund id (the
+//! payload's `transaction_id`, `payout_id`, `refund_id`), the events that
 //! arrived. It always answers 200, so every retry it sees is the server's.
 
 use crate::money;
@@ -142,11 +143,19 @@ impl Sink {
         lock(&self.state.log).clone()
     }
 
-    /// How many of `ids` have at least one event.
-    pub fn count_with_events(&self, ids: &[String]) -> usize {
+    /// How many of `wanted` (a record id and the statuses it must have
+    /// had an event for) have all their events.
+    pub fn count_with_events(&self, wanted: &[(String, Vec<&'static str>)]) -> usize {
         let log = lock(&self.state.log);
-        ids.iter()
-            .filter(|id| log.records.contains_key(*id))
+        wanted
+            .iter()
+            .filter(|(id, statuses)| {
+                log.records.get(id).is_some_and(|events| {
+                    statuses
+                        .iter()
+                        .all(|s| events.iter().any(|e| e.status == *s))
+                })
+            })
             .count()
     }
 }
@@ -218,9 +227,11 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         let delay = u64::try_from(received_at.saturating_sub(sent)).unwrap_or(0);
         let _ = log.delay_ms.record(delay.max(1));
     }
-    let record_id = payload["transaction_id"]
+    // A refund's event may name its pay-in too: the refund id comes first.
+    let record_id = payload["refund_id"]
         .as_str()
         .or(payload["payout_id"].as_str())
+        .or(payload["transaction_id"].as_str())
         .map(str::to_owned);
     match record_id {
         Some(record) => {

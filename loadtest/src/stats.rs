@@ -3,7 +3,7 @@
 //! line), outcome counts by error code, and the open loop's schedule
 //! counters (sent, late, missed, skipped).
 
-use crate::config::Op;
+use crate::config::{Op, OPS};
 use crate::util::lock;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -56,7 +56,7 @@ impl OpStats {
 /// `error_codes` by the second its answer (or failure) arrived in.
 pub struct Second {
     /// Latency of the requests scheduled in this second, per operation.
-    pub latency: [Histogram<u64>; 5],
+    pub latency: [Histogram<u64>; OPS],
     /// Errors among them.
     pub errors: u64,
     /// Answers that arrived in this second (throughput).
@@ -83,7 +83,7 @@ impl Second {
 pub struct Stats {
     pub started: Instant,
     pub measure_from: Instant,
-    pub ops: [Mutex<OpStats>; 5],
+    pub ops: [Mutex<OpStats>; OPS],
     /// Latency without coordinated-omission correction (from the actual send), all ops.
     pub service: Mutex<Histogram<u64>>,
     pub timeline: Mutex<Vec<Second>>,
@@ -96,8 +96,14 @@ pub struct Stats {
     pub late: AtomicU64,
     /// Open loop: scheduled requests never sent (the window closed first).
     pub missed: AtomicU64,
-    /// Operations skipped: payouts without modelled funds, lookups without ids.
-    pub skipped: [AtomicU64; 5],
+    /// Outcomes finer than the HTTP status, counted over the whole run
+    /// (warm-up included): `payout:pending`, `payout:queued`,
+    /// `batch_item:201`, `batch_item:invalid_request`, `cancel:cancelled`,
+    /// `cancel:invalid_status_transition`, `refund:pending`, …
+    pub outcomes: Mutex<BTreeMap<String, u64>>,
+    /// Operations skipped: payouts or refunds without modelled funds,
+    /// lookups or cancels without ids.
+    pub skipped: [AtomicU64; OPS],
     /// Requests sent whose scheduled time is inside the measured window
     /// (operations skipped for want of funds or ids are not counted).
     pub scheduled_measured: AtomicU64,
@@ -126,12 +132,20 @@ impl Stats {
             errors: AtomicU64::new(0),
             late: AtomicU64::new(0),
             missed: AtomicU64::new(0),
+            outcomes: Mutex::new(BTreeMap::new()),
             skipped: std::array::from_fn(|_| AtomicU64::new(0)),
             scheduled_measured: AtomicU64::new(0),
             done_measured: AtomicU64::new(0),
             last_done: Mutex::new(None),
             load_end: Mutex::new(None),
         }
+    }
+
+    /// Counts one fine-grained outcome (see `outcomes`).
+    pub fn note(&self, op: Op, what: &str) {
+        *lock(&self.outcomes)
+            .entry(format!("{}:{what}", op.name()))
+            .or_insert(0) += 1;
     }
 
     pub fn is_measured(&self, scheduled: Instant) -> bool {
