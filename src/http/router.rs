@@ -155,7 +155,15 @@ impl Route {
                 "limit",
                 "cursor",
             ],
-            Route::WebhookEvents => &["status", "event", "from", "to", "limit", "cursor"],
+            Route::WebhookEvents => &[
+                "status",
+                "event",
+                "from",
+                "to",
+                "limit",
+                "cursor",
+                "merchant_id",
+            ],
             Route::Healthz
             | Route::Readyz
             | Route::Metrics

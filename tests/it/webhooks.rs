@@ -1423,6 +1423,39 @@ async fn event_log_scoping_filters_and_cursor() {
             assert_eq!(r, BTreeSet::from([m1.as_str(), u1.as_str()]));
         }
     }
+    // Admin with merchant_id: the events addressed to that merchant, with
+    // every delivery; a merchant may name only itself; an unknown merchant
+    // is not_found, another merchant insufficient_permissions.
+    let for_m1 = events(&server, &admin, &format!("?limit=500&merchant_id={m1}")).await;
+    let for_m1 = items(&for_m1);
+    let ids = |l: &[Value]| -> BTreeSet<String> {
+        l.iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&for_m1), ids(&m1_all), "admin's view of M1's log");
+    assert!(for_m1.iter().all(|e| e["deliveries"].is_array()));
+    let own = events(&server, &m1_key, &format!("?merchant_id={m1}")).await;
+    assert_eq!(ids(&items(&own)), ids(&m1_all));
+    let r = server
+        .get(
+            &format!("/api/v1/webhooks/events?merchant_id={m1}"),
+            &m2_key,
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (403, "insufficient_permissions")
+    );
+    let r = server
+        .get(&format!("/api/v1/webhooks/events?merchant_id={u1}"), &admin)
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (404, "not_found"),
+        "an api_user is not a merchant"
+    );
+
     let admin_failed = events(&server, &admin, "?status=failed&event=payment.completed").await;
     assert_eq!(items(&admin_failed).len(), 1);
     assert_eq!(items(&admin_failed)[0]["id"], m3_failed[0]["id"]);
