@@ -63,6 +63,27 @@ pub fn generate<E>(mut fill: impl FnMut(&mut [u8]) -> Result<(), E>) -> Result<S
     Ok(key)
 }
 
+/// Length of a key issued before keys had a checksum: `tjk_` + 40
+/// lowercase hex digits (20 random bytes).
+pub const LEGACY_LEN: usize = PREFIX.len() + 40;
+
+/// Whether `key` may be looked up: a key of today's shape whose checksum
+/// holds, or a key of the shape issued before checksums (those stay valid:
+/// only their hashes are stored, so a data dir keeps working). Anything
+/// else is refused without a lookup.
+pub fn may_be_valid(key: &str) -> bool {
+    is_well_formed(key) || is_legacy(key)
+}
+
+/// Whether `key` has the shape of a key issued before checksums.
+pub fn is_legacy(key: &str) -> bool {
+    key.len() == LEGACY_LEN
+        && key.strip_prefix(PREFIX).is_some_and(|hex| {
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
 /// Whether `key` has the shape of a Tijori key and its checksum holds.
 pub fn is_well_formed(key: &str) -> bool {
     let Some(rest) = key.strip_prefix(PREFIX) else {
@@ -123,6 +144,21 @@ mod tests {
         assert!(!is_well_formed(&format!("{key}0")));
         assert!(!is_well_formed(&key.replacen(PREFIX, "tjx_", 1)));
         assert!(!is_well_formed(""));
+    }
+
+    #[test]
+    fn keys_of_the_old_shape_may_still_be_looked_up() {
+        let legacy = format!("{PREFIX}{}", "0123456789abcdef0123456789abcdef01234567");
+        assert!(is_legacy(&legacy) && may_be_valid(&legacy));
+        assert!(!is_well_formed(&legacy));
+        for not_legacy in [
+            format!("{PREFIX}{}", "0123456789ABCDEF0123456789abcdef01234567"),
+            format!("{PREFIX}{}", "0123456789abcdef0123456789abcdef0123456"),
+            format!("{PREFIX}{}", "0123456789abcdef0123456789abcdef012345678"),
+            format!("tjx_{}", "0123456789abcdef0123456789abcdef01234567"),
+        ] {
+            assert!(!may_be_valid(&not_legacy), "{not_legacy}");
+        }
     }
 
     #[test]

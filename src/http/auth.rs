@@ -15,9 +15,10 @@ pub struct Caller {
 /// Checks `X-API-KEY`: unknown → `invalid_api_key`; the user or an
 /// ancestor suspended → `account_suspended`.
 pub fn authenticate(directory: &Directory, key: Option<&str>) -> Result<Caller, Rejection> {
-    // A key of the wrong shape or checksum is refused before any lookup.
+    // A key of the wrong shape or checksum is refused before any lookup
+    // (keys issued before checksums keep working).
     let key = key
-        .filter(|k| domain::api_key::is_well_formed(k))
+        .filter(|k| domain::api_key::may_be_valid(k))
         .ok_or(Rejection::InvalidApiKey)?;
     let user = directory
         .authenticate(key)

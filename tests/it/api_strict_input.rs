@@ -550,3 +550,34 @@ async fn keys_carry_a_checksum_that_is_checked_before_lookup() {
     }
     assert_eq!(server.get("/api/v1/balance", &b).await.status, 200);
 }
+
+/// Keys issued before keys had a checksum (`tjk_` + 40 hex digits) stay
+/// valid: only their hashes are stored, so an older data dir keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_before_checksums_still_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = "tjk_5c1e0a9b8d7f6e5d4c3b2a1908f7e6d5c4b3a291";
+    assert!(domain::api_key::is_legacy(legacy));
+    {
+        let store = storage::Store::open(dir.path(), storage::StoreConfig::default()).unwrap();
+        let core = actors::Core::start(store.clone(), actors::CoreConfig::default())
+            .await
+            .unwrap();
+        let made = core.directory().bootstrap(Some(legacy.to_owned())).await;
+        assert!(matches!(made, Ok(Some(_))), "{made:?}");
+        core.shutdown().await;
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .unwrap();
+    }
+    let server = Server::start_in(dir.path(), &[]);
+    let r = server.get("/api/v1/users", legacy).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // One character off is an unknown key, as before.
+    let off = legacy.replace("291", "292");
+    assert_error(
+        &server.get("/api/v1/users", &off).await,
+        401,
+        "invalid_api_key",
+    );
+}
