@@ -321,6 +321,14 @@ async fn settle(wallets: &WalletHandle, item: &PendingItem) -> Finished {
             .settle_payout_by_rail(item.merchant_id, PayoutId::from_bytes(item.record), item.id)
             .await
             .map(|_| ()),
+        PendingKind::Settlement => wallets
+            .settle_settlement_by_rail(
+                item.merchant_id,
+                domain::SettlementId::from_bytes(item.record),
+                item.id,
+            )
+            .await
+            .map(|_| ()),
     };
     match result {
         Ok(()) => Finished::Settled,
