@@ -81,6 +81,7 @@ const WRITE_ERROR_STATUSES: &[&str] = &["409", "422"];
 fn success_status(route: Route) -> &'static str {
     match route {
         Route::PaymentsCreate | Route::PayoutsCreate | Route::UsersCreate => "201",
+        Route::SettlementsCreate => "201",
         Route::WebhookRedeliver | Route::WebhookReplay => "202",
         Route::Healthz
         | Route::Readyz
@@ -105,7 +106,10 @@ fn success_status(route: Route) -> &'static str {
         | Route::LedgerAccounts
         | Route::LedgerTransfers
         | Route::WebhookEvents
-        | Route::AdminBackup => "200",
+        | Route::AdminBackup
+        | Route::SettlementsList
+        | Route::SettlementGet
+        | Route::SettlementStatus => "200",
     }
 }
 
