@@ -74,8 +74,8 @@ impl Core {
             tokio::spawn(auditor.run(Duration::from_millis(config.ledger_audit_interval_ms)))
         });
         let settlements = Arc::new(SettlementStats::default());
-        let settlement_cycle = (config.settlement_schedule != crate::SettlementSchedule::Off)
-            .then(|| {
+        let settlement_cycle =
+            (config.settlement_schedule != crate::SettlementSchedule::Off).then(|| {
                 tokio::spawn(crate::settlement_cycle::run(
                     config.settlement_schedule,
                     wallets.clone(),

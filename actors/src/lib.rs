@@ -18,7 +18,7 @@ pub mod webhook;
 pub use crate::core::Core;
 pub use config::CoreConfig;
 pub use connector::SettlementStats;
-pub use settlement_cycle::SettlementSchedule;
 pub use directory::{Directory, NewUser, UserPatch};
+pub use settlement_cycle::SettlementSchedule;
 pub use wallet::handle::{Created, Inflight, WalletHandle};
 pub use wallet::messages::{Idempotency, NewPayin, NewPayout};

@@ -5,9 +5,7 @@
 //! then either leaves the wallet (`settlement_settle`, `processed`, with a
 //! UTR) or comes back (`settlement_release`, `failed`).
 
-use crate::{
-    Currency, EventId, EventType, Money, Rejection, SettlementId, Timestamp, UserId,
-};
+use crate::{Currency, EventId, EventType, Money, Rejection, SettlementId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -43,8 +41,7 @@ impl SettlementAccount {
             bad.push("settlement_account.name");
         }
         let digits = self.account_number.len();
-        if !(9..=18).contains(&digits) || !self.account_number.bytes().all(|b| b.is_ascii_digit())
-        {
+        if !(9..=18).contains(&digits) || !self.account_number.bytes().all(|b| b.is_ascii_digit()) {
             bad.push("settlement_account.account_number");
         }
         if !ifsc_ok(&self.ifsc) {

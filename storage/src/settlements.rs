@@ -64,7 +64,10 @@ impl Store {
     pub fn latest_settlement(&self, merchant: &UserId) -> Result<Option<Settlement>, StorageError> {
         let newest = self
             .space(Space::Index)
-            .prefix(keys::index_prefix(IndexTag::SettlementsByMerchant, merchant))
+            .prefix(keys::index_prefix(
+                IndexTag::SettlementsByMerchant,
+                merchant,
+            ))
             .next_back();
         let Some(guard) = newest else {
             return Ok(None);

@@ -265,7 +265,10 @@ impl Actor for WalletActor {
             WalletMsg::IdleCheck => {
                 let idle = state.last_active.elapsed()
                     >= Duration::from_millis(state.config.wallet_idle_max_ms);
-                if idle && state.inflight.is_empty() && state.settlements.is_idle(state.store.applied_seq()) {
+                if idle
+                    && state.inflight.is_empty()
+                    && state.settlements.is_idle(state.store.applied_seq())
+                {
                     let _ = state
                         .supervisor
                         .cast(SupervisorMsg::Passivate(state.merchant, me.get_id()));

@@ -327,7 +327,9 @@ pub fn account_field(body: &JsonBody) -> Result<Option<Option<SettlementAccount>
         return Err(Rejection::MissingFields(fields));
     }
     let wrong_type = |why: Rejection| match why {
-        Rejection::InvalidRequest(m) => Rejection::InvalidRequest(format!("settlement_account.{m}")),
+        Rejection::InvalidRequest(m) => {
+            Rejection::InvalidRequest(format!("settlement_account.{m}"))
+        }
         other => other,
     };
     let account = SettlementAccount {
@@ -362,7 +364,9 @@ pub fn profile_fields(
     }
     let account = account_field(body)?;
     if account.is_some() && ctx.caller.role() != Role::Merchant {
-        return Err(Rejection::InsufficientPermissions);
+        return Err(Rejection::InvalidRequest(
+            "only a merchant has a settlement account".into(),
+        ));
     }
     Ok(account)
 }
