@@ -58,8 +58,11 @@ impl WalletState {
     /// The merchant's settlement account and reserve, as the directory
     /// (or, before it started, storage) has them.
     fn settlement_terms(&self) -> Result<(Option<SettlementAccount>, Money), Rejection> {
-        let user = match &self.directory {
-            Some(directory) => directory.get(&self.merchant).map(|u| (*u).clone()),
+        // The directory's copy when it has one (it is updated once a change
+        // is durable); storage for users written before it started.
+        let known = (self.directory.as_ref()).and_then(|d| d.get(&self.merchant));
+        let user = match known {
+            Some(user) => Some((*user).clone()),
             None => self.store.user(&self.merchant).map_err(db)?,
         };
         let user = user.ok_or(Rejection::NotFound)?;
