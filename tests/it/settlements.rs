@@ -788,3 +788,120 @@ async fn listing_detail_csv_and_scopes() {
     );
     assert!(!r.text.contains(GOOD_ACCOUNT));
 }
+
+/// Settlements in flight when the server is killed with SIGKILL: one the
+/// rail has not settled yet, one set failed by hand just before. After the
+/// restart the pending one is settled by the rail, exactly once; nothing
+/// is applied twice (one hold and one settle transfer per settlement, one
+/// event each), and a third start changes nothing.
+#[tokio::test]
+async fn a_settlement_in_flight_at_kill_9_is_settled_after_the_restart_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The rail waits 4 s: nothing settles before the kill (a pending row's
+    // due time is fixed when it is written).
+    let mut server = Server::start_in(dir.path(), &["--settle-delay-ms", "4000"]);
+    let admin = server.admin_key.clone();
+    let (m_id, m_key) = server.create_user(&admin, "merchant", json!({})).await;
+    let p = crate::api_support::create_payin(
+        &server,
+        &m_key,
+        json!({ "order_id": "o-1", "amount": "700", "payer": "P" }),
+    )
+    .await;
+    crate::api_support::set_payment_status(&server, p["id"].as_str().unwrap(), "completed").await;
+    server
+        .patch(
+            &format!("/api/v1/users/{m_id}"),
+            &admin,
+            json!({ "settlement_account": account(GOOD_ACCOUNT), "settlement_reserve": "200" }),
+        )
+        .await;
+    let pending = settle_now(&server, &m_id).await;
+    let pending_id = pending["id"].as_str().unwrap().to_owned();
+    assert_eq!(pending["amount"], json!(500));
+    // A second one (after more money), failed by hand: it is terminal.
+    crate::api_support::fund(&server, &m_key, "o-2", json!("100")).await;
+    let second = settle_now(&server, &m_id).await;
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    let r = server
+        .post(
+            &format!("/api/v1/settlements/{second_id}/status"),
+            &admin,
+            json!({ "status": "failed", "reason": "before the crash" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        avail_held(&balance(&server, &m_key, "").await),
+        ("300".into(), "500".into())
+    );
+    let still = server
+        .get(&format!("/api/v1/settlements/{pending_id}"), &m_key)
+        .await;
+    assert_eq!(still.data()["status"], "pending", "{}", still.text);
+    server.kill9();
+    drop(server);
+
+    // Restarted with a short delay: the rail finds the pending one.
+    let server = Server::start_in(dir.path(), &["--settle-delay-ms", "20"]);
+    let done = wait_settled(&server, &pending_id, &m_key).await;
+    assert_eq!(done["status"], "processed", "{done}");
+    check_after_crash(&server, &m_key, &pending_id, &second_id).await;
+    let r = server
+        .post(
+            &format!("/api/v1/settlements/{pending_id}/status"),
+            &admin,
+            json!({ "status": "failed", "reason": "too late" }),
+        )
+        .await;
+    assert_error(&r, 409, "invalid_status_transition");
+    let mut server = server;
+    server.kill9();
+    drop(server);
+    let server = Server::start_in(dir.path(), &["--settle-delay-ms", "20"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    check_after_crash(&server, &m_key, &pending_id, &second_id).await;
+}
+
+/// The state after the crash test's restarts: balances, one hold and one
+/// settle or release per settlement, one event each, the zero sum.
+async fn check_after_crash(server: &Server, m_key: &str, pending_id: &str, second_id: &str) {
+    assert_eq!(
+        avail_held(&balance(server, m_key, "").await),
+        ("300".into(), "0".into())
+    );
+    let r = server.get("/api/v1/reports/ledger?limit=500", m_key).await;
+    let lines = r.data().as_array().unwrap().clone();
+    let of = |id: &str| -> Vec<String> {
+        let mut kinds: Vec<String> = lines
+            .iter()
+            .filter(|l| l["reference"] == id)
+            .map(|l| l["kind"].as_str().unwrap().to_owned())
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    assert_eq!(
+        of(pending_id),
+        ["settlement_hold", "settlement_settle"],
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        of(second_id),
+        ["settlement_hold", "settlement_release"],
+        "{}",
+        r.text
+    );
+    let events = events_of(server, m_key).await;
+    let count = |kind: &str, id: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind && e["payload"]["settlement_id"] == id)
+            .count()
+    };
+    assert_eq!(count("settlement.processed", pending_id), 1);
+    assert_eq!(count("settlement.failed", second_id), 1);
+    let accounts = assert_zero_sum(server).await;
+    assert_eq!(account_balance(&accounts, "rail:settlements"), json!(500));
+}
