@@ -691,7 +691,7 @@ async fn listing_detail_csv_and_scopes() {
     all.insert(0, b_st.clone());
     assert_eq!(list_ids(&r), all);
     let r = server.get("/api/v1/settlements", &b_key).await;
-    assert_eq!(list_ids(&r), [b_st.clone()]);
+    assert_eq!(list_ids(&r), std::slice::from_ref(&b_st));
 
     // Filters and pages.
     let r = server
