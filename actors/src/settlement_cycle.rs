@@ -1,8 +1,10 @@
 //! The settlement cycle (SPEC §14): at each tick it asks every merchant
 //! with a settlement account to sweep its `available` above its reserve
 //! into a settlement (`WalletHandle::create_settlement`), a bounded number
-//! of wallets at a time. Merchants without an account are skipped, and so
-//! are those with nothing (or less than 1.00) above their reserve.
+//! of wallets at a time. Merchants without an account are skipped, so are
+//! suspended ones (or those under a suspended user: their money stays put
+//! until they are reactivated, or an admin settles on demand), and those
+//! with nothing (or less than 1.00) above their reserve.
 //!
 //! A merchant whose previous settlement is still pending is swept again:
 //! that settlement's money is already in `held`, so the new one takes only
@@ -71,9 +73,11 @@ pub async fn sweep(wallets: &WalletHandle, directory: &Directory) -> SweepReport
         .merchants()
         .into_iter()
         .filter(|id| {
-            directory
-                .get(id)
-                .is_some_and(|u| u.role == Role::Merchant && u.settlement_account.is_some())
+            directory.get(id).is_some_and(|u| {
+                u.role == Role::Merchant
+                    && u.settlement_account.is_some()
+                    && !directory.is_blocked(&u)
+            })
         })
         .collect();
     let results: Vec<Result<domain::Settlement, Rejection>> = stream::iter(merchants)

@@ -134,13 +134,14 @@ async fn a_sweep_settles_merchants_with_an_account_and_something_above_the_reser
     let wallets = core.wallets().clone();
     let mut merchants = Vec::new();
     // (account?, reserve, funded): swept, swept, no account, all reserved,
-    // less than 1.00 above the reserve.
+    // less than 1.00 above the reserve, suspended.
     for (account, reserve, funded) in [
         (true, 0, 50_000),
         (true, 20_000, 50_000),
         (false, 0, 50_000),
         (true, 50_000, 50_000),
         (true, 49_950, 50_000),
+        (true, 0, 50_000),
     ] {
         let id = common::merchant(&store, 0, 0).await;
         if account {
@@ -157,6 +158,12 @@ async fn a_sweep_settles_merchants_with_an_account_and_something_above_the_reser
             .unwrap();
         merchants.push(id);
     }
+    let suspended = merchants[5];
+    let mut user = store.user(&suspended).unwrap().unwrap();
+    user.status = domain::UserStatus::Suspended;
+    let mut writes = storage::WriteSet::new();
+    writes.user_saved(&user).unwrap();
+    store.commit(writes).await.unwrap();
     // The directory loaded users at start: these merchants were written
     // after it, so the sweep is handed them through a fresh directory.
     core.shutdown().await;
@@ -177,7 +184,7 @@ async fn a_sweep_settles_merchants_with_an_account_and_something_above_the_reser
         .iter()
         .map(|m| common::audit(&store, m).held.paise())
         .collect();
-    assert_eq!(held, [50_000, 30_000, 0, 0, 0]);
+    assert_eq!(held, [50_000, 30_000, 0, 0, 0, 0]);
     // A second sweep finds nothing more above the reserves.
     let again = settlement_cycle::sweep(core.wallets(), core.directory()).await;
     assert_eq!((again.created, again.nothing), (0, 4));
