@@ -330,12 +330,12 @@ fn describe() {
     );
     describe_gauge!(
         m::SETTLEMENTS_PENDING,
-        "pay-ins and payouts awaiting the rail"
+        "pay-ins, payouts and settlements to merchants awaiting the rail"
     );
     describe_gauge!(
         m::SETTLEMENTS_OLDEST_PENDING_AGE,
         Unit::Seconds,
-        "time since the oldest pay-in or payout awaiting the rail was created"
+        "time since the oldest pay-in, payout or settlement awaiting the rail was created"
     );
     describe_gauge!(m::RUNTIME_WORKERS, "tokio runtime worker threads");
     describe_gauge!(
