@@ -5,7 +5,9 @@
 //! creation and manual settlement, payouts (some beyond the balance, some to
 //! the sandbox's rejected account), duplicate order / reference ids,
 //! re-settlement of settled records, settlement to `pending` and through the
-//! wrong merchant. The sandbox never settles anything (its delay is an hour),
+//! wrong merchant, and settlements to the merchant's bank (SPEC §14: a sweep
+//! of `available` above a random reserve, or `insufficient_balance` when
+//! less than 1.00 is above it; processed, failed, or re-settled and refused). The sandbox never settles anything (its delay is an hour),
 //! so every outcome is decided here and the run is reproducible from its
 //! seed, which every assertion message prints.
 //!
