@@ -233,4 +233,25 @@ mod tests {
         assert_eq!(c.rate_limit_per_min, 6_000);
         assert!(!c.webhook_allow_private);
     }
+
+    #[test]
+    fn the_settlement_cycle_is_daily_unless_set_and_off_at_zero() {
+        let schedule = |args: &[&str]| {
+            Config::parse_from(args.iter().copied())
+                .core()
+                .settlement_schedule
+        };
+        assert_eq!(
+            schedule(&["tijori"]),
+            actors::SettlementSchedule::DailyUtcMidnight
+        );
+        assert_eq!(
+            schedule(&["tijori", "--settlement-interval-secs", "0"]),
+            actors::SettlementSchedule::Off
+        );
+        assert_eq!(
+            schedule(&["tijori", "--settlement-interval-secs", "30"]),
+            actors::SettlementSchedule::EverySecs(30)
+        );
+    }
 }
