@@ -861,6 +861,54 @@ async fn a_settlement_in_flight_at_kill_9_is_settled_after_the_restart_exactly_o
     let server = Server::start_in(dir.path(), &["--settle-delay-ms", "20"]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     check_after_crash(&server, &m_key, &pending_id, &second_id).await;
+    // A new wallet incarnation finds where the last settlement's coverage
+    // ended in storage: the next one starts after the second one's hold
+    // (seq 4: 1 pay-in, 2 hold, 3 pay-in, 4 hold, 5 release, 6 settle).
+    crate::api_support::fund(&server, &m_key, "o-3", json!("50")).await;
+    let third = settle_now(&server, &m_id).await;
+    assert_eq!(third["amount"], json!(150), "{third}");
+    assert_eq!(
+        (third["first_seq"].clone(), third["last_seq"].clone()),
+        (json!(5), json!(8))
+    );
+}
+
+/// Concurrent on-demand settlements of one merchant: the wallet serialises
+/// them, so exactly one sweeps the balance and the others find nothing
+/// above the reserve.
+#[tokio::test]
+async fn concurrent_settlements_of_one_merchant_sweep_once() {
+    let server = std::sync::Arc::new(Server::start(&["--settle-delay-ms", "3600000"]));
+    let (m_id, m_key) = settled_merchant(&server, GOOD_ACCOUNT, "1234.56").await;
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (server, m_id) = (server.clone(), m_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let admin = server.admin_key.clone();
+            server
+                .post(
+                    "/api/v1/settlements",
+                    &admin,
+                    json!({ "merchant_id": m_id }),
+                )
+                .await
+        }));
+    }
+    let mut created = Vec::new();
+    for task in tasks {
+        let r = task.await.unwrap();
+        match r.status.as_u16() {
+            201 => created.push(r.data().clone()),
+            _ => assert_error(&r, 422, "insufficient_balance"),
+        }
+    }
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0]["amount"].to_string(), "1234.56");
+    assert_eq!(
+        avail_held(&balance(&server, &m_key, "").await),
+        ("0".into(), "1234.56".into())
+    );
+    assert_zero_sum(&server).await;
 }
 
 /// The state after the crash test's restarts: balances, one hold and one
