@@ -144,6 +144,12 @@ pub struct Config {
     #[arg(long, env = "TIJORI_BACKUP_MAX_MIB", default_value_t = 262_144)]
     pub backup_max_mib: u64,
 
+    /// Seconds between settlement cycles (each sweeps every merchant's
+    /// balance above its reserve to its settlement account); unset: daily
+    /// at 00:00 UTC; 0: never (on demand only).
+    #[arg(long, env = "TIJORI_SETTLEMENT_INTERVAL_SECS")]
+    pub settlement_interval_secs: Option<u64>,
+
     /// Time allowed to drain in-flight requests on shutdown.
     #[arg(long, env = "TIJORI_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
@@ -189,6 +195,9 @@ impl Config {
                 .unwrap_or(i64::MAX),
                 ..actors::webhook::WebhookConfig::default()
             },
+            settlement_schedule: actors::SettlementSchedule::from_interval_secs(
+                self.settlement_interval_secs,
+            ),
             ..actors::CoreConfig::default()
         }
     }
@@ -229,5 +238,26 @@ mod tests {
         assert_eq!(c.settle_delay_ms, 1_000);
         assert_eq!(c.rate_limit_per_min, 6_000);
         assert!(!c.webhook_allow_private);
+    }
+
+    #[test]
+    fn the_settlement_cycle_is_daily_unless_set_and_off_at_zero() {
+        let schedule = |args: &[&str]| {
+            Config::parse_from(args.iter().copied())
+                .core()
+                .settlement_schedule
+        };
+        assert_eq!(
+            schedule(&["tijori"]),
+            actors::SettlementSchedule::DailyUtcMidnight
+        );
+        assert_eq!(
+            schedule(&["tijori", "--settlement-interval-secs", "0"]),
+            actors::SettlementSchedule::Off
+        );
+        assert_eq!(
+            schedule(&["tijori", "--settlement-interval-secs", "30"]),
+            actors::SettlementSchedule::EverySecs(30)
+        );
     }
 }

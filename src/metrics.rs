@@ -81,6 +81,7 @@ const WRITE_ERROR_STATUSES: &[&str] = &["409", "422"];
 fn success_status(route: Route) -> &'static str {
     match route {
         Route::PaymentsCreate | Route::PayoutsCreate | Route::UsersCreate => "201",
+        Route::SettlementsCreate => "201",
         Route::WebhookRedeliver | Route::WebhookReplay => "202",
         Route::Healthz
         | Route::Readyz
@@ -105,7 +106,10 @@ fn success_status(route: Route) -> &'static str {
         | Route::LedgerAccounts
         | Route::LedgerTransfers
         | Route::WebhookEvents
-        | Route::AdminBackup => "200",
+        | Route::AdminBackup
+        | Route::SettlementsList
+        | Route::SettlementGet
+        | Route::SettlementStatus => "200",
     }
 }
 
@@ -326,12 +330,12 @@ fn describe() {
     );
     describe_gauge!(
         m::SETTLEMENTS_PENDING,
-        "pay-ins and payouts awaiting the rail"
+        "pay-ins, payouts and settlements to merchants awaiting the rail"
     );
     describe_gauge!(
         m::SETTLEMENTS_OLDEST_PENDING_AGE,
         Unit::Seconds,
-        "time since the oldest pay-in or payout awaiting the rail was created"
+        "time since the oldest pay-in, payout or settlement awaiting the rail was created"
     );
     describe_gauge!(m::RUNTIME_WORKERS, "tokio runtime worker threads");
     describe_gauge!(

@@ -34,6 +34,8 @@ pub struct CoreConfig {
     pub default_rate_limit_per_min: u32,
     /// Default per-transaction amount limits.
     pub amount_limits: AmountLimits,
+    /// When the settlement cycle sweeps merchants' balances (off unless set).
+    pub settlement_schedule: crate::SettlementSchedule,
 }
 
 impl Default for CoreConfig {
@@ -53,6 +55,7 @@ impl Default for CoreConfig {
             webhooks: WebhookConfig::default(),
             default_rate_limit_per_min: 6_000,
             amount_limits: AmountLimits::default(),
+            settlement_schedule: crate::SettlementSchedule::Off,
         }
     }
 }

@@ -74,7 +74,7 @@ pub struct SettlementStats {
 }
 
 impl SettlementStats {
-    /// How many pay-ins and payouts await the rail.
+    /// How many pay-ins, payouts and settlements (SPEC §14) await the rail.
     pub fn pending(&self) -> u64 {
         self.pending.load(Ordering::Relaxed)
     }
@@ -319,6 +319,14 @@ async fn settle(wallets: &WalletHandle, item: &PendingItem) -> Finished {
             .map(|_| ()),
         PendingKind::Payout => wallets
             .settle_payout_by_rail(item.merchant_id, PayoutId::from_bytes(item.record), item.id)
+            .await
+            .map(|_| ()),
+        PendingKind::Settlement => wallets
+            .settle_settlement_by_rail(
+                item.merchant_id,
+                domain::SettlementId::from_bytes(item.record),
+                item.id,
+            )
             .await
             .map(|_| ()),
     };

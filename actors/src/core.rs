@@ -24,6 +24,7 @@ pub struct Core {
     audit: Arc<AuditStatus>,
     audit_task: Option<tokio::task::JoinHandle<()>>,
     settlements: Arc<SettlementStats>,
+    settlement_cycle: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Core {
@@ -73,6 +74,14 @@ impl Core {
             tokio::spawn(auditor.run(Duration::from_millis(config.ledger_audit_interval_ms)))
         });
         let settlements = Arc::new(SettlementStats::default());
+        let settlement_cycle =
+            (config.settlement_schedule != crate::SettlementSchedule::Off).then(|| {
+                tokio::spawn(crate::settlement_cycle::run(
+                    config.settlement_schedule,
+                    wallets.clone(),
+                    directory.clone(),
+                ))
+            });
         let args = ConnectorArgs {
             store: store.clone(),
             wallets: wallets.clone(),
@@ -91,6 +100,7 @@ impl Core {
             audit,
             audit_task,
             settlements,
+            settlement_cycle,
         })
     }
 
@@ -125,6 +135,9 @@ impl Core {
     pub async fn shutdown(self) {
         let wait = Some(Duration::from_secs(10));
         if let Some(task) = &self.audit_task {
+            task.abort();
+        }
+        if let Some(task) = &self.settlement_cycle {
             task.abort();
         }
         let _ = self.connector.stop_and_wait(None, wait).await;

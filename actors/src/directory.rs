@@ -52,6 +52,9 @@ pub struct UserPatch {
     pub rate_limit_per_min: Option<u32>,
     pub payin_fee_bps: Option<u32>,
     pub payout_fee: Option<Money>,
+    /// `Some(None)` removes the settlement account (checked by the caller).
+    pub settlement_account: Option<Option<domain::SettlementAccount>>,
+    pub settlement_reserve: Option<Money>,
 }
 
 enum DirMsg {
@@ -437,6 +440,8 @@ impl DirState {
             key_hash: hex(&key_hash(&key)),
             created_at: now,
             updated_at: now,
+            settlement_account: None,
+            settlement_reserve: Money::ZERO,
         };
         let event = self.event(EventType::UserCreated, &user, now);
         let user = self.save(user, None, true, event).await?;
@@ -472,6 +477,12 @@ impl DirState {
         }
         if let Some(fee) = patch.payout_fee {
             user.payout_fee = fee;
+        }
+        if let Some(account) = patch.settlement_account {
+            user.settlement_account = account;
+        }
+        if let Some(reserve) = patch.settlement_reserve {
+            user.settlement_reserve = reserve;
         }
         if user == before {
             return Ok(user);

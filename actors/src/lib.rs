@@ -11,6 +11,7 @@ mod connector;
 mod core;
 pub mod directory;
 mod registry;
+pub mod settlement_cycle;
 pub mod wallet;
 pub mod webhook;
 
@@ -18,5 +19,6 @@ pub use crate::core::Core;
 pub use config::CoreConfig;
 pub use connector::SettlementStats;
 pub use directory::{Directory, NewUser, UserPatch};
+pub use settlement_cycle::SettlementSchedule;
 pub use wallet::handle::{Created, Inflight, WalletHandle};
 pub use wallet::messages::{Idempotency, NewPayin, NewPayout};

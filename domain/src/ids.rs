@@ -116,6 +116,11 @@ prefixed_id!(
     TransferId,
     "tr_"
 );
+prefixed_id!(
+    /// A settlement to a merchant's own bank account (SPEC §14).
+    SettlementId,
+    "st_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -11,9 +11,10 @@ pub mod records;
 pub mod rejection;
 pub mod role;
 pub mod secret;
+pub mod settlement;
 pub mod time;
 
-pub use ids::{EventId, PaymentId, PayoutId, TransferId, UserId};
+pub use ids::{EventId, PaymentId, PayoutId, SettlementId, TransferId, UserId};
 pub use ledger::{Account, AccountKind, Posted, Transfer, TransferKind, Wallet};
 pub use money::{Currency, Money};
 pub use records::{
@@ -23,4 +24,5 @@ pub use records::{
 pub use rejection::Rejection;
 pub use role::Role;
 pub use secret::Secret;
+pub use settlement::{Settlement, SettlementAccount, SettlementStatus};
 pub use time::Timestamp;

@@ -260,6 +260,12 @@ pub struct User {
     pub key_hash: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Where settlements of a merchant's balance go (SPEC §14).
+    #[serde(default)]
+    pub settlement_account: Option<crate::SettlementAccount>,
+    /// What a settlement leaves in `available`.
+    #[serde(default)]
+    pub settlement_reserve: Money,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -276,6 +282,10 @@ pub enum EventType {
     UserCreated,
     #[serde(rename = "user.suspended")]
     UserSuspended,
+    #[serde(rename = "settlement.processed")]
+    SettlementProcessed,
+    #[serde(rename = "settlement.failed")]
+    SettlementFailed,
 }
 
 impl EventType {
@@ -287,6 +297,8 @@ impl EventType {
             EventType::PayoutRejected => "payout.rejected",
             EventType::UserCreated => "user.created",
             EventType::UserSuspended => "user.suspended",
+            EventType::SettlementProcessed => "settlement.processed",
+            EventType::SettlementFailed => "settlement.failed",
         }
     }
 }

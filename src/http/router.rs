@@ -36,11 +36,15 @@ pub enum Route {
     WebhookRedeliver,
     WebhookReplay,
     AdminBackup,
+    SettlementsCreate,
+    SettlementsList,
+    SettlementGet,
+    SettlementStatus,
 }
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 29] = [
+    pub const ALL: [Route; 33] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -70,6 +74,10 @@ impl Route {
         Route::WebhookRedeliver,
         Route::WebhookReplay,
         Route::AdminBackup,
+        Route::SettlementsCreate,
+        Route::SettlementsList,
+        Route::SettlementGet,
+        Route::SettlementStatus,
     ];
 
     /// Method and path template.
@@ -104,6 +112,10 @@ impl Route {
             Route::WebhookRedeliver => (Method::POST, "/api/v1/webhooks/events/{id}/redeliver"),
             Route::WebhookReplay => (Method::POST, "/api/v1/webhooks/replay"),
             Route::AdminBackup => (Method::POST, "/api/v1/admin/backup"),
+            Route::SettlementsCreate => (Method::POST, "/api/v1/settlements"),
+            Route::SettlementsList => (Method::GET, "/api/v1/settlements"),
+            Route::SettlementGet => (Method::GET, "/api/v1/settlements/{id}"),
+            Route::SettlementStatus => (Method::POST, "/api/v1/settlements/{id}/status"),
         }
     }
 
@@ -164,6 +176,15 @@ impl Route {
                 "cursor",
                 "merchant_id",
             ],
+            Route::SettlementsList => &[
+                "status",
+                "from",
+                "to",
+                "merchant_id",
+                "limit",
+                "cursor",
+                "format",
+            ],
             Route::Healthz
             | Route::Readyz
             | Route::Metrics
@@ -184,7 +205,10 @@ impl Route {
             | Route::LedgerAccounts
             | Route::WebhookRedeliver
             | Route::WebhookReplay
-            | Route::AdminBackup => &[],
+            | Route::AdminBackup
+            | Route::SettlementsCreate
+            | Route::SettlementGet
+            | Route::SettlementStatus => &[],
         }
     }
 
@@ -294,6 +318,21 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
             ),
             ["webhooks", "replay"] => (pick(m, &[(Method::POST, Route::WebhookReplay)])?, None),
             ["admin", "backup"] => (pick(m, &[(Method::POST, Route::AdminBackup)])?, None),
+            ["settlements"] => (
+                pick(
+                    m,
+                    &[
+                        (Method::POST, Route::SettlementsCreate),
+                        (Method::GET, Route::SettlementsList),
+                    ],
+                )?,
+                None,
+            ),
+            ["settlements", id] => (pick(m, &[(Method::GET, Route::SettlementGet)])?, Some(*id)),
+            ["settlements", id, "status"] => (
+                pick(m, &[(Method::POST, Route::SettlementStatus)])?,
+                Some(*id),
+            ),
             _ => return Err(Rejection::NotFound),
         },
         _ => return Err(Rejection::NotFound),

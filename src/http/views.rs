@@ -93,6 +93,8 @@ pub fn user(u: &User) -> Value {
         "parent_id": u.parent_id, "merchant_id": u.merchant_id, "webhook_url": u.webhook_url,
         "rate_limit_per_min": u.rate_limit_per_min, "payin_fee_bps": u.payin_fee_bps,
         "payout_fee": u.payout_fee, "created_at": u.created_at, "updated_at": u.updated_at,
+        "settlement_account": u.settlement_account.as_ref().map(domain::SettlementAccount::view),
+        "settlement_reserve": u.settlement_reserve,
     })
 }
 

@@ -195,13 +195,15 @@ const PAYOUT_STATUSES: [PayoutStatus; 3] = [
     PayoutStatus::Processed,
     PayoutStatus::Rejected,
 ];
-const EVENT_TYPES: [EventType; 6] = [
+const EVENT_TYPES: [EventType; 8] = [
     EventType::PaymentCompleted,
     EventType::PaymentFailed,
     EventType::PayoutProcessed,
     EventType::PayoutRejected,
     EventType::UserCreated,
     EventType::UserSuspended,
+    EventType::SettlementProcessed,
+    EventType::SettlementFailed,
 ];
 const DELIVERY_STATUSES: [DeliveryStatus; 3] = [
     DeliveryStatus::Pending,

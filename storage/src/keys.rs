@@ -18,6 +18,9 @@ pub enum IndexTag {
     UsersByAncestor = b'U',
     /// Webhook events by recipient user.
     EventsByRecipient = b'E',
+    SettlementsByMerchant = b'S',
+    /// Settlements of the merchants under a manager.
+    SettlementsByTeam = b's',
 }
 
 /// Kinds of merchant-scoped unique references in the `Unique` space.

@@ -30,6 +30,9 @@ pub enum Listing {
     Events(Option<UserId>),
     /// Every ledger transfer.
     Transfers,
+    /// Settlements (`CreatedBy` lists nothing: nobody creates them but
+    /// the platform; callers map an api_user to its merchant).
+    Settlements(Scope),
 }
 
 /// One page's bounds: ids created in `[from_ms, to_ms)`, strictly older
@@ -69,6 +72,11 @@ impl Listing {
             Events(None) => Source::Space(Space::Outbox),
             Events(Some(recipient)) => Source::Index(IndexTag::EventsByRecipient, recipient),
             Transfers => Source::Space(Space::Transfers),
+            Settlements(All) => Source::Space(Space::Settlements),
+            Settlements(Merchant(m) | CreatedBy(m)) => {
+                Source::Index(IndexTag::SettlementsByMerchant, m)
+            }
+            Settlements(Team(t)) => Source::Index(IndexTag::SettlementsByTeam, t),
         }
     }
 }

@@ -27,6 +27,7 @@ pub struct IdempotencyRecord {
 pub enum PendingKind {
     Payin,
     Payout,
+    Settlement,
 }
 
 impl PendingKind {
@@ -34,6 +35,7 @@ impl PendingKind {
         match self {
             PendingKind::Payin => b'i',
             PendingKind::Payout => b'o',
+            PendingKind::Settlement => b's',
         }
     }
 }
@@ -80,6 +82,8 @@ impl PendingItem {
         due.copy_from_slice(&key[..8]);
         let kind = if key[8] == PendingKind::Payout.tag() {
             PendingKind::Payout
+        } else if key[8] == PendingKind::Settlement.tag() {
+            PendingKind::Settlement
         } else {
             PendingKind::Payin
         };

@@ -223,6 +223,10 @@ const MATRIX: &[Row] = &[
     row(Route::WebhookRedeliver,     Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [DATA, N404, N404], [DATA, N404, N404]]),
     row(Route::WebhookReplay,        Plain,      [[DATA, IGNR, IGNR], [F403, F403, F403], [DATA, IGNR, IGNR], [DATA, IGNR, IGNR]]),
     row(Route::AdminBackup,          Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
+    row(Route::SettlementsCreate,    Plain,      [[B400, B400, B400], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
+    row(Route::SettlementsList,      ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
+    row(Route::SettlementGet,        Plain,      [[N404, N404, N404], [N404, N404, N404], [N404, N404, N404], [N404, N404, N404]]),
+    row(Route::SettlementStatus,     Plain,      [[N404, N404, N404], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
 ];
 
 /// The target merchant of each (role, relation): `merchant_id` of
@@ -1730,6 +1734,38 @@ async fn run_cell(w: &mut World, row: &Row, role: Role, rel: Rel) -> (usize, Vec
                 Ok(())
             });
             results.push((format!("the events of {}", users[0]), res));
+        }
+        // Settlements (SPEC §14) without moving money, so the model of every
+        // wallet stays exact: no merchant of the world has a settlement
+        // account (an admin's on-demand settlement is `invalid_request`, after
+        // the role check), and the probes by id name a settlement that does
+        // not exist (tests/it/settlements.rs covers scopes on real ones).
+        (Route::SettlementsCreate, Plain) => {
+            let body = json!({ "merchant_id": w.id(m) });
+            let r = w.call(caller, method, template, Some(body)).await;
+            results.push((format!("{m}'s settlement"), outcome(&r, want, 201)));
+        }
+        (Route::SettlementsList, ByMerchant) => {
+            let merchant = w.id(m);
+            let path = format!("{template}?merchant_id={merchant}");
+            let r = w.call(caller, method, &path, None).await;
+            let res = outcome(&r, want, 200).and_then(|()| {
+                let items = r.data().as_array().cloned().unwrap_or_default();
+                ensure!(
+                    r.status != 200 || items.iter().all(|s| s["merchant_id"] == merchant.as_str()),
+                    "another merchant's settlements: {}",
+                    r.text
+                );
+                Ok(())
+            });
+            results.push((format!("{m}'s settlements"), res));
+        }
+        (Route::SettlementGet | Route::SettlementStatus, Plain) => {
+            let path = template.replace("{id}", "st_00000000000070008000000000000000");
+            let body =
+                (method == Method::POST).then(|| json!({ "status": "failed", "reason": "probe" }));
+            let r = w.call(caller, method, &path, body).await;
+            results.push(("an unknown settlement".into(), outcome(&r, want, 200)));
         }
         (route, probe) => panic!("no probe for {route:?} {probe:?}"),
     }

@@ -191,7 +191,7 @@ async fn a_real_full_disk_on_tmpfs() {
         }
     };
     let data = mount_point.path().join("data");
-    let mut server = Server::start_in(
+    let server = Server::start_in(
         &data,
         &[
             NO_AUTO_SETTLE[0],

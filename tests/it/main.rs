@@ -24,4 +24,5 @@ mod loadtest_audit;
 mod openapi_routes;
 mod ops;
 mod prometheus_dashboards;
+mod settlements;
 mod webhooks;

@@ -7,6 +7,9 @@
 //! caller waits for the ticket. What it has written that storage cannot
 //! show yet it keeps itself, typed (`InFlight`).
 
+#[path = "settlements.rs"]
+mod settlements;
+
 use super::inflight::InFlight;
 use super::messages::{NewPayin, NewPayout, Outcome, Reply, WalletMsg};
 use crate::connector::ConnectorMsg;
@@ -68,6 +71,8 @@ pub(crate) struct WalletState {
     pending: PendingRecords,
     /// The queue sequence of this wallet's last write set.
     last_write_seq: u64,
+    /// Settlements: pending ones, those in flight, where the last one ended.
+    settlements: settlements::SettlementBook,
     store: Store,
     config: Arc<CoreConfig>,
     supervisor: ActorRef<SupervisorMsg>,
@@ -152,6 +157,7 @@ impl Actor for WalletActor {
             dispatcher: args.dispatcher,
             pending: PendingRecords::default(),
             last_write_seq: 0,
+            settlements: settlements::SettlementBook::default(),
             store: args.store,
             config: args.config,
             supervisor: args.supervisor,
@@ -230,6 +236,17 @@ impl Actor for WalletActor {
                 }
                 let _ = reply.send(reply_);
             }
+            WalletMsg::CreateSettlement(reply) => {
+                let reply_ = state.run(state.prepare_create_settlement()).await;
+                state.settlement_created(&reply_);
+                let _ = reply.send(reply_);
+            }
+            WalletMsg::SettleSettlement { id, outcome, reply } => {
+                let prepared = state.prepare_settle_settlement(id, outcome);
+                let reply_ = state.run(prepared).await;
+                state.settlement_settled(&reply_);
+                let _ = reply.send(reply_);
+            }
             WalletMsg::Balance(reply) => {
                 // Writes of this wallet still in their group commit: the
                 // caller waits until they are durable and visible before
@@ -248,7 +265,10 @@ impl Actor for WalletActor {
             WalletMsg::IdleCheck => {
                 let idle = state.last_active.elapsed()
                     >= Duration::from_millis(state.config.wallet_idle_max_ms);
-                if idle && state.inflight.is_empty() {
+                if idle
+                    && state.inflight.is_empty()
+                    && state.settlements.is_idle(state.store.applied_seq())
+                {
                     let _ = state
                         .supervisor
                         .cast(SupervisorMsg::Passivate(state.merchant, me.get_id()));

@@ -181,6 +181,59 @@ impl WalletHandle {
         Ok(payout)
     }
 
+    /// Sweeps the merchant's `available` above its `settlement_reserve`
+    /// into a pending settlement (held at once, settled by the rail).
+    /// `invalid_request` without a settlement account,
+    /// `insufficient_balance` when less than 1.00 is above the reserve.
+    /// Answers once durable.
+    pub async fn create_settlement(
+        &self,
+        merchant: UserId,
+    ) -> Result<domain::Settlement, Rejection> {
+        let created = self
+            .command("create_settlement", merchant, WalletMsg::CreateSettlement)
+            .await?;
+        Ok(created.record)
+    }
+
+    /// Settles a pending settlement by hand: `Processed` (money leaves the
+    /// wallet, a UTR is made) or `Failed` (back to `available`).
+    pub async fn settle_settlement(
+        &self,
+        merchant: UserId,
+        id: domain::SettlementId,
+        to: domain::SettlementStatus,
+        reason: Option<String>,
+    ) -> Result<domain::Settlement, Rejection> {
+        self.settle_settlement_as(merchant, id, Outcome::Given(to, reason))
+            .await
+    }
+
+    /// Settles a pending settlement as the rail decides (the sandbox's rules).
+    pub(crate) async fn settle_settlement_by_rail(
+        &self,
+        merchant: UserId,
+        id: domain::SettlementId,
+        pending: PendingId,
+    ) -> Result<domain::Settlement, Rejection> {
+        self.settle_settlement_as(merchant, id, Outcome::Rail(pending))
+            .await
+    }
+
+    async fn settle_settlement_as(
+        &self,
+        merchant: UserId,
+        id: domain::SettlementId,
+        outcome: Outcome<domain::SettlementStatus>,
+    ) -> Result<domain::Settlement, Rejection> {
+        let settled = self
+            .command("settle_settlement", merchant, |reply| {
+                WalletMsg::SettleSettlement { id, outcome, reply }
+            })
+            .await?;
+        Ok(settled.record)
+    }
+
     /// The wallet as it is durably: when the actor holds writes still in
     /// their group commit, the answer waits for them (a balance shown is
     /// never one a crash could take back, SPEC §19).

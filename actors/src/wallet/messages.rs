@@ -86,6 +86,13 @@ pub enum WalletMsg {
         outcome: Outcome<PayoutStatus>,
         reply: RpcReplyPort<Reply<Payout>>,
     },
+    /// Sweeps `available` above the merchant's reserve into a settlement.
+    CreateSettlement(RpcReplyPort<Reply<domain::Settlement>>),
+    SettleSettlement {
+        id: domain::SettlementId,
+        outcome: Outcome<domain::SettlementStatus>,
+        reply: RpcReplyPort<Reply<domain::Settlement>>,
+    },
     /// The wallet, and a ticket to wait on before showing it when it
     /// includes writes that are not durable yet (SPEC §19).
     Balance(RpcReplyPort<(Wallet, Result<Option<Ticket>, StorageError>)>),

@@ -192,7 +192,30 @@ async fn write_merchant(store: &Store, id: UserId, payin_fee_bps: u32, payout_fe
         key_hash: String::new(),
         created_at: now,
         updated_at: now,
+        settlement_account: None,
+        settlement_reserve: Money::ZERO,
     };
+    let mut writes = WriteSet::new();
+    writes.put(Space::Users, keys::user(&id), &user).unwrap();
+    store.commit(writes).await.unwrap();
+}
+
+/// Gives merchant `id` (written by `merchant`) a settlement account to
+/// `account_number` and a reserve, straight in storage (the wallet reads
+/// them at each settlement).
+pub async fn set_settlement_terms(
+    store: &Store,
+    id: UserId,
+    account_number: &str,
+    reserve_paise: u64,
+) {
+    let mut user = store.user(&id).unwrap().expect("the merchant exists");
+    user.settlement_account = Some(domain::SettlementAccount {
+        name: "Acme".into(),
+        account_number: account_number.into(),
+        ifsc: "HDFC0001234".into(),
+    });
+    user.settlement_reserve = Money::from_paise(reserve_paise);
     let mut writes = WriteSet::new();
     writes.put(Space::Users, keys::user(&id), &user).unwrap();
     store.commit(writes).await.unwrap();

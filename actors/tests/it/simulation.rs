@@ -5,7 +5,9 @@
 //! creation and manual settlement, payouts (some beyond the balance, some to
 //! the sandbox's rejected account), duplicate order / reference ids,
 //! re-settlement of settled records, settlement to `pending` and through the
-//! wrong merchant. The sandbox never settles anything (its delay is an hour),
+//! wrong merchant, and settlements to the merchant's bank (SPEC §14: a sweep
+//! of `available` above a random reserve, or `insufficient_balance` when
+//! less than 1.00 is above it; processed, failed, or re-settled and refused). The sandbox never settles anything (its delay is an hour),
 //! so every outcome is decided here and the run is reproducible from its
 //! seed, which every assertion message prints.
 //!
@@ -27,7 +29,7 @@ use crate::common;
 use actors::WalletHandle;
 use domain::{
     AccountKind, Currency, Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection,
-    Transfer, TransferKind, UserId,
+    SettlementId, SettlementStatus, Transfer, TransferKind, UserId,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -79,6 +81,13 @@ impl PayoutModel {
     }
 }
 
+/// A settlement (SPEC §14): `amount` held while pending.
+struct SettlementModel {
+    id: SettlementId,
+    amount: u64,
+    status: SettlementStatus,
+}
+
 /// A transfer the model expects the next operation to post.
 #[derive(Debug, PartialEq, Eq)]
 struct Expected {
@@ -117,6 +126,9 @@ fn spec_accounts(kind: TransferKind) -> (AccountKind, AccountKind) {
         TransferKind::PayoutSettle => (Held, RailPayouts),
         TransferKind::PayoutFee => (Held, PlatformFees),
         TransferKind::PayoutRelease => (Held, Available),
+        TransferKind::SettlementHold => (Available, Held),
+        TransferKind::SettlementSettle => (Held, RailSettlements),
+        TransferKind::SettlementRelease => (Held, Available),
         other => panic!("the simulation does not make {other:?} transfers"),
     }
 }
@@ -137,6 +149,9 @@ struct WalletModel {
     exists: bool,
     payins: Vec<PayinModel>,
     payouts: Vec<PayoutModel>,
+    /// What settlements leave in `available`.
+    reserve: u64,
+    settlements: Vec<SettlementModel>,
     /// Incremental ledger check: transfers up to `checked_posting` were
     /// read and posted to `accounts` (balances by `AccountKind::index`).
     checked_posting: u64,
@@ -164,6 +179,12 @@ impl WalletModel {
             .collect()
     }
 
+    fn pending_settlement_indexes(&self) -> Vec<usize> {
+        (0..self.settlements.len())
+            .filter(|&i| self.settlements[i].status == SettlementStatus::Pending)
+            .collect()
+    }
+
     fn pending_payout_indexes(&self) -> Vec<usize> {
         (0..self.payouts.len())
             .filter(|&i| self.payouts[i].status == PayoutStatus::Pending)
@@ -176,6 +197,7 @@ enum Touched {
     Nothing,
     Payin(usize),
     Payout(usize),
+    Settlement(usize),
 }
 
 struct Sim {
@@ -186,12 +208,12 @@ struct Sim {
     wallets: WalletHandle,
     models: Vec<WalletModel>,
     /// Outcome counters, to prove the run exercised each path.
-    seen: [usize; 8],
+    seen: [usize; 11],
     /// A second wallet the last operation went through, to check as well.
     also_touched: Option<usize>,
 }
 
-const SEEN_NAMES: [&str; 8] = [
+const SEEN_NAMES: [&str; 11] = [
     "payin created",
     "payin settled",
     "payout created",
@@ -200,6 +222,9 @@ const SEEN_NAMES: [&str; 8] = [
     "duplicate refused",
     "re-settle refused",
     "misdirected settle refused",
+    "settlement created",
+    "settlement refused: nothing above the reserve",
+    "settlement settled (or re-settle refused)",
 ];
 
 /// Unwraps a storage or handle result, naming the seed and step on failure.
@@ -590,6 +615,122 @@ impl Sim {
         (Touched::Payin(i), Vec::new())
     }
 
+    /// Sweeps `available` above the reserve: a pending settlement of all of
+    /// it held at once, or `insufficient_balance` (nothing written) when
+    /// less than 1.00 is above the reserve.
+    async fn create_settlement(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let m = &mut self.models[w];
+        let result = self.wallets.create_settlement(m.merchant).await;
+        let sweep = m.available.saturating_sub(m.reserve);
+        if sweep < 100 {
+            assert_eq!(
+                result.map(|s| s.id).unwrap_err(),
+                Rejection::InsufficientBalance,
+                "{ctx}: settlement with {} available over a reserve of {}",
+                m.available,
+                m.reserve
+            );
+            self.seen[9] += 1;
+            return (Touched::Nothing, Vec::new());
+        }
+        let s = result.unwrap_or_else(|e| {
+            panic!(
+                "{ctx}: settlement of {sweep} above a reserve of {} refused: {e}",
+                m.reserve
+            )
+        });
+        assert_eq!(
+            (s.status, s.amount.paise(), s.merchant_id),
+            (SettlementStatus::Pending, sweep, m.merchant),
+            "{ctx}: new settlement"
+        );
+        m.available -= sweep;
+        m.held += sweep;
+        m.last_seq += 1;
+        m.exists = true;
+        assert_eq!(s.last_seq, m.last_seq, "{ctx}: coverage ends at its hold");
+        m.settlements.push(SettlementModel {
+            id: s.id,
+            amount: sweep,
+            status: SettlementStatus::Pending,
+        });
+        self.seen[8] += 1;
+        let expected = Expected::of(TransferKind::SettlementHold, sweep, &s.id)
+            .into_iter()
+            .collect();
+        (Touched::Settlement(m.settlements.len() - 1), expected)
+    }
+
+    /// Settles a pending settlement (processed or failed), or re-settles a
+    /// settled one (refused, nothing changes).
+    async fn settle_settlement(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let pending = self.models[w].pending_settlement_indexes();
+        let settled: Vec<usize> = (0..self.models[w].settlements.len())
+            .filter(|i| !pending.contains(i))
+            .collect();
+        let to = if self.rng.random_bool(0.7) {
+            SettlementStatus::Processed
+        } else {
+            SettlementStatus::Failed
+        };
+        if self.rng.random_bool(0.2) {
+            if let Some(i) = pick(&mut self.rng, &settled) {
+                let m = &self.models[w];
+                let st = &m.settlements[i];
+                let before = ok(self.store.settlement(&st.id), &ctx);
+                let result = self
+                    .wallets
+                    .settle_settlement(m.merchant, st.id, to, Some("again".into()))
+                    .await;
+                assert_eq!(
+                    result.map(|s| s.status).unwrap_err(),
+                    Rejection::InvalidStatusTransition {
+                        from: st.status.as_str(),
+                        to: to.as_str().to_owned()
+                    },
+                    "{ctx}: re-settling settlement {}",
+                    st.id
+                );
+                assert_eq!(ok(self.store.settlement(&st.id), &ctx), before, "{ctx}");
+                self.seen[10] += 1;
+                return (Touched::Settlement(i), Vec::new());
+            }
+        }
+        let Some(i) = pick(&mut self.rng, &pending) else {
+            return self.create_settlement(w).await;
+        };
+        let m = &mut self.models[w];
+        let st = &mut m.settlements[i];
+        let settled = self
+            .wallets
+            .settle_settlement(m.merchant, st.id, to, Some("simulated".into()))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("{ctx}: settling pending settlement {} refused: {e}", st.id)
+            });
+        assert_eq!((settled.id, settled.status), (st.id, to), "{ctx}");
+        assert_eq!(settled.reason.as_deref(), Some("simulated"), "{ctx}");
+        assert_eq!(
+            settled.utr.is_some(),
+            to == SettlementStatus::Processed,
+            "{ctx}"
+        );
+        st.status = to;
+        m.held -= st.amount;
+        m.last_seq += 1;
+        let kind = if to == SettlementStatus::Processed {
+            TransferKind::SettlementSettle
+        } else {
+            m.available += st.amount;
+            TransferKind::SettlementRelease
+        };
+        self.seen[10] += 1;
+        let expected = Expected::of(kind, st.amount, &st.id).into_iter().collect();
+        (Touched::Settlement(i), expected)
+    }
+
     /// The per-step check of one wallet: new ledger entries, running sum,
     /// stored and live wallet against the model, the touched record.
     async fn check(&mut self, w: usize, touched: &Touched, expected: &[Expected]) {
@@ -670,6 +811,11 @@ impl Sim {
                 let stored = must_exist(ok(self.store.payout(&po.id), &ctx), &ctx, &po.id);
                 assert_eq!(stored.status, po.status, "{ctx}: status of {}", po.id);
             }
+            Touched::Settlement(i) => {
+                let st = &m.settlements[i];
+                let stored = must_exist(ok(self.store.settlement(&st.id), &ctx), &ctx, &st.id);
+                assert_eq!(stored.status, st.status, "{ctx}: status of {}", st.id);
+            }
         }
     }
 
@@ -702,6 +848,25 @@ impl Sim {
                     expected_total -= i128::from(po.hold());
                 }
             }
+            for st in &m.settlements {
+                let stored = must_exist(ok(self.store.settlement(&st.id), &ctx), &ctx, &st.id);
+                assert_eq!(
+                    (stored.status, stored.amount.paise()),
+                    (st.status, st.amount),
+                    "{ctx}: settlement {}",
+                    st.id
+                );
+                if st.status == SettlementStatus::Processed {
+                    expected_total -= i128::from(st.amount);
+                }
+            }
+            let settlements =
+                common::index_ids(&self.store, IndexTag::SettlementsByMerchant, &m.merchant);
+            assert_eq!(
+                settlements.len(),
+                m.settlements.len(),
+                "{ctx}: settlement listing"
+            );
             let payments =
                 common::index_ids(&self.store, IndexTag::PaymentsByMerchant, &m.merchant);
             assert_eq!(payments.len(), m.payins.len(), "{ctx}: pay-in listing");
@@ -745,6 +910,11 @@ async fn simulate(seed: u64) {
         let payin_fee_bps = rng.random_range(0..=500u32);
         let payout_fee = rng.random_range(0..=2_000u64);
         let merchant = common::merchant(&store, payin_fee_bps, payout_fee).await;
+        let reserve = match rng.random_range(0..3) {
+            0 => 0,
+            _ => rng.random_range(0..=200_000u64),
+        };
+        common::set_settlement_terms(&store, merchant, "123456789012", reserve).await;
         models.push(WalletModel {
             merchant,
             payin_fee_bps,
@@ -759,6 +929,8 @@ async fn simulate(seed: u64) {
             exists: false,
             payins: Vec::new(),
             payouts: Vec::new(),
+            reserve,
+            settlements: Vec::new(),
             checked_posting: 0,
             checked_seq: 0,
             accounts: [0; 7],
@@ -772,21 +944,23 @@ async fn simulate(seed: u64) {
         store: store.clone(),
         wallets: core.wallets().clone(),
         models,
-        seen: [0; 8],
+        seen: [0; 11],
         also_touched: None,
     };
     for step in 0..OPS_PER_SEED {
         sim.step = step;
         let w = sim.rng.random_range(0..WALLETS);
         let other = sim.rng.random_range(0..WALLETS);
-        let (touched, expected) = match sim.rng.random_range(0..100) {
+        let (touched, expected) = match sim.rng.random_range(0..110) {
             0..=29 => sim.create_payin(w).await,
             30..=49 => sim.settle_payin(w).await,
             50..=71 => sim.create_payout(w).await,
             72..=85 => sim.settle_payout(w).await,
             86..=90 => sim.duplicate(w).await,
             91..=96 => sim.resettle(w).await,
-            _ => sim.misdirected(w, other).await,
+            97..=99 => sim.misdirected(w, other).await,
+            100..=104 => sim.create_settlement(w).await,
+            _ => sim.settle_settlement(w).await,
         };
         sim.check(w, &touched, &expected).await;
         if let Some(other) = sim.also_touched.take() {

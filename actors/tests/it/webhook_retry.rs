@@ -282,6 +282,8 @@ async fn hook_user(store: &Store, url: &str) -> UserId {
         key_hash: String::new(),
         created_at: now,
         updated_at: now,
+        settlement_account: None,
+        settlement_reserve: Money::ZERO,
     };
     let mut writes = WriteSet::new();
     writes.put(Space::Users, keys::user(&id), &user).unwrap();

@@ -8,6 +8,7 @@ mod payments;
 mod payouts;
 mod profile;
 mod reports;
+pub mod settlements;
 mod users;
 mod webhooks;
 
@@ -117,6 +118,10 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::WebhookRedeliver => webhooks::redeliver(ctx).await,
         Route::WebhookReplay => webhooks::replay(ctx).await,
         Route::AdminBackup => admin::backup(ctx).await,
+        Route::SettlementsCreate => settlements::create(ctx).await,
+        Route::SettlementsList => settlements::list(ctx),
+        Route::SettlementGet => settlements::get(ctx),
+        Route::SettlementStatus => settlements::set_status(ctx).await,
     }
 }
 

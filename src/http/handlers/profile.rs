@@ -56,6 +56,7 @@ pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let patch = UserPatch {
         name: body.non_blank("name", 200)?,
         webhook_url: webhook_url_field(ctx, &body).await?,
+        settlement_account: super::settlements::profile_fields(ctx, &body)?,
         ..UserPatch::default()
     };
     let user = ctx.app.directory.update(ctx.caller.id(), patch).await?;

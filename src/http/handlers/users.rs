@@ -126,6 +126,8 @@ pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         }
     }
     let mut patch = settings(ctx, &body)?;
+    (patch.settlement_account, patch.settlement_reserve) =
+        super::settlements::user_fields(ctx, &body, &user)?;
     patch.name = body.non_blank("name", 200)?;
     patch.webhook_url = webhook_url_field(ctx, &body).await?;
     patch.status = match body.string("status", 16)?.as_deref() {
