@@ -215,6 +215,8 @@ fn preregister() {
         "settle_payin",
         "create_payout",
         "settle_payout",
+        "create_refund",
+        "settle_refund",
     ] {
         let _ = metrics::histogram!(m::WALLET_CALL_DURATION, "command" => command);
     }

@@ -19,4 +19,4 @@ pub use config::CoreConfig;
 pub use connector::SettlementStats;
 pub use directory::{Directory, NewUser, UserPatch};
 pub use wallet::handle::{Created, Inflight, WalletHandle};
-pub use wallet::messages::{Idempotency, NewPayin, NewPayout};
+pub use wallet::messages::{Idempotency, NewPayin, NewPayout, NewRefund};

@@ -116,6 +116,11 @@ prefixed_id!(
     TransferId,
     "tr_"
 );
+prefixed_id!(
+    /// A refund of (part of) a completed pay-in (SPEC §12).
+    RefundId,
+    "rf_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 
 use crate::keys::IndexTag;
 use crate::{Page, Space, StorageError, Store};
-use domain::UserId;
+use domain::{PaymentId, UserId};
 
 /// Whose pay-ins or payouts a listing covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +30,9 @@ pub enum Listing {
     Events(Option<UserId>),
     /// Every ledger transfer.
     Transfers,
+    Refunds(Scope),
+    /// The refunds of one pay-in.
+    RefundsOfPayment(PaymentId),
 }
 
 /// One page's bounds: ids created in `[from_ms, to_ms)`, strictly older
@@ -69,6 +72,15 @@ impl Listing {
             Events(None) => Source::Space(Space::Outbox),
             Events(Some(recipient)) => Source::Index(IndexTag::EventsByRecipient, recipient),
             Transfers => Source::Space(Space::Transfers),
+            Refunds(All) => Source::Space(Space::Refunds),
+            Refunds(Merchant(m)) => Source::Index(IndexTag::RefundsByMerchant, m),
+            Refunds(CreatedBy(u)) => Source::Index(IndexTag::RefundsByCreator, u),
+            Refunds(Team(t)) => Source::Index(IndexTag::RefundsByTeam, t),
+            // An index row's owner is 16 bytes: here, the pay-in's id.
+            RefundsOfPayment(p) => Source::Index(
+                IndexTag::RefundsByPayment,
+                UserId::from_bytes(*p.as_bytes()),
+            ),
         }
     }
 }

@@ -4,8 +4,8 @@
 use crate::keys::{self, IndexTag, UniqueKind};
 use crate::{codec, Space, StorageError, Store};
 use domain::{
-    Currency, Payment, PaymentId, Payout, PayoutId, Timestamp, Transfer, TransferId, User, UserId,
-    Wallet,
+    Currency, Payment, PaymentId, Payout, PayoutId, Refund, RefundId, Timestamp, Transfer,
+    TransferId, User, UserId, Wallet,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,7 @@ pub struct IdempotencyRecord {
 pub enum PendingKind {
     Payin,
     Payout,
+    Refund,
 }
 
 impl PendingKind {
@@ -34,6 +35,7 @@ impl PendingKind {
         match self {
             PendingKind::Payin => b'i',
             PendingKind::Payout => b'o',
+            PendingKind::Refund => b'r',
         }
     }
 }
@@ -80,6 +82,8 @@ impl PendingItem {
         due.copy_from_slice(&key[..8]);
         let kind = if key[8] == PendingKind::Payout.tag() {
             PendingKind::Payout
+        } else if key[8] == PendingKind::Refund.tag() {
+            PendingKind::Refund
         } else {
             PendingKind::Payin
         };
@@ -138,6 +142,13 @@ impl Store {
 
     pub fn payout(&self, id: &PayoutId) -> Result<Option<Payout>, StorageError> {
         match self.space(Space::Payouts).get(keys::payout(id))? {
+            Some(bytes) => codec::from_bytes(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn refund(&self, id: &RefundId) -> Result<Option<Refund>, StorageError> {
+        match self.space(Space::Refunds).get(keys::refund(id))? {
             Some(bytes) => codec::from_bytes(&bytes).map(Some),
             None => Ok(None),
         }

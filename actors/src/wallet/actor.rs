@@ -26,6 +26,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::{IdempotencyRecord, Listed, PendingItem, StorageError, Store, UniqueKind, WriteSet};
 
+// Refunds: an `impl WalletState` of their own, in a child module so that
+// they share this module's private types.
+#[path = "refunds.rs"]
+mod refunds;
+
 pub(crate) struct WalletActor;
 
 pub(crate) struct WalletArgs {
@@ -229,6 +234,12 @@ impl Actor for WalletActor {
                     state.inflight.put_payout(state.last_write_seq, p.clone());
                 }
                 let _ = reply.send(reply_);
+            }
+            WalletMsg::CreateRefund(new, reply) => {
+                let _ = reply.send(state.create_refund(*new).await);
+            }
+            WalletMsg::SettleRefund { id, outcome, reply } => {
+                let _ = reply.send(state.settle_refund(id, outcome).await);
             }
             WalletMsg::Balance(reply) => {
                 // Writes of this wallet still in their group commit: the
@@ -501,6 +512,8 @@ impl WalletState {
             created_at: now,
             updated_at: now,
             completed_at: None,
+            refunded_amount: Money::ZERO,
+            status_reason: None,
         };
         let mut next = self.wallet.clone();
         next.pending_payins =
@@ -792,6 +805,7 @@ const PENDING_RECORDS_MAX: usize = 10_000;
 struct PendingRecords {
     payins: std::collections::HashMap<PaymentId, Payment>,
     payouts: std::collections::HashMap<PayoutId, Payout>,
+    refunds: std::collections::HashMap<domain::RefundId, domain::Refund>,
 }
 
 impl PendingRecords {
