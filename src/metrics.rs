@@ -80,7 +80,10 @@ const WRITE_ERROR_STATUSES: &[&str] = &["409", "422"];
 /// The status a route answers when it succeeds.
 fn success_status(route: Route) -> &'static str {
     match route {
-        Route::PaymentsCreate | Route::PayoutsCreate | Route::UsersCreate => "201",
+        Route::PaymentsCreate
+        | Route::PayoutsCreate
+        | Route::UsersCreate
+        | Route::RefundsCreate => "201",
         Route::WebhookRedeliver | Route::WebhookReplay => "202",
         Route::Healthz
         | Route::Readyz
@@ -105,7 +108,10 @@ fn success_status(route: Route) -> &'static str {
         | Route::LedgerAccounts
         | Route::LedgerTransfers
         | Route::WebhookEvents
-        | Route::AdminBackup => "200",
+        | Route::AdminBackup
+        | Route::RefundsList
+        | Route::RefundGet
+        | Route::RefundStatus => "200",
     }
 }
 

@@ -36,11 +36,15 @@ pub enum Route {
     WebhookRedeliver,
     WebhookReplay,
     AdminBackup,
+    RefundsCreate,
+    RefundsList,
+    RefundGet,
+    RefundStatus,
 }
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 29] = [
+    pub const ALL: [Route; 33] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -70,6 +74,10 @@ impl Route {
         Route::WebhookRedeliver,
         Route::WebhookReplay,
         Route::AdminBackup,
+        Route::RefundsCreate,
+        Route::RefundsList,
+        Route::RefundGet,
+        Route::RefundStatus,
     ];
 
     /// Method and path template.
@@ -104,6 +112,10 @@ impl Route {
             Route::WebhookRedeliver => (Method::POST, "/api/v1/webhooks/events/{id}/redeliver"),
             Route::WebhookReplay => (Method::POST, "/api/v1/webhooks/replay"),
             Route::AdminBackup => (Method::POST, "/api/v1/admin/backup"),
+            Route::RefundsCreate => (Method::POST, "/api/v1/payments/{id}/refunds"),
+            Route::RefundsList => (Method::GET, "/api/v1/refunds"),
+            Route::RefundGet => (Method::GET, "/api/v1/refunds/{id}"),
+            Route::RefundStatus => (Method::POST, "/api/v1/refunds/{id}/status"),
         }
     }
 
@@ -135,6 +147,17 @@ impl Route {
                 "cursor",
             ],
             Route::PayoutsList => RECORDS,
+            Route::RefundsList => &[
+                "status",
+                "payment_id",
+                "from",
+                "to",
+                "min_amount",
+                "max_amount",
+                "merchant_id",
+                "limit",
+                "cursor",
+            ],
             Route::UsersList => &["role", "status", "merchant_id", "limit", "cursor"],
             Route::ReportSummary => &[
                 "from",
@@ -176,7 +199,10 @@ impl Route {
             | Route::LedgerAccounts
             | Route::WebhookRedeliver
             | Route::WebhookReplay
-            | Route::AdminBackup => &[],
+            | Route::AdminBackup
+            | Route::RefundsCreate
+            | Route::RefundGet
+            | Route::RefundStatus => &[],
         }
     }
 
@@ -224,6 +250,14 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
             ["payments", id] => (pick(m, &[(Method::GET, Route::PaymentGet)])?, Some(*id)),
             ["payments", id, "status"] => {
                 (pick(m, &[(Method::POST, Route::PaymentStatus)])?, Some(*id))
+            }
+            ["payments", id, "refunds"] => {
+                (pick(m, &[(Method::POST, Route::RefundsCreate)])?, Some(*id))
+            }
+            ["refunds"] => (pick(m, &[(Method::GET, Route::RefundsList)])?, None),
+            ["refunds", id] => (pick(m, &[(Method::GET, Route::RefundGet)])?, Some(*id)),
+            ["refunds", id, "status"] => {
+                (pick(m, &[(Method::POST, Route::RefundStatus)])?, Some(*id))
             }
             ["payouts"] => (
                 pick(

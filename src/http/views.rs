@@ -4,7 +4,7 @@
 //! hot path, are serialised field by field straight into the response (no
 //! intermediate `Value`); the rarer views are `json!` objects.
 
-use domain::{Payment, Payout, User, Wallet};
+use domain::{Payment, Payout, Refund, User, Wallet};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::{json, Value};
 use std::borrow::Borrow;
@@ -40,6 +40,8 @@ impl<P: Borrow<Payment>> Serialize for PaymentView<P> {
         out.serialize_field("created_at", &p.created_at)?;
         out.serialize_field("updated_at", &p.updated_at)?;
         out.serialize_field("completed_at", &p.completed_at)?;
+        out.serialize_field("refunded_amount", &p.refunded_amount)?;
+        out.serialize_field("status_reason", &p.status_reason)?;
         out.end()
     }
 }
@@ -85,6 +87,48 @@ impl Serialize for BeneficiaryView<'_> {
         out.serialize_field("ifsc", &b.ifsc)?;
         out.end()
     }
+}
+
+/// A refund as callers see it (SPEC §12).
+pub struct RefundView<R: Borrow<Refund>>(pub R);
+
+pub fn refund(r: &Refund) -> RefundView<&Refund> {
+    RefundView(r)
+}
+
+impl<R: Borrow<Refund>> Serialize for RefundView<R> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0.borrow();
+        let mut out = s.serialize_struct("Refund", 13)?;
+        out.serialize_field("id", &r.id)?;
+        out.serialize_field("payment_id", &r.payment_id)?;
+        out.serialize_field("merchant_id", &r.merchant_id)?;
+        out.serialize_field("created_by", &r.created_by)?;
+        out.serialize_field("amount", &r.amount)?;
+        out.serialize_field("currency", &r.currency)?;
+        out.serialize_field("status", r.status.as_str())?;
+        out.serialize_field("reason", &r.reason)?;
+        out.serialize_field("failure_reason", &r.failure_reason)?;
+        out.serialize_field("status_reason", &r.status_reason)?;
+        out.serialize_field("created_at", &r.created_at)?;
+        out.serialize_field("updated_at", &r.updated_at)?;
+        out.serialize_field("processed_at", &r.processed_at)?;
+        out.end()
+    }
+}
+
+/// A pay-in with its refunds (the newest ones, at most a bound), as
+/// `GET /payments/{id}` shows it.
+pub fn payment_with_refunds(p: &Payment, refunds: &[Refund]) -> Value {
+    let mut view = serde_json::to_value(payment(p)).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut view {
+        let refunds: Vec<RefundView<&Refund>> = refunds.iter().map(RefundView).collect();
+        map.insert(
+            "refunds".into(),
+            serde_json::to_value(refunds).unwrap_or(Value::Null),
+        );
+    }
+    view
 }
 
 pub fn user(u: &User) -> Value {

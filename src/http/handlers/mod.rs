@@ -7,6 +7,7 @@ mod ledger;
 mod payments;
 mod payouts;
 mod profile;
+mod refunds;
 mod reports;
 mod users;
 mod webhooks;
@@ -117,6 +118,10 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::WebhookRedeliver => webhooks::redeliver(ctx).await,
         Route::WebhookReplay => webhooks::replay(ctx).await,
         Route::AdminBackup => admin::backup(ctx).await,
+        Route::RefundsCreate => refunds::create(ctx).await,
+        Route::RefundsList => refunds::list(ctx),
+        Route::RefundGet => refunds::get(ctx),
+        Route::RefundStatus => refunds::set_status(ctx).await,
     }
 }
 

@@ -50,11 +50,15 @@ pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
 pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let id: PaymentId = ctx.path_id()?;
     let payment = visible(ctx, &id)?;
-    Ok(error::ok(StatusCode::OK, &views::payment(&payment)))
+    let refunds = super::refunds::of_payment(ctx, &payment)?;
+    Ok(error::ok(
+        StatusCode::OK,
+        &views::payment_with_refunds(&payment, &refunds),
+    ))
 }
 
 /// The payment, if it exists and the caller may see it; else `not_found`.
-fn visible(ctx: &Ctx<'_>, id: &PaymentId) -> Result<Payment, Rejection> {
+pub(super) fn visible(ctx: &Ctx<'_>, id: &PaymentId) -> Result<Payment, Rejection> {
     let payment = ctx
         .app
         .store
