@@ -37,7 +37,9 @@ pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         idempotency: ctx.idempotency("payin", &body)?,
     };
     let created = ctx.app.wallets.create_payin(merchant, new).await?;
-    let mut response = error::ok(StatusCode::CREATED, &views::payment(&created.record));
+    // A new pay-in has no refunds yet.
+    let view = views::PaymentWithRefunds(&created.record, &[]);
+    let mut response = error::ok(StatusCode::CREATED, &view);
     if created.replayed {
         response.headers_mut().insert(
             "idempotent-replayed",
@@ -53,7 +55,7 @@ pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let refunds = super::refunds::of_payment(ctx, &payment)?;
     Ok(error::ok(
         StatusCode::OK,
-        &views::payment_with_refunds(&payment, &refunds),
+        &views::PaymentWithRefunds(&payment, &refunds),
     ))
 }
 
@@ -96,7 +98,11 @@ pub async fn set_status(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         .wallets
         .settle_payin(payment.merchant_id, id, to, Some(reason))
         .await?;
-    Ok(error::ok(StatusCode::OK, &views::payment(&settled)))
+    let refunds = super::refunds::of_payment(ctx, &settled)?;
+    Ok(error::ok(
+        StatusCode::OK,
+        &views::PaymentWithRefunds(&settled, &refunds),
+    ))
 }
 
 /// Filters shared by the payment and payout listings.
