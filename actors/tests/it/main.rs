@@ -14,6 +14,7 @@ mod common;
 mod concurrency;
 mod crash;
 mod recovery;
+mod refunds;
 mod simulation;
 mod smoke;
 mod webhook_retry;
