@@ -76,7 +76,7 @@ pub struct SettlementStats {
 }
 
 impl SettlementStats {
-    /// How many pay-ins and payouts await the rail.
+    /// How many pay-ins, payouts and refunds await the rail.
     pub fn pending(&self) -> u64 {
         self.pending.load(Ordering::Relaxed)
     }
