@@ -823,14 +823,19 @@ impl Sim {
             _ => Some(rest.max(1)),
         };
         let reason = self.rng.random_bool(0.1).then(|| "fail@sandbox".to_owned());
+        // Some refunds carry an Idempotency-Key, replayed below once created.
+        let idempotency = self.rng.random_bool(0.2).then(|| actors::Idempotency {
+            key: format!("refund-{}", self.step),
+            fingerprint: "first".to_owned(),
+        });
         let new = actors::NewRefund {
             payment_id: p.id,
             amount: requested.map(Money::from_paise),
             reason,
             created_by: m.merchant,
-            idempotency: None,
+            idempotency: idempotency.clone(),
         };
-        let result = self.wallets.create_refund(m.merchant, new).await;
+        let result = self.wallets.create_refund(m.merchant, new.clone()).await;
         let amount = requested.unwrap_or(rest);
         let want = if p.status != PaymentStatus::Completed {
             Some(Rejection::InvalidStatusTransition {
@@ -871,6 +876,30 @@ impl Sim {
             (RefundStatus::Pending, amount, p.id, m.merchant),
             "{ctx}: new refund"
         );
+        if let Some(idem) = idempotency {
+            // The same key and body: the first answer again, nothing moves
+            // (the per-step check sees only the one hold); another body: refused.
+            let again = ok(
+                self.wallets.create_refund(m.merchant, new.clone()).await,
+                &ctx,
+            );
+            assert!(again.replayed, "{ctx}: a repeated key was not replayed");
+            assert_eq!(again.record, r, "{ctx}: the replay differs");
+            let mut other = new;
+            other.idempotency = Some(actors::Idempotency {
+                fingerprint: "second".to_owned(),
+                ..idem
+            });
+            assert_eq!(
+                self.wallets
+                    .create_refund(m.merchant, other)
+                    .await
+                    .map(|c| c.record.id)
+                    .unwrap_err(),
+                Rejection::IdempotencyConflict,
+                "{ctx}: a key re-used with another body"
+            );
+        }
         let m = &mut self.models[w];
         m.available -= amount;
         m.held += amount;
