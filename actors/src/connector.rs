@@ -21,7 +21,9 @@
 //! come from there, never from a scan.
 
 use crate::{CoreConfig, WalletHandle};
-use domain::{PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection, Timestamp};
+use domain::{
+    PaymentId, PaymentStatus, PayoutId, PayoutStatus, RefundId, RefundStatus, Rejection, Timestamp,
+};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::cmp::Reverse;
@@ -74,7 +76,7 @@ pub struct SettlementStats {
 }
 
 impl SettlementStats {
-    /// How many pay-ins, payouts and settlements (SPEC §14) await the rail.
+    /// How many pay-ins, payouts, refunds and settlements (SPEC §14) await the rail.
     pub fn pending(&self) -> u64 {
         self.pending.load(Ordering::Relaxed)
     }
@@ -163,6 +165,20 @@ pub fn payin_outcome(
         return (PaymentStatus::Failed, Some("sandbox bank declined".into()));
     }
     (PaymentStatus::Completed, None)
+}
+
+/// The refund `reason` that the sandbox always fails.
+pub const FAIL_REFUND_REASON: &str = "fail@sandbox";
+
+/// The sandbox's verdict on a refund: its `reason` decides.
+pub fn refund_outcome(reason: Option<&str>) -> (RefundStatus, Option<String>) {
+    if reason == Some(FAIL_REFUND_REASON) {
+        return (
+            RefundStatus::Failed,
+            Some("the payer's bank refused the refund".into()),
+        );
+    }
+    (RefundStatus::Processed, None)
 }
 
 /// The sandbox's verdict on a payout.
@@ -329,6 +345,10 @@ async fn settle(wallets: &WalletHandle, item: &PendingItem) -> Finished {
             )
             .await
             .map(|_| ()),
+        PendingKind::Refund => wallets
+            .settle_refund_by_rail(item.merchant_id, RefundId::from_bytes(item.record), item.id)
+            .await
+            .map(|_| ()),
     };
     match result {
         Ok(()) => Finished::Settled,
@@ -385,6 +405,12 @@ mod tests {
         assert_eq!(payin_outcome(&id, None, 1_000_000).0, PaymentStatus::Failed);
         assert_eq!(payout_outcome(REJECT_ACCOUNT).0, PayoutStatus::Rejected);
         assert_eq!(payout_outcome("123456789012").0, PayoutStatus::Processed);
+        assert_eq!(
+            refund_outcome(Some(FAIL_REFUND_REASON)).0,
+            RefundStatus::Failed
+        );
+        assert_eq!(refund_outcome(Some("damaged")).0, RefundStatus::Processed);
+        assert_eq!(refund_outcome(None).0, RefundStatus::Processed);
     }
 
     #[test]

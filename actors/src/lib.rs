@@ -21,4 +21,4 @@ pub use connector::SettlementStats;
 pub use directory::{Directory, NewUser, UserPatch};
 pub use settlement_cycle::SettlementSchedule;
 pub use wallet::handle::{Created, Inflight, WalletHandle};
-pub use wallet::messages::{Idempotency, NewPayin, NewPayout};
+pub use wallet::messages::{Idempotency, NewPayin, NewPayout, NewRefund};

@@ -121,6 +121,11 @@ prefixed_id!(
     SettlementId,
     "st_"
 );
+prefixed_id!(
+    /// A refund of (part of) a completed pay-in (SPEC §12).
+    RefundId,
+    "rf_"
+);
 
 #[cfg(test)]
 mod tests {

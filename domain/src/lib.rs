@@ -8,19 +8,21 @@ pub mod ledger;
 pub mod metric_names;
 pub mod money;
 pub mod records;
+pub mod refund;
 pub mod rejection;
 pub mod role;
 pub mod secret;
 pub mod settlement;
 pub mod time;
 
-pub use ids::{EventId, PaymentId, PayoutId, SettlementId, TransferId, UserId};
+pub use ids::{EventId, PaymentId, PayoutId, RefundId, SettlementId, TransferId, UserId};
 pub use ledger::{Account, AccountKind, Posted, Transfer, TransferKind, Wallet};
 pub use money::{Currency, Money};
 pub use records::{
     Beneficiary, Delivery, DeliveryStatus, EventType, OutboxEvent, Payment, PaymentStatus, Payout,
     PayoutMode, PayoutStatus, User, UserStatus,
 };
+pub use refund::{Refund, RefundStatus};
 pub use rejection::Rejection;
 pub use role::Role;
 pub use secret::Secret;

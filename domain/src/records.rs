@@ -111,6 +111,13 @@ pub struct Payment {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub completed_at: Option<Timestamp>,
+    /// Sum of the amounts of its refunds that have not failed (SPEC §12).
+    #[serde(default)]
+    pub refunded_amount: Money,
+    /// The reason given with its terminal transition (the admin's manual
+    /// one, or the rail's), whatever the status.
+    #[serde(default)]
+    pub status_reason: Option<String>,
 }
 
 impl Payment {
@@ -129,6 +136,7 @@ impl Payment {
         }
         self.status = to;
         self.updated_at = now;
+        self.status_reason.clone_from(&reason);
         match to {
             PaymentStatus::Completed => self.completed_at = Some(now),
             _ => self.failure_reason = reason.or_else(|| Some("declined".to_owned())),
@@ -286,6 +294,10 @@ pub enum EventType {
     SettlementProcessed,
     #[serde(rename = "settlement.failed")]
     SettlementFailed,
+    #[serde(rename = "refund.processed")]
+    RefundProcessed,
+    #[serde(rename = "refund.failed")]
+    RefundFailed,
 }
 
 impl EventType {
@@ -299,6 +311,8 @@ impl EventType {
             EventType::UserSuspended => "user.suspended",
             EventType::SettlementProcessed => "settlement.processed",
             EventType::SettlementFailed => "settlement.failed",
+            EventType::RefundProcessed => "refund.processed",
+            EventType::RefundFailed => "refund.failed",
         }
     }
 }
@@ -448,7 +462,22 @@ mod tests {
             created_at: now,
             updated_at: now,
             completed_at: None,
+            refunded_amount: Money::ZERO,
+            status_reason: None,
         }
+    }
+
+    #[test]
+    fn a_manual_reason_is_kept_whatever_the_status() {
+        let mut p = payment();
+        p.settle(
+            PaymentStatus::Completed,
+            Some("bank statement 12".into()),
+            Timestamp::from_unix_ms(2),
+        )
+        .unwrap();
+        assert_eq!(p.status_reason.as_deref(), Some("bank statement 12"));
+        assert_eq!(p.failure_reason, None);
     }
 
     #[test]

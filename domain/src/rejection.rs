@@ -19,6 +19,8 @@ pub enum Rejection {
     DuplicateOrderId,
     IdempotencyConflict,
     InsufficientBalance,
+    /// The refunds of a pay-in would exceed its amount (SPEC §12).
+    RefundExceedsPayment,
     PayloadTooLarge,
     RateLimitExceeded {
         retry_after_secs: u64,
@@ -51,6 +53,7 @@ impl Rejection {
             Rejection::DuplicateOrderId => "duplicate_order_id",
             Rejection::IdempotencyConflict => "idempotency_conflict",
             Rejection::InsufficientBalance => "insufficient_balance",
+            Rejection::RefundExceedsPayment => "refund_exceeds_payment",
             Rejection::PayloadTooLarge => "payload_too_large",
             Rejection::RateLimitExceeded { .. } => "rate_limit_exceeded",
             Rejection::InvalidStatusTransition { .. } => "invalid_status_transition",
@@ -74,7 +77,9 @@ impl Rejection {
             | Rejection::InvalidStatusTransition { .. }
             | Rejection::BackupInProgress => 409,
             Rejection::PayloadTooLarge => 413,
-            Rejection::IdempotencyConflict | Rejection::InsufficientBalance => 422,
+            Rejection::IdempotencyConflict
+            | Rejection::InsufficientBalance
+            | Rejection::RefundExceedsPayment => 422,
             Rejection::RateLimitExceeded { .. } => 429,
             Rejection::DatabaseError => 500,
             Rejection::ServiceUnavailable => 503,
@@ -104,6 +109,9 @@ impl Rejection {
                 "This Idempotency-Key was used with a different request body.".to_owned()
             }
             Rejection::InsufficientBalance => "Not enough available wallet balance.".to_owned(),
+            Rejection::RefundExceedsPayment => {
+                "The refunds of this payment would exceed its amount.".to_owned()
+            }
             Rejection::PayloadTooLarge => "Request body exceeds 64 KiB.".to_owned(),
             Rejection::RateLimitExceeded { retry_after_secs } => {
                 format!("Too many requests; retry after {retry_after_secs} s.")
@@ -147,6 +155,7 @@ mod tests {
             (Rejection::DuplicateOrderId, 409),
             (Rejection::IdempotencyConflict, 422),
             (Rejection::InsufficientBalance, 422),
+            (Rejection::RefundExceedsPayment, 422),
             (Rejection::PayloadTooLarge, 413),
             (
                 Rejection::RateLimitExceeded {

@@ -40,11 +40,15 @@ pub enum Route {
     SettlementsList,
     SettlementGet,
     SettlementStatus,
+    RefundsCreate,
+    RefundsList,
+    RefundGet,
+    RefundStatus,
 }
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 33] = [
+    pub const ALL: [Route; 37] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -78,6 +82,10 @@ impl Route {
         Route::SettlementsList,
         Route::SettlementGet,
         Route::SettlementStatus,
+        Route::RefundsCreate,
+        Route::RefundsList,
+        Route::RefundGet,
+        Route::RefundStatus,
     ];
 
     /// Method and path template.
@@ -116,6 +124,10 @@ impl Route {
             Route::SettlementsList => (Method::GET, "/api/v1/settlements"),
             Route::SettlementGet => (Method::GET, "/api/v1/settlements/{id}"),
             Route::SettlementStatus => (Method::POST, "/api/v1/settlements/{id}/status"),
+            Route::RefundsCreate => (Method::POST, "/api/v1/payments/{id}/refunds"),
+            Route::RefundsList => (Method::GET, "/api/v1/refunds"),
+            Route::RefundGet => (Method::GET, "/api/v1/refunds/{id}"),
+            Route::RefundStatus => (Method::POST, "/api/v1/refunds/{id}/status"),
         }
     }
 
@@ -147,6 +159,17 @@ impl Route {
                 "cursor",
             ],
             Route::PayoutsList => RECORDS,
+            Route::RefundsList => &[
+                "status",
+                "payment_id",
+                "from",
+                "to",
+                "min_amount",
+                "max_amount",
+                "merchant_id",
+                "limit",
+                "cursor",
+            ],
             Route::UsersList => &["role", "status", "merchant_id", "limit", "cursor"],
             Route::ReportSummary => &[
                 "from",
@@ -208,7 +231,10 @@ impl Route {
             | Route::AdminBackup
             | Route::SettlementsCreate
             | Route::SettlementGet
-            | Route::SettlementStatus => &[],
+            | Route::SettlementStatus
+            | Route::RefundsCreate
+            | Route::RefundGet
+            | Route::RefundStatus => &[],
         }
     }
 
@@ -256,6 +282,14 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
             ["payments", id] => (pick(m, &[(Method::GET, Route::PaymentGet)])?, Some(*id)),
             ["payments", id, "status"] => {
                 (pick(m, &[(Method::POST, Route::PaymentStatus)])?, Some(*id))
+            }
+            ["payments", id, "refunds"] => {
+                (pick(m, &[(Method::POST, Route::RefundsCreate)])?, Some(*id))
+            }
+            ["refunds"] => (pick(m, &[(Method::GET, Route::RefundsList)])?, None),
+            ["refunds", id] => (pick(m, &[(Method::GET, Route::RefundGet)])?, Some(*id)),
+            ["refunds", id, "status"] => {
+                (pick(m, &[(Method::POST, Route::RefundStatus)])?, Some(*id))
             }
             ["payouts"] => (
                 pick(

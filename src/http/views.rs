@@ -4,7 +4,7 @@
 //! hot path, are serialised field by field straight into the response (no
 //! intermediate `Value`); the rarer views are `json!` objects.
 
-use domain::{Payment, Payout, User, Wallet};
+use domain::{Payment, Payout, Refund, User, Wallet};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::{json, Value};
 use std::borrow::Borrow;
@@ -19,29 +19,49 @@ pub fn payment(p: &Payment) -> PaymentView<&Payment> {
 
 impl<P: Borrow<Payment>> Serialize for PaymentView<P> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let p = self.0.borrow();
-        let mut out = s.serialize_struct("Payment", 19)?;
-        out.serialize_field("id", &p.id)?;
-        out.serialize_field("order_id", &p.order_id)?;
-        out.serialize_field("merchant_id", &p.merchant_id)?;
-        out.serialize_field("created_by", &p.created_by)?;
-        out.serialize_field("amount", &p.amount)?;
-        out.serialize_field("fee", &p.fee)?;
-        out.serialize_field("net_amount", &p.net_amount)?;
-        out.serialize_field("currency", &p.currency)?;
-        out.serialize_field("status", p.status.as_str())?;
-        out.serialize_field("payer", &p.payer)?;
-        out.serialize_field("payer_email", &p.payer_email)?;
-        out.serialize_field("payer_phone", &p.payer_phone)?;
-        out.serialize_field("payer_vpa", &p.payer_vpa)?;
-        out.serialize_field("description", &p.description)?;
-        out.serialize_field("metadata", &p.metadata)?;
-        out.serialize_field("failure_reason", &p.failure_reason)?;
-        out.serialize_field("created_at", &p.created_at)?;
-        out.serialize_field("updated_at", &p.updated_at)?;
-        out.serialize_field("completed_at", &p.completed_at)?;
+        let mut out = s.serialize_struct("Payment", 21)?;
+        payment_fields(&mut out, self.0.borrow())?;
         out.end()
     }
+}
+
+/// A pay-in with its refunds (the newest, at most a bound), as the
+/// responses about one pay-in show it (create, get, manual status).
+pub struct PaymentWithRefunds<'a>(pub &'a Payment, pub &'a [Refund]);
+
+impl Serialize for PaymentWithRefunds<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_struct("Payment", 22)?;
+        payment_fields(&mut out, self.0)?;
+        let refunds: Vec<RefundView<&Refund>> = self.1.iter().map(RefundView).collect();
+        out.serialize_field("refunds", &refunds)?;
+        out.end()
+    }
+}
+
+fn payment_fields<S: SerializeStruct>(out: &mut S, p: &Payment) -> Result<(), S::Error> {
+    out.serialize_field("id", &p.id)?;
+    out.serialize_field("order_id", &p.order_id)?;
+    out.serialize_field("merchant_id", &p.merchant_id)?;
+    out.serialize_field("created_by", &p.created_by)?;
+    out.serialize_field("amount", &p.amount)?;
+    out.serialize_field("fee", &p.fee)?;
+    out.serialize_field("net_amount", &p.net_amount)?;
+    out.serialize_field("currency", &p.currency)?;
+    out.serialize_field("status", p.status.as_str())?;
+    out.serialize_field("payer", &p.payer)?;
+    out.serialize_field("payer_email", &p.payer_email)?;
+    out.serialize_field("payer_phone", &p.payer_phone)?;
+    out.serialize_field("payer_vpa", &p.payer_vpa)?;
+    out.serialize_field("description", &p.description)?;
+    out.serialize_field("metadata", &p.metadata)?;
+    out.serialize_field("failure_reason", &p.failure_reason)?;
+    out.serialize_field("created_at", &p.created_at)?;
+    out.serialize_field("updated_at", &p.updated_at)?;
+    out.serialize_field("completed_at", &p.completed_at)?;
+    out.serialize_field("refunded_amount", &p.refunded_amount)?;
+    out.serialize_field("status_reason", &p.status_reason)?;
+    Ok(())
 }
 
 /// A payout as callers see it: the beneficiary's account number masked.
@@ -83,6 +103,34 @@ impl Serialize for BeneficiaryView<'_> {
         out.serialize_field("name", &b.name)?;
         out.serialize_field("account_number", &b.masked_account())?;
         out.serialize_field("ifsc", &b.ifsc)?;
+        out.end()
+    }
+}
+
+/// A refund as callers see it (SPEC §12).
+pub struct RefundView<R: Borrow<Refund>>(pub R);
+
+pub fn refund(r: &Refund) -> RefundView<&Refund> {
+    RefundView(r)
+}
+
+impl<R: Borrow<Refund>> Serialize for RefundView<R> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0.borrow();
+        let mut out = s.serialize_struct("Refund", 13)?;
+        out.serialize_field("id", &r.id)?;
+        out.serialize_field("payment_id", &r.payment_id)?;
+        out.serialize_field("merchant_id", &r.merchant_id)?;
+        out.serialize_field("created_by", &r.created_by)?;
+        out.serialize_field("amount", &r.amount)?;
+        out.serialize_field("currency", &r.currency)?;
+        out.serialize_field("status", r.status.as_str())?;
+        out.serialize_field("reason", &r.reason)?;
+        out.serialize_field("failure_reason", &r.failure_reason)?;
+        out.serialize_field("status_reason", &r.status_reason)?;
+        out.serialize_field("created_at", &r.created_at)?;
+        out.serialize_field("updated_at", &r.updated_at)?;
+        out.serialize_field("processed_at", &r.processed_at)?;
         out.end()
     }
 }

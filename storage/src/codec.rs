@@ -9,8 +9,8 @@
 use crate::StorageError;
 use domain::{
     Beneficiary, Currency, Delivery, DeliveryStatus, EventId, EventType, Money, Payment, PaymentId,
-    PaymentStatus, Payout, PayoutId, PayoutMode, PayoutStatus, Posted, Timestamp, Transfer,
-    TransferId, TransferKind, UserId, Wallet,
+    PaymentStatus, Payout, PayoutId, PayoutMode, PayoutStatus, Posted, Refund, RefundId,
+    RefundStatus, Timestamp, Transfer, TransferId, TransferKind, UserId, Wallet,
 };
 
 /// A record with a binary form.
@@ -195,7 +195,7 @@ const PAYOUT_STATUSES: [PayoutStatus; 3] = [
     PayoutStatus::Processed,
     PayoutStatus::Rejected,
 ];
-const EVENT_TYPES: [EventType; 8] = [
+const EVENT_TYPES: [EventType; 10] = [
     EventType::PaymentCompleted,
     EventType::PaymentFailed,
     EventType::PayoutProcessed,
@@ -204,6 +204,8 @@ const EVENT_TYPES: [EventType; 8] = [
     EventType::UserSuspended,
     EventType::SettlementProcessed,
     EventType::SettlementFailed,
+    EventType::RefundProcessed,
+    EventType::RefundFailed,
 ];
 const DELIVERY_STATUSES: [DeliveryStatus; 3] = [
     DeliveryStatus::Pending,
@@ -323,7 +325,8 @@ impl Codec for Transfer {
 }
 
 impl Codec for Payment {
-    const VERSION: u8 = 1;
+    /// 2: `refunded_amount` and `status_reason` at the end.
+    const VERSION: u8 = 2;
 
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.id.as_bytes());
@@ -346,6 +349,8 @@ impl Codec for Payment {
         put_time(out, self.created_at);
         put_time(out, self.updated_at);
         put_opt_time(out, self.completed_at);
+        put_money(out, self.refunded_amount);
+        put_opt_string(out, self.status_reason.as_deref());
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Payment, StorageError> {
@@ -372,6 +377,46 @@ impl Codec for Payment {
             created_at: r.time()?,
             updated_at: r.time()?,
             completed_at: r.opt_time()?,
+            refunded_amount: r.money()?,
+            status_reason: r.opt_string()?,
+        })
+    }
+}
+
+impl Codec for Refund {
+    const VERSION: u8 = 1;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.id.as_bytes());
+        out.extend_from_slice(self.payment_id.as_bytes());
+        out.extend_from_slice(self.merchant_id.as_bytes());
+        out.extend_from_slice(self.created_by.as_bytes());
+        put_money(out, self.amount);
+        put_currency(out, self.currency);
+        put_tag(out, &RefundStatus::ALL, &self.status);
+        put_opt_string(out, self.reason.as_deref());
+        put_opt_string(out, self.failure_reason.as_deref());
+        put_opt_string(out, self.status_reason.as_deref());
+        put_time(out, self.created_at);
+        put_time(out, self.updated_at);
+        put_opt_time(out, self.processed_at);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Refund, StorageError> {
+        Ok(Refund {
+            id: RefundId::from_bytes(r.take()?),
+            payment_id: PaymentId::from_bytes(r.take()?),
+            merchant_id: r.user()?,
+            created_by: r.user()?,
+            amount: r.money()?,
+            currency: r.currency()?,
+            status: r.tag(&RefundStatus::ALL, "refund status")?,
+            reason: r.opt_string()?,
+            failure_reason: r.opt_string()?,
+            status_reason: r.opt_string()?,
+            created_at: r.time()?,
+            updated_at: r.time()?,
+            processed_at: r.opt_time()?,
         })
     }
 }
@@ -572,6 +617,8 @@ mod tests {
             created_at: now,
             updated_at: now,
             completed_at: Some(now),
+            refunded_amount: Money::from_paise(2_500),
+            status_reason: Some("manual".into()),
         };
         let payout = Payout {
             id: PayoutId::new(),
@@ -609,6 +656,31 @@ mod tests {
         assert_eq!(unknown_mode[mode_at], 3, "the mode tag sits where expected");
         unknown_mode[mode_at] = 9;
         assert!(from_bytes::<Payout>(&unknown_mode).is_err());
+    }
+
+    #[test]
+    fn refunds_round_trip_and_refuse_damage() {
+        let now = Timestamp::from_unix_ms(1_764_000_000_123);
+        let refund = Refund {
+            id: RefundId::new(),
+            payment_id: PaymentId::new(),
+            merchant_id: UserId::new(),
+            created_by: UserId::new(),
+            amount: Money::from_paise(12_345),
+            currency: Currency::Inr,
+            status: RefundStatus::Failed,
+            reason: Some("fail@sandbox".into()),
+            failure_reason: Some("declined".into()),
+            status_reason: None,
+            created_at: now,
+            updated_at: now,
+            processed_at: None,
+        };
+        let bytes = to_bytes(&refund);
+        assert_eq!(from_bytes::<Refund>(&bytes).unwrap(), refund);
+        for cut in 0..bytes.len() {
+            assert!(from_bytes::<Refund>(&bytes[..cut]).is_err());
+        }
     }
 
     #[test]

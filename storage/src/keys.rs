@@ -2,7 +2,7 @@
 //! creation time and a reverse prefix scan lists newest first. Integers are
 //! big-endian so that byte order is numeric order.
 
-use domain::{Currency, PaymentId, PayoutId, TransferId, UserId};
+use domain::{Currency, PaymentId, PayoutId, RefundId, TransferId, UserId};
 
 /// Tags of the `Index` space: which listing a key belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +21,12 @@ pub enum IndexTag {
     SettlementsByMerchant = b'S',
     /// Settlements of the merchants under a manager.
     SettlementsByTeam = b's',
+    RefundsByMerchant = b'R',
+    RefundsByCreator = b'r',
+    /// Refunds of the merchants under a manager.
+    RefundsByTeam = b'k',
+    /// Refunds of one pay-in (the owner's 16 bytes are the pay-in's id).
+    RefundsByPayment = b'q',
 }
 
 /// Kinds of merchant-scoped unique references in the `Unique` space.
@@ -48,6 +54,10 @@ pub fn payment(id: &PaymentId) -> Vec<u8> {
 }
 
 pub fn payout(id: &PayoutId) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+pub fn refund(id: &RefundId) -> Vec<u8> {
     id.as_bytes().to_vec()
 }
 

@@ -74,6 +74,8 @@ pub enum Space {
     Deliveries,
     /// settlement id → Settlement (JSON)
     Settlements,
+    /// refund id → Refund
+    Refunds,
     /// sequence → journal record: durable commands not yet applied above
     Journal,
     /// store-level facts: the last journal sequence applied
@@ -82,21 +84,21 @@ pub enum Space {
 
 impl Space {
     /// Every keyspace: the data ones, then the committer's own.
-    pub const ALL: [Space; 17] = {
-        let mut all = [Space::Journal; 17];
+    pub const ALL: [Space; Space::DATA.len() + 2] = {
+        let mut all = [Space::Journal; Space::DATA.len() + 2];
         let mut i = 0;
         while i < Space::DATA.len() {
             all[i] = Space::DATA[i];
             i += 1;
         }
-        all[15] = Space::Journal;
-        all[16] = Space::Meta;
+        all[Space::DATA.len()] = Space::Journal;
+        all[Space::DATA.len() + 1] = Space::Meta;
         all
     };
 
     /// The spaces that hold the store's data; the others (the journal and
     /// its checkpoint) belong to the committer and indexer alone.
-    pub const DATA: [Space; 15] = [
+    pub const DATA: [Space; 16] = [
         Space::Users,
         Space::ApiKeys,
         Space::Payments,
@@ -112,6 +114,7 @@ impl Space {
         Space::WebhookDue,
         Space::Deliveries,
         Space::Settlements,
+        Space::Refunds,
     ];
 
     /// Whether it is the committer's own (never in a write set).
@@ -135,6 +138,7 @@ impl Space {
             Space::Pending => "pending",
             Space::WebhookDue => "webhook_due",
             Space::Deliveries => "deliveries",
+            Space::Refunds => "refunds",
             Space::Journal => "journal",
             Space::Meta => "meta",
             Space::Settlements => "settlements",
@@ -195,7 +199,7 @@ struct Inner {
 /// refused at open (nothing is deployed yet: there is no migration).
 /// 3: pay-ins, payouts and webhook events in the binary codec (2 had
 /// them as JSON), each delivery a record of its own.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const FORMAT_FILE: &str = "TIJORI_FORMAT";
 /// fjall's lower bound for its journals' total size.
 const FJALL_JOURNAL_MAX_BYTES: u64 = 64 * 1_024 * 1_024;

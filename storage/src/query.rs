@@ -4,7 +4,7 @@
 
 use crate::keys::IndexTag;
 use crate::{Page, Space, StorageError, Store};
-use domain::UserId;
+use domain::{PaymentId, UserId};
 
 /// Whose pay-ins or payouts a listing covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub enum Listing {
     /// Settlements (`CreatedBy` lists nothing: nobody creates them but
     /// the platform; callers map an api_user to its merchant).
     Settlements(Scope),
+    Refunds(Scope),
+    /// The refunds of one pay-in.
+    RefundsOfPayment(PaymentId),
 }
 
 /// One page's bounds: ids created in `[from_ms, to_ms)`, strictly older
@@ -77,6 +80,15 @@ impl Listing {
                 Source::Index(IndexTag::SettlementsByMerchant, m)
             }
             Settlements(Team(t)) => Source::Index(IndexTag::SettlementsByTeam, t),
+            Refunds(All) => Source::Space(Space::Refunds),
+            Refunds(Merchant(m)) => Source::Index(IndexTag::RefundsByMerchant, m),
+            Refunds(CreatedBy(u)) => Source::Index(IndexTag::RefundsByCreator, u),
+            Refunds(Team(t)) => Source::Index(IndexTag::RefundsByTeam, t),
+            // An index row's owner is 16 bytes: here, the pay-in's id.
+            RefundsOfPayment(p) => Source::Index(
+                IndexTag::RefundsByPayment,
+                UserId::from_bytes(*p.as_bytes()),
+            ),
         }
     }
 }

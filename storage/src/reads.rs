@@ -4,8 +4,8 @@
 use crate::keys::{self, IndexTag, UniqueKind};
 use crate::{codec, Space, StorageError, Store};
 use domain::{
-    Currency, Payment, PaymentId, Payout, PayoutId, Timestamp, Transfer, TransferId, User, UserId,
-    Wallet,
+    Currency, Payment, PaymentId, Payout, PayoutId, Refund, RefundId, Timestamp, Transfer,
+    TransferId, User, UserId, Wallet,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,7 @@ pub enum PendingKind {
     Payin,
     Payout,
     Settlement,
+    Refund,
 }
 
 impl PendingKind {
@@ -36,6 +37,7 @@ impl PendingKind {
             PendingKind::Payin => b'i',
             PendingKind::Payout => b'o',
             PendingKind::Settlement => b's',
+            PendingKind::Refund => b'r',
         }
     }
 }
@@ -84,6 +86,8 @@ impl PendingItem {
             PendingKind::Payout
         } else if key[8] == PendingKind::Settlement.tag() {
             PendingKind::Settlement
+        } else if key[8] == PendingKind::Refund.tag() {
+            PendingKind::Refund
         } else {
             PendingKind::Payin
         };
@@ -142,6 +146,13 @@ impl Store {
 
     pub fn payout(&self, id: &PayoutId) -> Result<Option<Payout>, StorageError> {
         match self.space(Space::Payouts).get(keys::payout(id))? {
+            Some(bytes) => codec::from_bytes(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn refund(&self, id: &RefundId) -> Result<Option<Refund>, StorageError> {
+        match self.space(Space::Refunds).get(keys::refund(id))? {
             Some(bytes) => codec::from_bytes(&bytes).map(Some),
             None => Ok(None),
         }

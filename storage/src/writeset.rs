@@ -4,7 +4,7 @@
 use crate::keys::{IndexTag, UniqueKind};
 use crate::reads::PendingId;
 use crate::{codec, keys, IdempotencyRecord, PendingItem, PendingKind, Space, StorageError};
-use domain::{Payment, Payout, Transfer, User, UserId, Wallet};
+use domain::{Payment, Payout, Refund, Transfer, User, UserId, Wallet};
 use serde::Serialize;
 
 #[derive(Debug, Default)]
@@ -166,6 +166,48 @@ impl WriteSet {
         Ok(())
     }
 
+    /// A new refund: the record, its listings (merchant, creator, team, and
+    /// its pay-in's) and its row in the rail's due queue, which is returned.
+    pub fn refund_created(
+        &mut self,
+        refund: &Refund,
+        listed: Listed<'_>,
+        settle_at_ms: i64,
+    ) -> Result<PendingItem, StorageError> {
+        let id = refund.id.as_bytes();
+        self.put_raw(
+            Space::Refunds,
+            keys::refund(&refund.id),
+            codec::to_bytes(refund),
+        );
+        self.listing(
+            &refund.merchant_id,
+            [
+                IndexTag::RefundsByMerchant,
+                IndexTag::RefundsByCreator,
+                IndexTag::RefundsByTeam,
+            ],
+            listed,
+            id,
+        );
+        let payment = UserId::from_bytes(*refund.payment_id.as_bytes());
+        self.put_raw(
+            Space::Index,
+            keys::index(IndexTag::RefundsByPayment, &payment, id),
+            Vec::new(),
+        );
+        Ok(self.pending(PendingKind::Refund, id, &refund.merchant_id, settle_at_ms))
+    }
+
+    /// A refund changed (settled).
+    pub fn refund_saved(&mut self, refund: &Refund) {
+        self.put_raw(
+            Space::Refunds,
+            keys::refund(&refund.id),
+            codec::to_bytes(refund),
+        );
+    }
+
     /// The first response to a caller's `Idempotency-Key` on a merchant.
     pub fn idempotency_saved(
         &mut self,
@@ -285,6 +327,8 @@ mod tests {
             created_at: now,
             updated_at: now,
             completed_at: None,
+            refunded_amount: Money::ZERO,
+            status_reason: None,
         }
     }
 

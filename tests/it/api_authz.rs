@@ -227,6 +227,12 @@ const MATRIX: &[Row] = &[
     row(Route::SettlementsList,      ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
     row(Route::SettlementGet,        Plain,      [[N404, N404, N404], [N404, N404, N404], [N404, N404, N404], [N404, N404, N404]]),
     row(Route::SettlementStatus,     Plain,      [[N404, N404, N404], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
+    // Refunds have their pay-in's scope; these rows run last (they complete pay-ins and move money).
+    row(Route::RefundsCreate,        Plain,      [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, N404, N404], [DATA, N404, N404]]),
+    row(Route::RefundsList,          All,        [[DATA, DATA, DATA], [DATA, DATA, HIDE], [DATA, HIDE, HIDE], [DATA, HIDE, HIDE]]),
+    row(Route::RefundsList,          ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
+    row(Route::RefundGet,            Plain,      [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, N404, N404], [DATA, N404, N404]]),
+    row(Route::RefundStatus,         Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
 ];
 
 /// The target merchant of each (role, relation): `merchant_id` of
@@ -1767,6 +1773,13 @@ async fn run_cell(w: &mut World, row: &Row, role: Role, rel: Rel) -> (usize, Vec
             let r = w.call(caller, method, &path, body).await;
             results.push(("an unknown settlement".into(), outcome(&r, want, 200)));
         }
+        (
+            Route::RefundsCreate | Route::RefundsList | Route::RefundGet | Route::RefundStatus,
+            probe,
+        ) => {
+            let (target, res) = refund_cell(w, row.route, probe, role, rel, want, m).await;
+            results.push((target, res));
+        }
         (route, probe) => panic!("no probe for {route:?} {probe:?}"),
     }
 
@@ -2281,4 +2294,183 @@ async fn fields_a_caller_may_not_set_are_refused_and_never_applied() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+// ---------------------------------------------------------------- refunds
+
+/// A refund (SPEC §12) has the scope of its pay-in: same merchant, and made
+/// by the pay-in's creator it has the same creator. A cell's target refund
+/// is made that way on the cell's target pay-in, which the admin completes
+/// first (setup).
+impl World {
+    /// The cell's target pay-in, completed.
+    async fn refundable_payin(&mut self, role: Role, rel: Rel) -> Option<usize> {
+        let creator = PRIMARY_CREATOR[role as usize][rel as usize];
+        let targets = self.targets(role.caller(), rel, Kind::Payin);
+        let mut order: Vec<usize> = targets
+            .iter()
+            .copied()
+            .filter(|&i| self.recs[i].creator == creator)
+            .collect();
+        order.extend(targets);
+        let pick = order
+            .iter()
+            .copied()
+            .find(|&i| self.recs[i].status == "completed")
+            .or_else(|| {
+                order
+                    .iter()
+                    .copied()
+                    .find(|&i| self.recs[i].status == "pending")
+            })?;
+        if self.recs[pick].status == "pending" {
+            let r = self.settle("admin", pick, "completed").await;
+            if r.status != 200 {
+                return None;
+            }
+        }
+        Some(pick)
+    }
+
+    /// A new pending refund of 1.00 of pay-in `i`, made by its creator.
+    async fn refund_by_creator(&mut self, i: usize) -> Result<String, String> {
+        let creator = self.recs[i].creator.clone();
+        let path = format!("/api/v1/payments/{}/refunds", self.recs[i].id);
+        let body = json!({ "amount": "1", "reason": "authz matrix" });
+        let r = self.call(&creator, Method::POST, &path, Some(body)).await;
+        ensure!(
+            r.status == 201,
+            "TEST SETUP: {creator} refunds {}: {}",
+            self.recs[i].id,
+            short(&r.text)
+        );
+        Ok(r.data()["id"].as_str().unwrap_or("?").to_owned())
+    }
+
+    /// A record as the admin sees it (`payments/…` or `refunds/…`).
+    async fn admin_get(&mut self, path: &str) -> Value {
+        let r = self.call("admin", Method::GET, path, None).await;
+        assert_eq!(r.status, 200, "admin reads {path}: {}", r.text);
+        r.data().clone()
+    }
+}
+
+async fn refund_cell(
+    w: &mut World,
+    route: Route,
+    probe: Probe,
+    role: Role,
+    rel: Rel,
+    want: Want,
+    m: &str,
+) -> (String, Result<(), String>) {
+    let caller = role.caller();
+    let Some(i) = w.refundable_payin(role, rel).await else {
+        return (
+            "a pay-in".into(),
+            Err("TEST SETUP: no pay-in to refund".into()),
+        );
+    };
+    let target = format!("refund of {}", w.describe(i));
+    let payment_path = format!("/api/v1/payments/{}", w.recs[i].id);
+    let res: Result<(), String> = match route {
+        Route::RefundsCreate => {
+            let before = w.admin_get(&payment_path).await["refunded_amount"].clone();
+            let path = format!("{payment_path}/refunds");
+            let body = json!({ "amount": "1" });
+            let r = w.call(caller, Method::POST, &path, Some(body)).await;
+            let after = w.admin_get(&payment_path).await["refunded_amount"].clone();
+            outcome(&r, want, 201).and_then(|()| {
+                if want == Want::Data {
+                    ensure!(
+                        r.data()["payment_id"] == w.recs[i].id.as_str()
+                            && r.data()["created_by"] == w.id(caller).as_str(),
+                        "refund {}",
+                        short(&r.text)
+                    );
+                    ensure!(after != before, "refunded_amount stayed {before}");
+                } else {
+                    ensure!(
+                        after == before,
+                        "a refused refund moved refunded_amount {before} -> {after}"
+                    );
+                }
+                Ok(())
+            })
+        }
+        Route::RefundGet => match w.refund_by_creator(i).await {
+            Err(e) => Err(e),
+            Ok(id) => {
+                let path = format!("/api/v1/refunds/{id}");
+                let r = w.call(caller, Method::GET, &path, None).await;
+                outcome(&r, want, 200).and_then(|()| {
+                    ensure!(
+                        want != Want::Data || r.data()["id"] == id.as_str(),
+                        "got {}",
+                        short(&r.text)
+                    );
+                    Ok(())
+                })
+            }
+        },
+        Route::RefundStatus => match w.refund_by_creator(i).await {
+            Err(e) => Err(e),
+            Ok(id) => {
+                let path = format!("/api/v1/refunds/{id}/status");
+                let body = json!({ "status": "processed", "reason": "authz matrix" });
+                let r = w.call(caller, Method::POST, &path, Some(body)).await;
+                let now = w.admin_get(&format!("/api/v1/refunds/{id}")).await;
+                outcome(&r, want, 200).and_then(|()| {
+                    let expect = if want == Want::Data {
+                        "processed"
+                    } else {
+                        "pending"
+                    };
+                    ensure!(now["status"] == expect, "refund is {}", now["status"]);
+                    Ok(())
+                })
+            }
+        },
+        _ => match w.refund_by_creator(i).await {
+            Err(e) => Err(e),
+            Ok(id) => {
+                let path = match probe {
+                    ByMerchant => format!("/api/v1/refunds?limit=500&merchant_id={}", w.id(m)),
+                    _ => "/api/v1/refunds?limit=500".to_owned(),
+                };
+                let r = w.call(caller, Method::GET, &path, None).await;
+                outcome(&r, want, 200).and_then(|()| {
+                    if r.status != 200 {
+                        return Ok(());
+                    }
+                    let items = r.data().as_array().ok_or("data is not a list")?;
+                    for v in items {
+                        let rec = Rec {
+                            kind: Kind::Payin,
+                            id: v["id"].as_str().unwrap_or("?").to_owned(),
+                            merchant: w.label_of(&v["merchant_id"]),
+                            creator: w.label_of(&v["created_by"]),
+                            paise: 0,
+                            order: String::new(),
+                            status: String::new(),
+                        };
+                        let on_filter = probe != ByMerchant || rec.merchant == m;
+                        ensure!(
+                            w.sees(caller, &rec) && on_filter,
+                            "listed outside the scope: {} (merchant {}, created_by {})",
+                            rec.id,
+                            rec.merchant,
+                            rec.creator
+                        );
+                    }
+                    let listed = items.iter().any(|v| v["id"] == id.as_str());
+                    let expect =
+                        want == Want::Data && (probe != ByMerchant || w.recs[i].merchant == m);
+                    ensure!(listed == expect, "{id} listed: {listed}");
+                    Ok(())
+                })
+            }
+        },
+    };
+    (target, res)
 }

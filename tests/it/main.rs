@@ -24,5 +24,6 @@ mod loadtest_audit;
 mod openapi_routes;
 mod ops;
 mod prometheus_dashboards;
+mod refunds;
 mod settlements;
 mod webhooks;

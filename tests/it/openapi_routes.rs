@@ -366,6 +366,7 @@ fn variant(r: &Rejection) -> usize {
         Rejection::ServiceUnavailable => 15,
         Rejection::DatabaseError => 16,
         Rejection::BackupInProgress => 17,
+        Rejection::RefundExceedsPayment => 18,
     }
 }
 
@@ -395,6 +396,7 @@ fn every_rejection() -> BTreeMap<&'static str, u16> {
         Rejection::ServiceUnavailable,
         Rejection::DatabaseError,
         Rejection::BackupInProgress,
+        Rejection::RefundExceedsPayment,
     ];
     let mut variants: Vec<usize> = all.iter().map(variant).collect();
     variants.sort_unstable();

@@ -1861,3 +1861,73 @@ async fn measure_delivery_rate_and_latency() {
         burst.len() as f64 * 1_000.0 / (b1 - b0).max(1) as f64
     );
 }
+
+/// Refund events (SPEC §12): `refund.processed` and `refund.failed` reach
+/// the merchant and the api_user that made the refund, each signed with
+/// its own secret, with the refund and its pay-in named.
+#[tokio::test]
+async fn refund_events_reach_their_recipients_signed() {
+    let rx = Receiver::start().await;
+    let server = Server::start(FAST);
+    let admin = server.admin_key.clone();
+    let (_m, m_key) = server
+        .create_user(&admin, "merchant", json!({ "webhook_url": rx.url("/m") }))
+        .await;
+    let (_u, u_key) = server
+        .create_user(&m_key, "api_user", json!({ "webhook_url": rx.url("/u") }))
+        .await;
+    let (m_secret, u_secret) = (secret(&server, &m_key).await, secret(&server, &u_key).await);
+    let p = payin(
+        &server,
+        &u_key,
+        json!({ "order_id": "RF-1", "amount": 500, "payer": "Jane Smith" }),
+    )
+    .await;
+    let view = settled(&server, &u_key, &format!("/api/v1/payments/{p}")).await;
+    assert_eq!(view.data()["status"], "completed", "{}", view.text);
+    let mut ids = Vec::new();
+    for (amount, reason) in [(100, "damaged"), (50, "fail@sandbox")] {
+        let r = server
+            .post(
+                &format!("/api/v1/payments/{p}/refunds"),
+                &u_key,
+                json!({ "amount": amount, "reason": reason }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        ids.push(r.data()["id"].as_str().unwrap().to_owned());
+    }
+    let refund_events = |hits: &[Hit], path: &str| {
+        hits.iter()
+            .filter(|h| h.path == path && h.ok())
+            .filter(|h| {
+                h.json["event"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("refund.")
+            })
+            .count()
+    };
+    let hits = rx
+        .wait(
+            Duration::from_secs(20),
+            "2 refund events at /m and /u",
+            |h| refund_events(h, "/m") >= 2 && refund_events(h, "/u") >= 2,
+        )
+        .await;
+    for (path, mine, other) in [("/m", &m_secret, &u_secret), ("/u", &u_secret, &m_secret)] {
+        for (id, event, status) in [
+            (&ids[0], "refund.processed", "processed"),
+            (&ids[1], "refund.failed", "failed"),
+        ] {
+            let hit = hit_for(&hits, path, "refund_id", id);
+            check_signed(hit, mine, Some(other));
+            assert_eq!(hit.header("x-webhook-event"), event);
+            assert_eq!(hit.json["event"], event);
+            assert_eq!(hit.json["status"], status);
+            assert_eq!(hit.json["payment_id"], p.as_str());
+            assert_eq!(hit.json["currency"], "INR");
+            assert_eq!(hit.json["failure_reason"].is_string(), status == "failed");
+        }
+    }
+}

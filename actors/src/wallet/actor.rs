@@ -29,6 +29,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::{IdempotencyRecord, Listed, PendingItem, StorageError, Store, UniqueKind, WriteSet};
 
+// Refunds: an `impl WalletState` of their own, in a child module so that
+// they share this module's private types.
+#[path = "refunds.rs"]
+mod refunds;
+
 pub(crate) struct WalletActor;
 
 pub(crate) struct WalletArgs {
@@ -246,6 +251,12 @@ impl Actor for WalletActor {
                 let reply_ = state.run(prepared).await;
                 state.settlement_settled(&reply_);
                 let _ = reply.send(reply_);
+            }
+            WalletMsg::CreateRefund(new, reply) => {
+                let _ = reply.send(state.create_refund(*new).await);
+            }
+            WalletMsg::SettleRefund { id, outcome, reply } => {
+                let _ = reply.send(state.settle_refund(id, outcome).await);
             }
             WalletMsg::Balance(reply) => {
                 // Writes of this wallet still in their group commit: the
@@ -521,6 +532,8 @@ impl WalletState {
             created_at: now,
             updated_at: now,
             completed_at: None,
+            refunded_amount: Money::ZERO,
+            status_reason: None,
         };
         let mut next = self.wallet.clone();
         next.pending_payins =
@@ -812,6 +825,7 @@ const PENDING_RECORDS_MAX: usize = 10_000;
 struct PendingRecords {
     payins: std::collections::HashMap<PaymentId, Payment>,
     payouts: std::collections::HashMap<PayoutId, Payout>,
+    refunds: std::collections::HashMap<domain::RefundId, domain::Refund>,
 }
 
 impl PendingRecords {

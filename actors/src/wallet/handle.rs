@@ -4,11 +4,12 @@
 //! the write to be durable before answering. A crashed or stopped actor
 //! yields an error, never a hang.
 
-use super::messages::{NewPayin, NewPayout, Outcome, Reply, WalletMsg};
+use super::messages::{NewPayin, NewPayout, NewRefund, Outcome, Reply, WalletMsg};
 use crate::registry::Registry;
 use domain::metric_names as names;
 use domain::{
-    Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Rejection, UserId, Wallet,
+    Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Refund, RefundId,
+    RefundStatus, Rejection, UserId, Wallet,
 };
 use ractor::RpcReplyPort;
 use std::sync::Arc;
@@ -232,6 +233,59 @@ impl WalletHandle {
             })
             .await?;
         Ok(settled.record)
+    }
+
+    /// Creates a pending refund of a completed pay-in of `merchant`,
+    /// holding its amount from `available` at once. Answers once durable.
+    pub async fn create_refund(
+        &self,
+        merchant: UserId,
+        new: NewRefund,
+    ) -> Result<Created<Refund>, Rejection> {
+        self.command("create_refund", merchant, |reply| {
+            WalletMsg::CreateRefund(Box::new(new), reply)
+        })
+        .await
+    }
+
+    /// Settles a pending refund by hand: `Processed` sends the hold out
+    /// through `rail:refunds`, `Failed` returns it to `available`.
+    pub async fn settle_refund(
+        &self,
+        merchant: UserId,
+        id: RefundId,
+        to: RefundStatus,
+        reason: Option<String>,
+    ) -> Result<Refund, Rejection> {
+        self.settle_refund_as(merchant, id, Outcome::Given(to, reason))
+            .await
+    }
+
+    /// Settles a pending refund as the rail decides (the sandbox's rules).
+    pub(crate) async fn settle_refund_by_rail(
+        &self,
+        merchant: UserId,
+        id: RefundId,
+        pending: PendingId,
+    ) -> Result<Refund, Rejection> {
+        self.settle_refund_as(merchant, id, Outcome::Rail(pending))
+            .await
+    }
+
+    async fn settle_refund_as(
+        &self,
+        merchant: UserId,
+        id: RefundId,
+        outcome: Outcome<RefundStatus>,
+    ) -> Result<Refund, Rejection> {
+        Ok(self
+            .command("settle_refund", merchant, |reply| WalletMsg::SettleRefund {
+                id,
+                outcome,
+                reply,
+            })
+            .await?
+            .record)
     }
 
     /// The wallet as it is durably: when the actor holds writes still in

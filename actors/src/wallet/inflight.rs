@@ -9,7 +9,7 @@
 //! so this holds at most the wallet's in-flight writes (it is the wallet's
 //! authority until storage can answer, never a cache of storage).
 
-use domain::{Payment, PaymentId, Payout, PayoutId, UserId};
+use domain::{Payment, PaymentId, Payout, PayoutId, Refund, RefundId, UserId};
 use std::collections::{HashMap, VecDeque};
 use storage::{IdempotencyRecord, UniqueKind};
 
@@ -19,6 +19,7 @@ enum Claim {
     Idempotency(UserId, String),
     Payment(PaymentId),
     Payout(PayoutId),
+    Refund(RefundId),
 }
 
 #[derive(Default)]
@@ -28,6 +29,7 @@ pub(super) struct InFlight {
     idempotency: HashMap<(UserId, String), (u64, IdempotencyRecord)>,
     payments: HashMap<PaymentId, (u64, Payment)>,
     payouts: HashMap<PayoutId, (u64, Payout)>,
+    refunds: HashMap<RefundId, (u64, Refund)>,
     /// Claims in the order they were written (sequences ascending).
     order: VecDeque<(u64, Claim)>,
 }
@@ -70,6 +72,11 @@ impl InFlight {
                 Claim::Payout(id) => {
                     if self.payouts.get(&id).is_some_and(|(s, _)| *s == seq) {
                         self.payouts.remove(&id);
+                    }
+                }
+                Claim::Refund(id) => {
+                    if self.refunds.get(&id).is_some_and(|(s, _)| *s == seq) {
+                        self.refunds.remove(&id);
                     }
                 }
             }
@@ -132,6 +139,16 @@ impl InFlight {
 
     pub(super) fn payout(&self, id: &PayoutId) -> Option<&Payout> {
         self.payouts.get(id).map(|(_, p)| p)
+    }
+
+    pub(super) fn put_refund(&mut self, seq: u64, refund: Refund) {
+        let id = refund.id;
+        self.refunds.insert(id, (seq, refund));
+        self.order.push_back((seq, Claim::Refund(id)));
+    }
+
+    pub(super) fn refund(&self, id: &RefundId) -> Option<&Refund> {
+        self.refunds.get(id).map(|(_, r)| r)
     }
 }
 

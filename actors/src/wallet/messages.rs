@@ -4,7 +4,7 @@
 
 use domain::{
     Beneficiary, Currency, Money, Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutMode,
-    PayoutStatus, Rejection, UserId, Wallet,
+    PayoutStatus, Refund, RefundId, RefundStatus, Rejection, UserId, Wallet,
 };
 use ractor::RpcReplyPort;
 use storage::{PendingId, StorageError, Ticket};
@@ -41,6 +41,16 @@ pub struct NewPayout {
     pub mode: PayoutMode,
     pub reference_id: Option<String>,
     pub purpose: Option<String>,
+    pub created_by: UserId,
+    pub idempotency: Option<Idempotency>,
+}
+
+/// A validated refund request: `amount` `None` refunds the whole rest.
+#[derive(Clone, Debug)]
+pub struct NewRefund {
+    pub payment_id: PaymentId,
+    pub amount: Option<Money>,
+    pub reason: Option<String>,
     pub created_by: UserId,
     pub idempotency: Option<Idempotency>,
 }
@@ -92,6 +102,12 @@ pub enum WalletMsg {
         id: domain::SettlementId,
         outcome: Outcome<domain::SettlementStatus>,
         reply: RpcReplyPort<Reply<domain::Settlement>>,
+    },
+    CreateRefund(Box<NewRefund>, RpcReplyPort<Reply<Refund>>),
+    SettleRefund {
+        id: RefundId,
+        outcome: Outcome<RefundStatus>,
+        reply: RpcReplyPort<Reply<Refund>>,
     },
     /// The wallet, and a ticket to wait on before showing it when it
     /// includes writes that are not durable yet (SPEC §19).

@@ -15,6 +15,8 @@ mod concurrency;
 mod crash;
 mod recovery;
 mod settlements;
+
+mod refunds;
 mod simulation;
 mod smoke;
 mod webhook_retry;

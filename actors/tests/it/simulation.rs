@@ -20,6 +20,11 @@
 //! wallets, every record and index listing matches, and every wallet passes
 //! the full `domain::ledger::audit`.
 //!
+//! Refunds (SPEC §12) too: created on any pay-in (only a completed one's
+//! rest may be refunded, at least 1.00 unless the whole rest, held from
+//! `available`), settled `processed` or `failed` by hand, re-settled; the
+//! model keeps each pay-in's `refunded_amount`.
+//!
 //! Counts: 10,000 operations PER SEED, three seeds (one test each, so the
 //! harness runs them in parallel); 2-3 s per seed, about 6 s for the file,
 //! in a debug build on 2 cores.
@@ -28,8 +33,8 @@ use crate::common;
 
 use actors::WalletHandle;
 use domain::{
-    AccountKind, Currency, Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus, Rejection,
-    SettlementId, SettlementStatus, Transfer, TransferKind, UserId,
+    AccountKind, Currency, Money, PaymentId, PaymentStatus, PayoutId, PayoutStatus, RefundId,
+    RefundStatus, Rejection, SettlementId, SettlementStatus, Transfer, TransferKind, UserId,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -65,6 +70,16 @@ struct PayinModel {
     amount: u64,
     fee: u64,
     status: PaymentStatus,
+    /// Sum of its refunds that have not failed.
+    refunded: u64,
+}
+
+struct RefundModel {
+    id: RefundId,
+    /// Index of its pay-in in the wallet's `payins`.
+    payin: usize,
+    amount: u64,
+    status: RefundStatus,
 }
 
 struct PayoutModel {
@@ -129,6 +144,9 @@ fn spec_accounts(kind: TransferKind) -> (AccountKind, AccountKind) {
         TransferKind::SettlementHold => (Available, Held),
         TransferKind::SettlementSettle => (Held, RailSettlements),
         TransferKind::SettlementRelease => (Held, Available),
+        TransferKind::RefundHold => (Available, Held),
+        TransferKind::RefundSettle => (Held, RailRefunds),
+        TransferKind::RefundRelease => (Held, Available),
         other => panic!("the simulation does not make {other:?} transfers"),
     }
 }
@@ -152,6 +170,7 @@ struct WalletModel {
     /// What settlements leave in `available`.
     reserve: u64,
     settlements: Vec<SettlementModel>,
+    refunds: Vec<RefundModel>,
     /// Incremental ledger check: transfers up to `checked_posting` were
     /// read and posted to `accounts` (balances by `AccountKind::index`).
     checked_posting: u64,
@@ -198,6 +217,7 @@ enum Touched {
     Payin(usize),
     Payout(usize),
     Settlement(usize),
+    Refund(usize),
 }
 
 struct Sim {
@@ -208,12 +228,12 @@ struct Sim {
     wallets: WalletHandle,
     models: Vec<WalletModel>,
     /// Outcome counters, to prove the run exercised each path.
-    seen: [usize; 11],
+    seen: [usize; 14],
     /// A second wallet the last operation went through, to check as well.
     also_touched: Option<usize>,
 }
 
-const SEEN_NAMES: [&str; 11] = [
+const SEEN_NAMES: [&str; 14] = [
     "payin created",
     "payin settled",
     "payout created",
@@ -225,6 +245,9 @@ const SEEN_NAMES: [&str; 11] = [
     "settlement created",
     "settlement refused: nothing above the reserve",
     "settlement settled (or re-settle refused)",
+    "refund created",
+    "refund refused",
+    "refund settled",
 ];
 
 /// Unwraps a storage or handle result, naming the seed and step on failure.
@@ -287,6 +310,7 @@ impl Sim {
             amount,
             fee,
             status: PaymentStatus::Pending,
+            refunded: 0,
         });
         self.seen[0] += 1;
         (Touched::Payin(m.payins.len() - 1), Vec::new())
@@ -816,6 +840,19 @@ impl Sim {
                 let stored = must_exist(ok(self.store.settlement(&st.id), &ctx), &ctx, &st.id);
                 assert_eq!(stored.status, st.status, "{ctx}: status of {}", st.id);
             }
+            Touched::Refund(i) => {
+                let r = &m.refunds[i];
+                let stored = must_exist(ok(self.store.refund(&r.id), &ctx), &ctx, &r.id);
+                assert_eq!(stored.status, r.status, "{ctx}: status of {}", r.id);
+                let p = &m.payins[r.payin];
+                let payment = must_exist(ok(self.store.payment(&p.id), &ctx), &ctx, &p.id);
+                assert_eq!(
+                    payment.refunded_amount.paise(),
+                    p.refunded,
+                    "{ctx}: refunded_amount of {}",
+                    p.id
+                );
+            }
         }
     }
 
@@ -830,6 +867,12 @@ impl Sim {
                     (stored.status, stored.amount.paise(), stored.fee.paise()),
                     (p.status, p.amount, p.fee),
                     "{ctx}: pay-in {}",
+                    p.id
+                );
+                assert_eq!(
+                    stored.refunded_amount.paise(),
+                    p.refunded,
+                    "{ctx}: refunded_amount of {}",
                     p.id
                 );
                 if p.status == PaymentStatus::Completed {
@@ -867,6 +910,20 @@ impl Sim {
                 m.settlements.len(),
                 "{ctx}: settlement listing"
             );
+            for r in &m.refunds {
+                let stored = must_exist(ok(self.store.refund(&r.id), &ctx), &ctx, &r.id);
+                assert_eq!(
+                    (stored.status, stored.amount.paise(), stored.payment_id),
+                    (r.status, r.amount, m.payins[r.payin].id),
+                    "{ctx}: refund {}",
+                    r.id
+                );
+                if r.status == RefundStatus::Processed {
+                    expected_total -= i128::from(r.amount);
+                }
+            }
+            let refunds = common::index_ids(&self.store, IndexTag::RefundsByMerchant, &m.merchant);
+            assert_eq!(refunds.len(), m.refunds.len(), "{ctx}: refund listing");
             let payments =
                 common::index_ids(&self.store, IndexTag::PaymentsByMerchant, &m.merchant);
             assert_eq!(payments.len(), m.payins.len(), "{ctx}: pay-in listing");
@@ -885,16 +942,209 @@ impl Sim {
                 assert_eq!(common::numbers(&wallet), m.numbers(), "{ctx}");
                 stored_total += wallet.total();
             } else {
-                assert!(m.payins.is_empty() && m.payouts.is_empty(), "{ctx}");
+                assert!(
+                    m.payins.is_empty() && m.payouts.is_empty() && m.refunds.is_empty(),
+                    "{ctx}"
+                );
             }
         }
         assert_eq!(
             stored_total, expected_total,
-            "{ctx}: Σ(available + held) != Σ completed net − Σ processed (amount + fee)"
+            "{ctx}: Σ(available + held) != Σ completed net − Σ processed (amount + fee) − Σ processed refunds"
         );
         for (name, count) in SEEN_NAMES.iter().zip(self.seen) {
             assert!(count > 0, "{ctx}: the run never saw '{name}'");
         }
+    }
+}
+
+/// Refunds: the model alone decides each outcome.
+impl Sim {
+    async fn create_refund(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let m = &self.models[w];
+        let refundable: Vec<usize> = (0..m.payins.len())
+            .filter(|&i| {
+                m.payins[i].status == PaymentStatus::Completed
+                    && m.payins[i].refunded < m.payins[i].amount
+            })
+            .collect();
+        let any: Vec<usize> = (0..m.payins.len()).collect();
+        let chosen = if self.rng.random_bool(0.8) && !refundable.is_empty() {
+            pick(&mut self.rng, &refundable)
+        } else {
+            pick(&mut self.rng, &any)
+        };
+        let Some(i) = chosen else {
+            return self.create_payin(w).await;
+        };
+        let p = &m.payins[i];
+        let rest = p.amount - p.refunded;
+        let requested = match self.rng.random_range(0..10) {
+            0..=1 => None,
+            2 => Some(rest + self.rng.random_range(1..=5_000u64)),
+            3 if rest > 100 => Some(self.rng.random_range(1..100u64)),
+            _ if rest >= 100 => Some(self.rng.random_range(100..=rest)),
+            _ => Some(rest.max(1)),
+        };
+        let reason = self.rng.random_bool(0.1).then(|| "fail@sandbox".to_owned());
+        // Some refunds carry an Idempotency-Key, replayed below once created.
+        let idempotency = self.rng.random_bool(0.2).then(|| actors::Idempotency {
+            key: format!("refund-{}", self.step),
+            fingerprint: "first".to_owned(),
+        });
+        let new = actors::NewRefund {
+            payment_id: p.id,
+            amount: requested.map(Money::from_paise),
+            reason,
+            created_by: m.merchant,
+            idempotency: idempotency.clone(),
+        };
+        let result = self.wallets.create_refund(m.merchant, new.clone()).await;
+        let amount = requested.unwrap_or(rest);
+        let want = if p.status != PaymentStatus::Completed {
+            Some(Rejection::InvalidStatusTransition {
+                from: p.status.as_str(),
+                to: "refunded".to_owned(),
+            })
+        } else if rest == 0 || amount > rest {
+            Some(Rejection::RefundExceedsPayment)
+        } else if amount < 100 && amount != rest {
+            Some(Rejection::InvalidAmount(
+                "a partial refund must be at least 1.00".to_owned(),
+            ))
+        } else if amount > m.available {
+            Some(Rejection::InsufficientBalance)
+        } else {
+            None
+        };
+        if let Some(want) = want {
+            assert_eq!(
+                result.map(|c| c.record.id).unwrap_err(),
+                want,
+                "{ctx}: refund of {amount} of pay-in {} (rest {rest}, available {})",
+                p.id,
+                m.available
+            );
+            self.seen[12] += 1;
+            return (Touched::Payin(i), Vec::new());
+        }
+        let created = result.unwrap_or_else(|e| {
+            panic!(
+                "{ctx}: refund of {amount} (rest {rest}) of pay-in {} refused: {e}",
+                p.id
+            )
+        });
+        let r = created.record;
+        assert_eq!(
+            (r.status, r.amount.paise(), r.payment_id, r.merchant_id),
+            (RefundStatus::Pending, amount, p.id, m.merchant),
+            "{ctx}: new refund"
+        );
+        if let Some(idem) = idempotency {
+            // The same key and body: the first answer again, nothing moves
+            // (the per-step check sees only the one hold); another body: refused.
+            let again = ok(
+                self.wallets.create_refund(m.merchant, new.clone()).await,
+                &ctx,
+            );
+            assert!(again.replayed, "{ctx}: a repeated key was not replayed");
+            assert_eq!(again.record, r, "{ctx}: the replay differs");
+            let mut other = new;
+            other.idempotency = Some(actors::Idempotency {
+                fingerprint: "second".to_owned(),
+                ..idem
+            });
+            assert_eq!(
+                self.wallets
+                    .create_refund(m.merchant, other)
+                    .await
+                    .map(|c| c.record.id)
+                    .unwrap_err(),
+                Rejection::IdempotencyConflict,
+                "{ctx}: a key re-used with another body"
+            );
+        }
+        let m = &mut self.models[w];
+        m.available -= amount;
+        m.held += amount;
+        m.last_seq += 1;
+        m.payins[i].refunded += amount;
+        m.refunds.push(RefundModel {
+            id: r.id,
+            payin: i,
+            amount,
+            status: RefundStatus::Pending,
+        });
+        self.seen[11] += 1;
+        let expected = Expected::of(TransferKind::RefundHold, amount, &r.id)
+            .into_iter()
+            .collect();
+        (Touched::Refund(m.refunds.len() - 1), expected)
+    }
+
+    async fn settle_refund(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let m = &self.models[w];
+        let pending: Vec<usize> = (0..m.refunds.len())
+            .filter(|&i| m.refunds[i].status == RefundStatus::Pending)
+            .collect();
+        let settled: Vec<usize> = (0..m.refunds.len())
+            .filter(|&i| m.refunds[i].status != RefundStatus::Pending)
+            .collect();
+        let to = if self.rng.random_bool(0.7) {
+            RefundStatus::Processed
+        } else {
+            RefundStatus::Failed
+        };
+        if self.rng.random_bool(0.15) && !settled.is_empty() || pending.is_empty() {
+            // A second settlement: refused, nothing moves.
+            let Some(i) = pick(&mut self.rng, &settled) else {
+                return self.create_refund(w).await;
+            };
+            let r = &m.refunds[i];
+            let result = self
+                .wallets
+                .settle_refund(m.merchant, r.id, to, Some("again".into()))
+                .await;
+            assert_eq!(
+                result.map(|r| r.status).unwrap_err(),
+                Rejection::InvalidStatusTransition {
+                    from: r.status.as_str(),
+                    to: to.as_str().to_owned()
+                },
+                "{ctx}: re-settling refund {}",
+                r.id
+            );
+            self.seen[6] += 1;
+            return (Touched::Refund(i), Vec::new());
+        }
+        let i = pick(&mut self.rng, &pending).unwrap();
+        let id = m.refunds[i].id;
+        let done = self
+            .wallets
+            .settle_refund(m.merchant, id, to, Some("simulated".into()))
+            .await
+            .unwrap_or_else(|e| panic!("{ctx}: settling pending refund {id} refused: {e}"));
+        assert_eq!((done.id, done.status), (id, to), "{ctx}");
+        let m = &mut self.models[w];
+        let r = &mut m.refunds[i];
+        r.status = to;
+        let amount = r.amount;
+        m.held -= amount;
+        m.last_seq += 1;
+        let kind = if to == RefundStatus::Processed {
+            assert!(done.processed_at.is_some(), "{ctx}: no processed_at");
+            TransferKind::RefundSettle
+        } else {
+            assert!(done.failure_reason.is_some(), "{ctx}: no failure_reason");
+            m.available += amount;
+            m.payins[r.payin].refunded -= amount;
+            TransferKind::RefundRelease
+        };
+        self.seen[13] += 1;
+        let expected = Expected::of(kind, amount, &id).into_iter().collect();
+        (Touched::Refund(i), expected)
     }
 }
 
@@ -931,6 +1181,7 @@ async fn simulate(seed: u64) {
             payouts: Vec::new(),
             reserve,
             settlements: Vec::new(),
+            refunds: Vec::new(),
             checked_posting: 0,
             checked_seq: 0,
             accounts: [0; 7],
@@ -944,14 +1195,14 @@ async fn simulate(seed: u64) {
         store: store.clone(),
         wallets: core.wallets().clone(),
         models,
-        seen: [0; 11],
+        seen: [0; 14],
         also_touched: None,
     };
     for step in 0..OPS_PER_SEED {
         sim.step = step;
         let w = sim.rng.random_range(0..WALLETS);
         let other = sim.rng.random_range(0..WALLETS);
-        let (touched, expected) = match sim.rng.random_range(0..110) {
+        let (touched, expected) = match sim.rng.random_range(0..122) {
             0..=29 => sim.create_payin(w).await,
             30..=49 => sim.settle_payin(w).await,
             50..=71 => sim.create_payout(w).await,
@@ -960,7 +1211,9 @@ async fn simulate(seed: u64) {
             91..=96 => sim.resettle(w).await,
             97..=99 => sim.misdirected(w, other).await,
             100..=104 => sim.create_settlement(w).await,
-            _ => sim.settle_settlement(w).await,
+            105..=109 => sim.settle_settlement(w).await,
+            110..=115 => sim.create_refund(w).await,
+            _ => sim.settle_refund(w).await,
         };
         sim.check(w, &touched, &expected).await;
         if let Some(other) = sim.also_touched.take() {

@@ -138,6 +138,12 @@ fn created_by_caller(ctx: &Ctx<'_>, transfer: &Transfer) -> Result<bool, Rejecti
             .map_err(db)?
             .is_some_and(|p| p.created_by == me));
     }
+    if let Ok(id) = transfer.reference.parse::<domain::RefundId>() {
+        return Ok(store
+            .refund(&id)
+            .map_err(db)?
+            .is_some_and(|r| r.created_by == me));
+    }
     Ok(false)
 }
 

@@ -7,6 +7,7 @@ mod ledger;
 mod payments;
 mod payouts;
 mod profile;
+mod refunds;
 mod reports;
 pub mod settlements;
 mod users;
@@ -122,6 +123,10 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::SettlementsList => settlements::list(ctx),
         Route::SettlementGet => settlements::get(ctx),
         Route::SettlementStatus => settlements::set_status(ctx).await,
+        Route::RefundsCreate => refunds::create(ctx).await,
+        Route::RefundsList => refunds::list(ctx),
+        Route::RefundGet => refunds::get(ctx),
+        Route::RefundStatus => refunds::set_status(ctx).await,
     }
 }
 

@@ -37,7 +37,9 @@ pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         idempotency: ctx.idempotency("payin", &body)?,
     };
     let created = ctx.app.wallets.create_payin(merchant, new).await?;
-    let mut response = error::ok(StatusCode::CREATED, &views::payment(&created.record));
+    // A new pay-in has no refunds yet.
+    let view = views::PaymentWithRefunds(&created.record, &[]);
+    let mut response = error::ok(StatusCode::CREATED, &view);
     if created.replayed {
         response.headers_mut().insert(
             "idempotent-replayed",
@@ -50,11 +52,15 @@ pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
 pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let id: PaymentId = ctx.path_id()?;
     let payment = visible(ctx, &id)?;
-    Ok(error::ok(StatusCode::OK, &views::payment(&payment)))
+    let refunds = super::refunds::of_payment(ctx, &payment)?;
+    Ok(error::ok(
+        StatusCode::OK,
+        &views::PaymentWithRefunds(&payment, &refunds),
+    ))
 }
 
 /// The payment, if it exists and the caller may see it; else `not_found`.
-fn visible(ctx: &Ctx<'_>, id: &PaymentId) -> Result<Payment, Rejection> {
+pub(super) fn visible(ctx: &Ctx<'_>, id: &PaymentId) -> Result<Payment, Rejection> {
     let payment = ctx
         .app
         .store
@@ -92,7 +98,11 @@ pub async fn set_status(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         .wallets
         .settle_payin(payment.merchant_id, id, to, Some(reason))
         .await?;
-    Ok(error::ok(StatusCode::OK, &views::payment(&settled)))
+    let refunds = super::refunds::of_payment(ctx, &settled)?;
+    Ok(error::ok(
+        StatusCode::OK,
+        &views::PaymentWithRefunds(&settled, &refunds),
+    ))
 }
 
 /// Filters shared by the payment and payout listings.
