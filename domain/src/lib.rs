@@ -10,6 +10,7 @@ pub mod records;
 pub mod rejection;
 pub mod role;
 pub mod secret;
+pub mod statement;
 pub mod time;
 
 pub use ids::{EventId, PaymentId, PayoutId, TransferId, UserId};
