@@ -1,5 +1,6 @@
 //! Settings of the money core. Every limit carries its unit in its name.
 
+use crate::statements::StatementConfig;
 use crate::webhook::WebhookConfig;
 use domain::money::AmountLimits;
 
@@ -34,6 +35,8 @@ pub struct CoreConfig {
     pub default_rate_limit_per_min: u32,
     /// Default per-transaction amount limits.
     pub amount_limits: AmountLimits,
+    /// The daily statement writer.
+    pub statements: StatementConfig,
 }
 
 impl Default for CoreConfig {
@@ -53,6 +56,7 @@ impl Default for CoreConfig {
             webhooks: WebhookConfig::default(),
             default_rate_limit_per_min: 6_000,
             amount_limits: AmountLimits::default(),
+            statements: StatementConfig::default(),
         }
     }
 }

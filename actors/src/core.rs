@@ -6,6 +6,7 @@
 use crate::audit::{AuditStatus, Auditor};
 use crate::connector::{Connector, ConnectorArgs, ConnectorMsg, SettlementStats};
 use crate::registry::{Registry, Supervisor, SupervisorMsg};
+use crate::statements::{StatementStats, StatementWriter, SystemClock, Verifier};
 use crate::webhook::{Clock, DispatcherArgs, HttpTransport, WebhookHandle, WebhookStats};
 use crate::{CoreConfig, Directory, WalletHandle};
 use domain::metric_names as names;
@@ -24,6 +25,9 @@ pub struct Core {
     audit: Arc<AuditStatus>,
     audit_task: Option<tokio::task::JoinHandle<()>>,
     settlements: Arc<SettlementStats>,
+    statement_task: Option<tokio::task::JoinHandle<()>>,
+    statement_stats: Arc<StatementStats>,
+    verifier: Arc<Verifier>,
 }
 
 impl Core {
@@ -72,6 +76,15 @@ impl Core {
         let audit_task = audit_enabled.then(|| {
             tokio::spawn(auditor.run(Duration::from_millis(config.ledger_audit_interval_ms)))
         });
+        let writer = StatementWriter::new(
+            store.clone(),
+            directory.clone(),
+            Arc::new(SystemClock),
+            config.statements.clone(),
+        );
+        let statement_stats = writer.stats();
+        let statement_task =
+            (config.statements.interval_ms > 0).then(|| tokio::spawn(writer.run()));
         let settlements = Arc::new(SettlementStats::default());
         let args = ConnectorArgs {
             store: store.clone(),
@@ -91,7 +104,20 @@ impl Core {
             audit,
             audit_task,
             settlements,
+            statement_task,
+            statement_stats,
+            verifier: Arc::new(Verifier::default()),
         })
+    }
+
+    /// The daily statement writer's counters.
+    pub fn statement_stats(&self) -> Arc<StatementStats> {
+        self.statement_stats.clone()
+    }
+
+    /// Checks stored statements against the ledger (`GET /statements/verify`).
+    pub fn statement_verifier(&self) -> Arc<Verifier> {
+        self.verifier.clone()
     }
 
     pub fn wallets(&self) -> &WalletHandle {
@@ -125,6 +151,9 @@ impl Core {
     pub async fn shutdown(self) {
         let wait = Some(Duration::from_secs(10));
         if let Some(task) = &self.audit_task {
+            task.abort();
+        }
+        if let Some(task) = &self.statement_task {
             task.abort();
         }
         let _ = self.connector.stop_and_wait(None, wait).await;

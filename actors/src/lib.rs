@@ -11,6 +11,7 @@ mod connector;
 mod core;
 pub mod directory;
 mod registry;
+pub mod statements;
 pub mod wallet;
 pub mod webhook;
 

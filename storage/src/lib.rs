@@ -16,6 +16,7 @@ pub mod keys;
 pub mod outbox;
 mod query;
 mod reads;
+mod statements;
 mod writeset;
 
 pub use committer::{CommitStats, Ticket};
@@ -71,6 +72,8 @@ pub enum Space {
     WebhookDue,
     /// event id + recipient → Delivery: the state of one event's delivery
     Deliveries,
+    /// merchant + date → daily Statement; merchant → its ChainPoint (statements.rs)
+    Statements,
     /// sequence → journal record: durable commands not yet applied above
     Journal,
     /// store-level facts: the last journal sequence applied
@@ -79,21 +82,21 @@ pub enum Space {
 
 impl Space {
     /// Every keyspace: the data ones, then the committer's own.
-    pub const ALL: [Space; 16] = {
-        let mut all = [Space::Journal; 16];
+    pub const ALL: [Space; 17] = {
+        let mut all = [Space::Journal; 17];
         let mut i = 0;
         while i < Space::DATA.len() {
             all[i] = Space::DATA[i];
             i += 1;
         }
-        all[14] = Space::Journal;
-        all[15] = Space::Meta;
+        all[Space::DATA.len()] = Space::Journal;
+        all[Space::DATA.len() + 1] = Space::Meta;
         all
     };
 
     /// The spaces that hold the store's data; the others (the journal and
     /// its checkpoint) belong to the committer and indexer alone.
-    pub const DATA: [Space; 14] = [
+    pub const DATA: [Space; 15] = [
         Space::Users,
         Space::ApiKeys,
         Space::Payments,
@@ -108,6 +111,7 @@ impl Space {
         Space::Pending,
         Space::WebhookDue,
         Space::Deliveries,
+        Space::Statements,
     ];
 
     /// Whether it is the committer's own (never in a write set).
@@ -131,6 +135,7 @@ impl Space {
             Space::Pending => "pending",
             Space::WebhookDue => "webhook_due",
             Space::Deliveries => "deliveries",
+            Space::Statements => "statements",
             Space::Journal => "journal",
             Space::Meta => "meta",
         }

@@ -16,4 +16,5 @@ mod crash;
 mod recovery;
 mod simulation;
 mod smoke;
+mod statements;
 mod webhook_retry;
