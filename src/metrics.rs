@@ -105,7 +105,10 @@ fn success_status(route: Route) -> &'static str {
         | Route::LedgerAccounts
         | Route::LedgerTransfers
         | Route::WebhookEvents
-        | Route::AdminBackup => "200",
+        | Route::AdminBackup
+        | Route::StatementsList
+        | Route::StatementsVerify
+        | Route::StatementGet => "200",
     }
 }
 

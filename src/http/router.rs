@@ -36,11 +36,14 @@ pub enum Route {
     WebhookRedeliver,
     WebhookReplay,
     AdminBackup,
+    StatementsList,
+    StatementsVerify,
+    StatementGet,
 }
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 29] = [
+    pub const ALL: [Route; 32] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -70,6 +73,9 @@ impl Route {
         Route::WebhookRedeliver,
         Route::WebhookReplay,
         Route::AdminBackup,
+        Route::StatementsList,
+        Route::StatementsVerify,
+        Route::StatementGet,
     ];
 
     /// Method and path template.
@@ -104,6 +110,9 @@ impl Route {
             Route::WebhookRedeliver => (Method::POST, "/api/v1/webhooks/events/{id}/redeliver"),
             Route::WebhookReplay => (Method::POST, "/api/v1/webhooks/replay"),
             Route::AdminBackup => (Method::POST, "/api/v1/admin/backup"),
+            Route::StatementsList => (Method::GET, "/api/v1/statements"),
+            Route::StatementsVerify => (Method::GET, "/api/v1/statements/verify"),
+            Route::StatementGet => (Method::GET, "/api/v1/statements/{id}"),
         }
     }
 
@@ -156,6 +165,9 @@ impl Route {
                 "cursor",
             ],
             Route::WebhookEvents => &["status", "event", "from", "to", "limit", "cursor"],
+            Route::StatementsList => &["merchant_id", "from", "to", "limit", "cursor"],
+            Route::StatementsVerify => &["merchant_id"],
+            Route::StatementGet => &["merchant_id", "format"],
             Route::Healthz
             | Route::Readyz
             | Route::Metrics
@@ -286,6 +298,9 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
             ),
             ["webhooks", "replay"] => (pick(m, &[(Method::POST, Route::WebhookReplay)])?, None),
             ["admin", "backup"] => (pick(m, &[(Method::POST, Route::AdminBackup)])?, None),
+            ["statements"] => (pick(m, &[(Method::GET, Route::StatementsList)])?, None),
+            ["statements", "verify"] => (pick(m, &[(Method::GET, Route::StatementsVerify)])?, None),
+            ["statements", id] => (pick(m, &[(Method::GET, Route::StatementGet)])?, Some(*id)),
             _ => return Err(Rejection::NotFound),
         },
         _ => return Err(Rejection::NotFound),

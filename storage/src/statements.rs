@@ -69,6 +69,31 @@ impl Store {
             .collect()
     }
 
+    /// A merchant's statements of the days in `[from, before)`, newest
+    /// first, at most `limit`.
+    pub fn statements_newest(
+        &self,
+        merchant: &UserId,
+        from: Date,
+        before: Date,
+        limit: usize,
+    ) -> Result<Vec<Statement>, StorageError> {
+        if from >= before {
+            return Ok(Vec::new());
+        }
+        let start = keys::statement(merchant, from.days());
+        let end = keys::statement(merchant, before.days());
+        self.space(Space::Statements)
+            .range(start..end)
+            .rev()
+            .take(limit)
+            .map(|guard| {
+                let bytes = guard.value().map_err(StorageError::from)?;
+                serde_json::from_slice(&bytes).map_err(StorageError::from)
+            })
+            .collect()
+    }
+
     /// TESTS ONLY: rewrites a stored statement in place (without touching
     /// its hash or the chain point), as an attacker with the disk would.
     #[doc(hidden)]

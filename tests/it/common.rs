@@ -67,7 +67,14 @@ impl Server {
     /// (`--settle-delay-ms`, `--connector-poll-ms`, ...) named in `args` is
     /// replaced by the caller's value (clap refuses a flag given twice).
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Server {
+        Server::start_in_env(data_dir, args, &[])
+    }
+
+    /// `start_in` with extra environment variables for the process (e.g.
+    /// libfaketime's `LD_PRELOAD` and `FAKETIME`).
+    pub fn start_in_env(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tijori"));
+        cmd.envs(envs.iter().copied());
         let defaults = [
             ("--listen", "127.0.0.1:0"),
             ("--admin-key", ADMIN_KEY),

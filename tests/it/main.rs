@@ -23,4 +23,5 @@ mod loadtest_audit;
 mod openapi_routes;
 mod ops;
 mod prometheus_dashboards;
+mod statements;
 mod webhooks;

@@ -8,6 +8,7 @@ mod payments;
 mod payouts;
 mod profile;
 mod reports;
+mod statements;
 mod users;
 mod webhooks;
 
@@ -117,6 +118,9 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::WebhookRedeliver => webhooks::redeliver(ctx).await,
         Route::WebhookReplay => webhooks::replay(ctx).await,
         Route::AdminBackup => admin::backup(ctx).await,
+        Route::StatementsList => statements::list(ctx),
+        Route::StatementsVerify => statements::verify(ctx).await,
+        Route::StatementGet => statements::get(ctx),
     }
 }
 
