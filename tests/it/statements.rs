@@ -21,11 +21,17 @@ const FAKETIME_LIBS: &[&str] = &[
     "/usr/local/lib/faketime/libfaketime.so.1",
 ];
 
+/// libfaketime's library, if installed; `.ci/run` sets
+/// `TIJORI_REQUIRE_FAKETIME` so that CI fails rather than skips without it.
 fn libfaketime() -> Option<&'static str> {
-    FAKETIME_LIBS
+    let lib = FAKETIME_LIBS
         .iter()
         .copied()
-        .find(|p| Path::new(p).exists())
+        .find(|p| Path::new(p).exists());
+    if lib.is_none() && std::env::var_os("TIJORI_REQUIRE_FAKETIME").is_some() {
+        panic!("TIJORI_REQUIRE_FAKETIME is set but libfaketime is not installed (apt-get install faketime)");
+    }
+    lib
 }
 
 /// A server on `dir` whose wall clock starts at `at` and runs on.
