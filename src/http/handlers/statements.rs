@@ -34,7 +34,7 @@ fn date_param(ctx: &Ctx<'_>, name: &str) -> Result<Option<Date>, Rejection> {
 /// is the date of the last statement of the previous page.
 pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let merchant = merchant(ctx)?;
-    let from = date_param(ctx, "from")?.unwrap_or(Date::from_days(0));
+    let from = date_param(ctx, "from")?.unwrap_or(Date::from_days(i32::MIN));
     let to = date_param(ctx, "to")?.unwrap_or(Date::from_days(i32::MAX));
     let before = match ctx.query.get("cursor") {
         None => to,
