@@ -393,9 +393,16 @@ impl Verifier {
     /// Verifies one merchant's stored statements against its ledger.
     pub fn verify(&self, store: &Store, merchant: &UserId) -> Result<Verdict, StorageError> {
         let Some(point) = store.statement_point(merchant)? else {
+            // Nothing written yet, so nothing may be stored.
+            let stray = store.statements(
+                merchant,
+                Date::from_days(i32::MIN),
+                Date::from_days(i32::MAX),
+                1,
+            )?;
             return Ok(Verdict {
-                ok: true,
-                first_bad: None,
+                ok: stray.is_empty(),
+                first_bad: stray.first().map(|s| s.date),
             });
         };
         let Some(last) = point.last_date() else {
