@@ -83,6 +83,9 @@ impl Core {
             config.statements.clone(),
         );
         let statement_stats = writer.stats();
+        // At zero until the first complete run.
+        metrics::gauge!(names::STATEMENTS_CLOSED_THROUGH).set(0.0);
+        metrics::counter!(names::STATEMENTS_WRITTEN).increment(0);
         let statement_task =
             (config.statements.interval_ms > 0).then(|| tokio::spawn(writer.run()));
         let settlements = Arc::new(SettlementStats::default());

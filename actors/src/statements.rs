@@ -19,6 +19,7 @@
 //! that tests move by hand.
 
 use crate::Directory;
+use domain::metric_names as names;
 use domain::statement::{Chain, ChainPoint, Closed, Date, Statement};
 use domain::{Timestamp, UserId};
 use std::collections::{HashMap, HashSet};
@@ -237,6 +238,11 @@ impl StatementWriter {
         }
         if budget.transfers == 0 || budget.statements == 0 {
             report.more = true;
+        }
+        metrics::counter!(names::STATEMENTS_WRITTEN).increment(report.written as u64);
+        if !report.more && report.problems.is_empty() {
+            let through = last_closed.next().start().unix_ms() as f64 / 1_000.0;
+            metrics::gauge!(names::STATEMENTS_CLOSED_THROUGH).set(through);
         }
         self.stats.runs.fetch_add(1, Ordering::Relaxed);
         self.stats
