@@ -1,5 +1,5 @@
 //! Daily statements (SPEC §15), black-box. Time is moved with libfaketime
-//! (Debian `faketime`): a server started at 2026-11-30 23:59:50 (faked)
+//! (Debian `faketime`): a server started at 23:59:50 two days ago (faked)
 //! takes pay-ins, stops; a server started on the same dir at the real time
 //! writes the closed days at start. Without libfaketime those tests say so
 //! and check only what holds today (no statement before a day closes).
@@ -80,9 +80,14 @@ fn today() -> Date {
     Date::of(Timestamp::now())
 }
 
+/// The faked day of the pay-ins: the day before yesterday, so that two
+/// days have closed by the time the real-time server starts.
+fn first_day() -> Date {
+    today().prev().prev()
+}
+
 /// Every day from `first` to yesterday, newest first.
-fn closed_days_since(first: &str) -> Vec<String> {
-    let first = Date::parse(first).unwrap();
+fn closed_days_since(first: Date) -> Vec<String> {
     let mut days = Vec::new();
     let mut d = today().prev();
     while d >= first {
@@ -127,11 +132,11 @@ struct World {
     net_total: u64,
 }
 
-/// Pay-ins at 2026-11-30 23:59:5x (faked), then a real-time server that
+/// Pay-ins at 23:59:5x two days ago (faked), then a real-time server that
 /// writes the closed days at start.
 async fn world(lib: &str) -> (World, Server) {
     let dir = tempfile::tempdir().unwrap();
-    let mut faked = start_faked(dir.path(), lib, "2026-11-30 23:59:50");
+    let mut faked = start_faked(dir.path(), lib, &format!("{} 23:59:50", first_day()));
     let (manager, manager_key) = faked.create_user(ADMIN_KEY, "manager", json!({})).await;
     let (merchant, merchant_key) = faked
         .create_user(&manager_key, "merchant", json!({ "parent_id": manager }))
@@ -164,7 +169,7 @@ async fn world(lib: &str) -> (World, Server) {
             line["created_at"]
                 .as_str()
                 .unwrap()
-                .starts_with("2026-11-30T23:59:"),
+                .starts_with(&format!("{}T23:59:", first_day())),
             "faketime did not move the server's clock: {line}"
         );
         let text = line["amount"].to_string();
@@ -203,7 +208,7 @@ async fn closed_days_are_written_listed_chained_and_verified() {
         return;
     };
     let (w, server) = world(lib).await;
-    let expected = closed_days_since("2026-11-30");
+    let expected = closed_days_since(first_day());
     let list_path = "/api/v1/statements?limit=500";
     let listed = server
         .wait_for(list_path, &w.merchant_key, Duration::from_secs(20), |r| {
@@ -251,12 +256,18 @@ async fn closed_days_are_written_listed_chained_and_verified() {
 
     // One day, JSON and CSV; today and non-dates are not found.
     let one = server
-        .get("/api/v1/statements/2026-11-30", &w.merchant_key)
+        .get(
+            &format!("/api/v1/statements/{}", first_day()),
+            &w.merchant_key,
+        )
         .await;
     assert_eq!(one.status, StatusCode::OK, "{}", one.text);
     assert_eq!(one.data(), oldest);
     let csv = server
-        .get("/api/v1/statements/2026-11-30?format=csv", &w.merchant_key)
+        .get(
+            &format!("/api/v1/statements/{}?format=csv", first_day()),
+            &w.merchant_key,
+        )
         .await;
     assert_eq!(csv.status, StatusCode::OK);
     assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
@@ -264,11 +275,11 @@ async fn closed_days_are_written_listed_chained_and_verified() {
     assert_eq!(lines.len(), 2, "{}", csv.text);
     assert!(lines[0].starts_with("merchant_id,date,opening_available,"));
     assert!(lines[0].contains(",payin_credit,payin_fee,"));
-    assert!(lines[1].starts_with(&format!("{},2026-11-30,0.00,0.00,", w.merchant)));
+    assert!(lines[1].starts_with(&format!("{},{},0.00,0.00,", w.merchant, first_day())));
     assert!(lines[1].ends_with(oldest["hash"].as_str().unwrap()));
     for path in [
         format!("/api/v1/statements/{}", today()),
-        "/api/v1/statements/2026-11-29".into(),
+        format!("/api/v1/statements/{}", first_day().prev()),
         "/api/v1/statements/2026-13-01".into(),
         "/api/v1/statements/nope".into(),
     ] {
@@ -283,7 +294,7 @@ async fn closed_days_are_written_listed_chained_and_verified() {
     // Pages: newest first, the cursor a date.
     let first = server
         .get(
-            "/api/v1/statements?limit=1&from=2026-11-30",
+            &format!("/api/v1/statements?limit=1&from={}", first_day()),
             &w.merchant_key,
         )
         .await;
@@ -302,7 +313,11 @@ async fn closed_days_are_written_listed_chained_and_verified() {
     }
     let window = server
         .get(
-            "/api/v1/statements?from=2026-11-30&to=2026-12-01",
+            &format!(
+                "/api/v1/statements?from={}&to={}",
+                first_day(),
+                first_day().next()
+            ),
             &w.merchant_key,
         )
         .await;
@@ -313,7 +328,7 @@ async fn closed_days_are_written_listed_chained_and_verified() {
         .iter()
         .map(|s| &s["date"])
         .collect();
-    assert_eq!(dates, [&json!("2026-11-30")], "to is exclusive");
+    assert_eq!(dates, [&json!(first_day().to_string())], "to is exclusive");
 
     // Verify: the chain matches the ledger.
     let verdict = server
@@ -483,7 +498,7 @@ async fn verify_names_the_day_of_a_tampered_copy() {
         return;
     };
     let (w, mut server) = world(lib).await;
-    let expected = closed_days_since("2026-11-30");
+    let expected = closed_days_since(first_day());
     server
         .wait_for(
             "/api/v1/statements?limit=500",
@@ -545,7 +560,7 @@ async fn verify_names_the_day_of_a_tampered_copy() {
         .await;
     assert_eq!(
         v.data(),
-        &json!({ "ok": false, "first_bad": "2026-11-30" }),
+        &json!({ "ok": false, "first_bad": first_day().to_string() }),
         "{}",
         v.text
     );
