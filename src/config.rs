@@ -136,6 +136,15 @@ pub struct Config {
     )]
     pub ledger_audit_interval_ms: u64,
 
+    /// How often the statement writer looks for closed UTC days (it also
+    /// runs at start; 0: never).
+    #[arg(long, env = "TIJORI_STATEMENT_INTERVAL_MS", default_value_t = 10_000)]
+    pub statement_interval_ms: u64,
+
+    /// How long after midnight (UTC) a day counts as closed for statements.
+    #[arg(long, env = "TIJORI_STATEMENT_GRACE_MS", default_value_t = 2_000)]
+    pub statement_grace_ms: u64,
+
     /// Longest an online backup may run (it holds a snapshot meanwhile).
     #[arg(long, env = "TIJORI_BACKUP_MAX_SECS", default_value_t = 3_600)]
     pub backup_max_secs: u64,
@@ -198,6 +207,11 @@ impl Config {
             settlement_schedule: actors::SettlementSchedule::from_interval_secs(
                 self.settlement_interval_secs,
             ),
+            statements: actors::statements::StatementConfig {
+                interval_ms: self.statement_interval_ms,
+                grace_ms: i64::try_from(self.statement_grace_ms).unwrap_or(i64::MAX),
+                ..actors::statements::StatementConfig::default()
+            },
             ..actors::CoreConfig::default()
         }
     }

@@ -79,6 +79,7 @@ pub async fn run(
             Duration::from_secs(config.misuse_window_secs),
         ),
         config,
+        statements: core.statement_verifier(),
         ready: AtomicBool::new(true),
     });
     http::serve(listener, app, shutdown).await;

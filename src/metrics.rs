@@ -115,7 +115,10 @@ fn success_status(route: Route) -> &'static str {
         | Route::SettlementStatus
         | Route::RefundsList
         | Route::RefundGet
-        | Route::RefundStatus => "200",
+        | Route::RefundStatus
+        | Route::StatementsList
+        | Route::StatementsVerify
+        | Route::StatementGet => "200",
     }
 }
 
@@ -380,6 +383,12 @@ fn describe() {
         m::LEDGER_AUDIT_FAILURES,
         "wallets found unbalanced by audits"
     );
+    describe_gauge!(
+        m::STATEMENTS_CLOSED_THROUGH,
+        Unit::Seconds,
+        "end (next midnight, UTC) of the last day with every merchant's statement written; 0 before the first complete run"
+    );
+    describe_counter!(m::STATEMENTS_WRITTEN, "daily statements written");
     describe_gauge!(m::BUILD_INFO, "build information; always 1");
 }
 

@@ -1,5 +1,6 @@
 //! Settings of the money core. Every limit carries its unit in its name.
 
+use crate::statements::StatementConfig;
 use crate::webhook::WebhookConfig;
 use domain::money::AmountLimits;
 
@@ -36,6 +37,8 @@ pub struct CoreConfig {
     pub amount_limits: AmountLimits,
     /// When the settlement cycle sweeps merchants' balances (off unless set).
     pub settlement_schedule: crate::SettlementSchedule,
+    /// The daily statement writer.
+    pub statements: StatementConfig,
 }
 
 impl Default for CoreConfig {
@@ -56,6 +59,7 @@ impl Default for CoreConfig {
             default_rate_limit_per_min: 6_000,
             amount_limits: AmountLimits::default(),
             settlement_schedule: crate::SettlementSchedule::Off,
+            statements: StatementConfig::default(),
         }
     }
 }

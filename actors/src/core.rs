@@ -6,6 +6,7 @@
 use crate::audit::{AuditStatus, Auditor};
 use crate::connector::{Connector, ConnectorArgs, ConnectorMsg, SettlementStats};
 use crate::registry::{Registry, Supervisor, SupervisorMsg};
+use crate::statements::{StatementStats, StatementWriter, SystemClock, Verifier};
 use crate::webhook::{Clock, DispatcherArgs, HttpTransport, WebhookHandle, WebhookStats};
 use crate::{CoreConfig, Directory, WalletHandle};
 use domain::metric_names as names;
@@ -25,6 +26,9 @@ pub struct Core {
     audit_task: Option<tokio::task::JoinHandle<()>>,
     settlements: Arc<SettlementStats>,
     settlement_cycle: Option<tokio::task::JoinHandle<()>>,
+    statement_task: Option<tokio::task::JoinHandle<()>>,
+    statement_stats: Arc<StatementStats>,
+    verifier: Arc<Verifier>,
 }
 
 impl Core {
@@ -73,6 +77,18 @@ impl Core {
         let audit_task = audit_enabled.then(|| {
             tokio::spawn(auditor.run(Duration::from_millis(config.ledger_audit_interval_ms)))
         });
+        let writer = StatementWriter::new(
+            store.clone(),
+            directory.clone(),
+            Arc::new(SystemClock),
+            config.statements.clone(),
+        );
+        let statement_stats = writer.stats();
+        // At zero until the first complete run.
+        metrics::gauge!(names::STATEMENTS_CLOSED_THROUGH).set(0.0);
+        metrics::counter!(names::STATEMENTS_WRITTEN).increment(0);
+        let statement_task =
+            (config.statements.interval_ms > 0).then(|| tokio::spawn(writer.run()));
         let settlements = Arc::new(SettlementStats::default());
         let settlement_cycle =
             (config.settlement_schedule != crate::SettlementSchedule::Off).then(|| {
@@ -101,7 +117,20 @@ impl Core {
             audit_task,
             settlements,
             settlement_cycle,
+            statement_task,
+            statement_stats,
+            verifier: Arc::new(Verifier::default()),
         })
+    }
+
+    /// The daily statement writer's counters.
+    pub fn statement_stats(&self) -> Arc<StatementStats> {
+        self.statement_stats.clone()
+    }
+
+    /// Checks stored statements against the ledger (`GET /statements/verify`).
+    pub fn statement_verifier(&self) -> Arc<Verifier> {
+        self.verifier.clone()
     }
 
     pub fn wallets(&self) -> &WalletHandle {
@@ -138,6 +167,9 @@ impl Core {
             task.abort();
         }
         if let Some(task) = &self.settlement_cycle {
+            task.abort();
+        }
+        if let Some(task) = &self.statement_task {
             task.abort();
         }
         let _ = self.connector.stop_and_wait(None, wait).await;

@@ -12,6 +12,7 @@ mod core;
 pub mod directory;
 mod registry;
 pub mod settlement_cycle;
+pub mod statements;
 pub mod wallet;
 pub mod webhook;
 

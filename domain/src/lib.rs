@@ -13,6 +13,7 @@ pub mod rejection;
 pub mod role;
 pub mod secret;
 pub mod settlement;
+pub mod statement;
 pub mod time;
 
 pub use ids::{EventId, PaymentId, PayoutId, RefundId, SettlementId, TransferId, UserId};

@@ -70,6 +70,12 @@ pub const LEDGER_AUDIT_FAILURES: &str = "tijori_ledger_audit_failures_total";
 pub const LEDGER_AUDIT_ENABLED: &str = "tijori_ledger_audit_enabled";
 pub const LEDGER_AUDIT_INTERVAL: &str = "tijori_ledger_audit_interval_seconds";
 
+// Daily statements (SPEC §15)
+/// The end (next midnight, UTC) of the last day whose statements the writer
+/// has written for every merchant; 0 until its first complete run.
+pub const STATEMENTS_CLOSED_THROUGH: &str = "tijori_statements_closed_through_timestamp_seconds";
+pub const STATEMENTS_WRITTEN: &str = "tijori_statements_written_total";
+
 // Async runtime (tokio's stable RuntimeMetrics)
 pub const RUNTIME_WORKERS: &str = "tijori_runtime_workers";
 /// Share of the workers' time spent busy since the previous sample.
@@ -149,6 +155,8 @@ pub const ALL: &[&str] = &[
     LEDGER_AUDIT_FAILURES,
     LEDGER_AUDIT_ENABLED,
     LEDGER_AUDIT_INTERVAL,
+    STATEMENTS_CLOSED_THROUGH,
+    STATEMENTS_WRITTEN,
     RUNTIME_WORKERS,
     RUNTIME_BUSY_RATIO,
     RUNTIME_GLOBAL_QUEUE_DEPTH,

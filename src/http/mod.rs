@@ -47,6 +47,8 @@ pub struct App {
     pub metrics: crate::metrics::Exporter,
     pub limiter: RateLimiter,
     pub config: Config,
+    /// Checks daily statements against the ledger (`GET /statements/verify`).
+    pub statements: Arc<actors::statements::Verifier>,
     /// False once shutdown has begun (`/readyz` answers 503).
     pub ready: AtomicBool,
 }

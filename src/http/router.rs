@@ -44,11 +44,14 @@ pub enum Route {
     RefundsList,
     RefundGet,
     RefundStatus,
+    StatementsList,
+    StatementsVerify,
+    StatementGet,
 }
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 37] = [
+    pub const ALL: [Route; 40] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -86,6 +89,9 @@ impl Route {
         Route::RefundsList,
         Route::RefundGet,
         Route::RefundStatus,
+        Route::StatementsList,
+        Route::StatementsVerify,
+        Route::StatementGet,
     ];
 
     /// Method and path template.
@@ -128,6 +134,9 @@ impl Route {
             Route::RefundsList => (Method::GET, "/api/v1/refunds"),
             Route::RefundGet => (Method::GET, "/api/v1/refunds/{id}"),
             Route::RefundStatus => (Method::POST, "/api/v1/refunds/{id}/status"),
+            Route::StatementsList => (Method::GET, "/api/v1/statements"),
+            Route::StatementsVerify => (Method::GET, "/api/v1/statements/verify"),
+            Route::StatementGet => (Method::GET, "/api/v1/statements/{id}"),
         }
     }
 
@@ -208,6 +217,9 @@ impl Route {
                 "cursor",
                 "format",
             ],
+            Route::StatementsList => &["merchant_id", "from", "to", "limit", "cursor"],
+            Route::StatementsVerify => &["merchant_id"],
+            Route::StatementGet => &["merchant_id", "format"],
             Route::Healthz
             | Route::Readyz
             | Route::Metrics
@@ -367,6 +379,9 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
                 pick(m, &[(Method::POST, Route::SettlementStatus)])?,
                 Some(*id),
             ),
+            ["statements"] => (pick(m, &[(Method::GET, Route::StatementsList)])?, None),
+            ["statements", "verify"] => (pick(m, &[(Method::GET, Route::StatementsVerify)])?, None),
+            ["statements", id] => (pick(m, &[(Method::GET, Route::StatementGet)])?, Some(*id)),
             _ => return Err(Rejection::NotFound),
         },
         _ => return Err(Rejection::NotFound),

@@ -153,3 +153,33 @@ pub fn balance(w: &Wallet) -> Value {
         "total_payouts": w.total_payouts, "total_fees": w.total_fees, "updated_at": w.updated_at,
     })
 }
+
+/// A daily statement (SPEC §15): its canonical fields plus `hash`, amounts
+/// as strings with two decimals, so that a client can check the hash by
+/// dropping `hash` and hashing the rest with sorted keys and no spaces.
+pub fn statement(s: &domain::statement::Statement) -> Value {
+    use domain::statement::{hex, two_decimals};
+    let money = |m: domain::Money| two_decimals(m.paise());
+    let totals: serde_json::Map<String, Value> = {
+        let mut kinds: Vec<_> = s.totals.iter().collect();
+        kinds.sort_unstable_by_key(|(k, _)| k.as_str());
+        kinds
+            .into_iter()
+            .map(|(k, v)| (k.as_str().to_owned(), Value::String(two_decimals(*v))))
+            .collect()
+    };
+    json!({
+        "closing_available": money(s.closing_available),
+        "closing_held": money(s.closing_held),
+        "date": s.date.to_string(),
+        "first_seq": s.first_seq,
+        "hash": hex(&s.hash),
+        "last_seq": s.last_seq,
+        "merchant_id": s.merchant_id,
+        "opening_available": money(s.opening_available),
+        "opening_held": money(s.opening_held),
+        "prev_hash": hex(&s.prev_hash),
+        "totals": totals,
+        "transfer_count": s.transfer_count,
+    })
+}

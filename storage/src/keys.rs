@@ -118,6 +118,18 @@ pub fn id_floor_at(unix_ms: i64) -> [u8; 16] {
     bytes
 }
 
+/// A merchant's statement of one day (`Statements`); days sort in order.
+pub fn statement(merchant: &UserId, days: i32) -> Vec<u8> {
+    // The sign bit flipped: big-endian byte order is numeric order.
+    let ordered = (days as u32) ^ 0x8000_0000;
+    concat(&[b"S", merchant.as_bytes(), &ordered.to_be_bytes()])
+}
+
+/// Where a merchant's statement chain stands (`Statements`).
+pub fn statement_point(merchant: &UserId) -> Vec<u8> {
+    concat(&[b"C", merchant.as_bytes()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ pub mod outbox;
 mod query;
 mod reads;
 mod settlements;
+mod statements;
 mod writeset;
 
 pub use committer::{CommitStats, Ticket};
@@ -76,6 +77,8 @@ pub enum Space {
     Settlements,
     /// refund id → Refund
     Refunds,
+    /// merchant + date → daily Statement; merchant → its ChainPoint (statements.rs)
+    Statements,
     /// sequence → journal record: durable commands not yet applied above
     Journal,
     /// store-level facts: the last journal sequence applied
@@ -98,7 +101,7 @@ impl Space {
 
     /// The spaces that hold the store's data; the others (the journal and
     /// its checkpoint) belong to the committer and indexer alone.
-    pub const DATA: [Space; 16] = [
+    pub const DATA: [Space; 17] = [
         Space::Users,
         Space::ApiKeys,
         Space::Payments,
@@ -115,6 +118,7 @@ impl Space {
         Space::Deliveries,
         Space::Settlements,
         Space::Refunds,
+        Space::Statements,
     ];
 
     /// Whether it is the committer's own (never in a write set).
@@ -139,6 +143,7 @@ impl Space {
             Space::WebhookDue => "webhook_due",
             Space::Deliveries => "deliveries",
             Space::Refunds => "refunds",
+            Space::Statements => "statements",
             Space::Journal => "journal",
             Space::Meta => "meta",
             Space::Settlements => "settlements",

@@ -227,6 +227,11 @@ const MATRIX: &[Row] = &[
     row(Route::SettlementsList,      ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
     row(Route::SettlementGet,        Plain,      [[N404, N404, N404], [N404, N404, N404], [N404, N404, N404], [N404, N404, N404]]),
     row(Route::SettlementStatus,     Plain,      [[N404, N404, N404], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
+    row(Route::StatementsList,       ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
+    row(Route::StatementsVerify,     ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
+    // No UTC day has closed in this world: an allowed caller is told the
+    // day's statement does not exist; the others are refused as for the list.
+    row(Route::StatementGet,         ByMerchant, [[N404, N404, N404], [N404, N404, N404], [N404, F403, F403], [N404, F403, F403]]),
     // Refunds have their pay-in's scope; these rows run last (they complete pay-ins and move money).
     row(Route::RefundsCreate,        Plain,      [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, N404, N404], [DATA, N404, N404]]),
     row(Route::RefundsList,          All,        [[DATA, DATA, DATA], [DATA, DATA, HIDE], [DATA, HIDE, HIDE], [DATA, HIDE, HIDE]]),
@@ -1644,6 +1649,28 @@ async fn run_cell(w: &mut World, row: &Row, role: Role, rel: Rel) -> (usize, Vec
                 Ok(())
             });
             results.push((format!("{m}'s accounts"), res));
+        }
+        // Statements (SPEC §15): the target merchant's, by `merchant_id`.
+        (Route::StatementsList | Route::StatementsVerify | Route::StatementGet, ByMerchant) => {
+            let path = format!(
+                "{}?merchant_id={}",
+                template.replace("{id}", "2026-11-30"),
+                w.id(m)
+            );
+            let r = w.call(caller, method, &path, None).await;
+            let res = outcome(&r, want, 200).and_then(|()| {
+                if r.status != 200 {
+                    return Ok(());
+                }
+                match row.route {
+                    Route::StatementsList => {
+                        ensure!(r.data().is_array(), "not a list: {}", r.text)
+                    }
+                    _ => ensure!(r.data()["ok"] == true, "verdict: {}", r.text),
+                }
+                Ok(())
+            });
+            results.push((format!("{m}'s statements"), res));
         }
         (Route::WebhookEvents, All) => {
             let events = w.events().await;

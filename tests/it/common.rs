@@ -69,7 +69,13 @@ impl Server {
     /// (`--settle-delay-ms`, `--connector-poll-ms`, ...) named in `args` is
     /// replaced by the caller's value (clap refuses a flag given twice).
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Server {
-        Server::spawn(data_dir, args, false)
+        Server::spawn(data_dir, args, &[], false)
+    }
+
+    /// `start_in` with extra environment variables for the process (e.g.
+    /// libfaketime's `LD_PRELOAD` and `FAKETIME`).
+    pub fn start_in_env(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        Server::spawn(data_dir, args, envs, false)
     }
 
     /// Like `start`, keeping what the server writes to stderr (its log,
@@ -77,13 +83,19 @@ impl Server {
     pub fn start_capturing(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
-        let mut server = Server::spawn(&path, args, true);
+        let mut server = Server::spawn(&path, args, &[], true);
         server._dir = Some(dir);
         server
     }
 
-    fn spawn(data_dir: &Path, args: &[&str], capture_stderr: bool) -> Server {
+    fn spawn(
+        data_dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        capture_stderr: bool,
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tijori"));
+        cmd.envs(envs.iter().copied());
         let defaults = [
             ("--listen", "127.0.0.1:0"),
             ("--admin-key", ADMIN_KEY),

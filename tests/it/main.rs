@@ -26,4 +26,5 @@ mod ops;
 mod prometheus_dashboards;
 mod refunds;
 mod settlements;
+mod statements;
 mod webhooks;

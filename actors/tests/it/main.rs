@@ -19,4 +19,5 @@ mod settlements;
 mod refunds;
 mod simulation;
 mod smoke;
+mod statements;
 mod webhook_retry;

@@ -10,6 +10,7 @@ mod profile;
 mod refunds;
 mod reports;
 pub mod settlements;
+mod statements;
 mod users;
 mod webhooks;
 
@@ -127,6 +128,9 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::RefundsList => refunds::list(ctx),
         Route::RefundGet => refunds::get(ctx),
         Route::RefundStatus => refunds::set_status(ctx).await,
+        Route::StatementsList => statements::list(ctx),
+        Route::StatementsVerify => statements::verify(ctx).await,
+        Route::StatementGet => statements::get(ctx),
     }
 }
 
