@@ -29,3 +29,6 @@ pub use role::Role;
 pub use secret::Secret;
 pub use settlement::{Settlement, SettlementAccount, SettlementStatus};
 pub use time::Timestamp;
+
+#[cfg(test)]
+mod parsers_prop;

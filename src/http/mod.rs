@@ -12,6 +12,9 @@ pub mod request_id;
 pub mod router;
 pub mod views;
 
+#[cfg(test)]
+mod parsers_prop;
+
 use crate::config::Config;
 use actors::{Directory, WalletHandle};
 use bytes::Bytes;

@@ -290,7 +290,11 @@ fn decode(text: &str) -> Result<String, Rejection> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = text.get(i + 1..i + 3).ok_or_else(bad)?;
+                // Exactly two hex digits (`from_str_radix` alone would take "+1").
+                let hex = text
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .ok_or_else(bad)?;
                 out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
                 i += 2;
             }

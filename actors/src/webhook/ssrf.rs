@@ -322,3 +322,58 @@ mod tests {
         assert!(resolve("localhost", 80, true).await.is_ok());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn any_text_is_vetted_without_panic(text in any::<String>()) {
+            let _ = vet_url(&text, false);
+            let _ = vet_url(&text, true);
+        }
+
+        #[test]
+        fn urlish_text_is_vetted_without_panic(
+            scheme in proptest::sample::select(vec!["http", "https", "ftp", "HTTP", ""]),
+            host in "[0-9a-zA-Z.:\\[\\]%@_-]{0,40}",
+            rest in "[/?#a-z0-9%=&.-]{0,20}",
+        ) {
+            let _ = vet_url(&format!("{scheme}://{host}{rest}"), false);
+        }
+
+        /// An IPv6 form that carries an IPv4 address is judged by that address.
+        #[test]
+        fn mapped_and_nat64_forms_judge_the_ipv4_inside(octets in any::<[u8; 4]>()) {
+            let v4 = Ipv4Addr::from(octets);
+            let expected = is_forbidden(IpAddr::V4(v4));
+            let mapped = v4.to_ipv6_mapped();
+            prop_assert_eq!(is_forbidden(IpAddr::V6(mapped)), expected, "{}", mapped);
+            let [a, b, c, d] = octets;
+            let nat64 = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+            prop_assert_eq!(is_forbidden(IpAddr::V6(nat64)), expected, "{}", nat64);
+            let six_to_four = Ipv6Addr::new(0x2002, u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]), 0, 0, 0, 0, 1);
+            prop_assert_eq!(is_forbidden(IpAddr::V6(six_to_four)), expected, "{}", six_to_four);
+            // The literal URL forms agree with the address check.
+            prop_assert_eq!(vet_url(&format!("http://{v4}/"), false).is_err(), expected);
+            prop_assert_eq!(vet_url(&format!("http://[{mapped}]/"), false).is_err(), expected);
+        }
+
+        /// Every address inside a special-purpose range is refused.
+        #[test]
+        fn addresses_inside_special_ranges_are_refused(i in 0usize..1_000, noise in any::<u128>()) {
+            let v4 = &special_ranges::IPV4[i % special_ranges::IPV4.len()];
+            let host_bits4 = u32::MAX.checked_shr(u32::from(v4.1)).unwrap_or(0);
+            let ip4 = Ipv4Addr::from(u32::from(v4.0) | (noise as u32 & host_bits4));
+            prop_assert!(is_forbidden(IpAddr::V4(ip4)), "{} in {}/{}", ip4, v4.0, v4.1);
+            let v6 = &special_ranges::IPV6[i % special_ranges::IPV6.len()];
+            let host_bits6 = u128::MAX.checked_shr(u32::from(v6.1)).unwrap_or(0);
+            let ip6 = Ipv6Addr::from(u128::from(v6.0) | (noise & host_bits6));
+            prop_assert!(is_forbidden(IpAddr::V6(ip6)), "{} in {}/{}", ip6, v6.0, v6.1);
+        }
+    }
+}
