@@ -105,7 +105,9 @@ fn success_status(route: Route) -> &'static str {
         | Route::LedgerAccounts
         | Route::LedgerTransfers
         | Route::WebhookEvents
-        | Route::AdminBackup => "200",
+        | Route::AdminBackup
+        | Route::PayoutCancel
+        | Route::PayoutsBatch => "200",
     }
 }
 

@@ -34,6 +34,8 @@ pub struct CoreConfig {
     pub default_rate_limit_per_min: u32,
     /// Default per-transaction amount limits.
     pub amount_limits: AmountLimits,
+    /// A queued payout older than this is cancelled (SPEC §13).
+    pub payout_queue_ttl_ms: u64,
 }
 
 impl Default for CoreConfig {
@@ -53,6 +55,7 @@ impl Default for CoreConfig {
             webhooks: WebhookConfig::default(),
             default_rate_limit_per_min: 6_000,
             amount_limits: AmountLimits::default(),
+            payout_queue_ttl_ms: 259_200_000,
         }
     }
 }

@@ -2,10 +2,12 @@
 //! records with their state machines. Pure values and rules: no I/O, no tokio,
 //! no storage, no HTTP, so that every rule here can be tested exhaustively.
 
+pub mod beneficiary;
 pub mod ids;
 pub mod ledger;
 pub mod metric_names;
 pub mod money;
+pub mod payout_lifecycle;
 pub mod records;
 pub mod rejection;
 pub mod role;

@@ -204,7 +204,11 @@ async fn api(
     let matched = router::route(req.method(), path)?;
     let id = matched.id.map(str::to_owned);
     let (parts, body) = req.into_parts();
-    let body = read_body(app, &parts.headers, body).await?;
+    let limit = match matched.route {
+        router::Route::PayoutsBatch => handlers::payouts_batch::BODY_MAX_BYTES,
+        _ => BODY_MAX_BYTES,
+    };
+    let body = read_body(app, &parts.headers, body, limit).await?;
     let query = request::Query::parse(parts.uri.query())?;
     query.check(matched.route.query_params())?;
     let ctx = handlers::Ctx {
@@ -222,19 +226,21 @@ async fn read_body(
     app: &App,
     headers: &hyper::HeaderMap,
     mut body: Incoming,
+    limit: usize,
 ) -> Result<Bytes, Rejection> {
     let declared = headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let timeout = Duration::from_millis(app.config.body_read_timeout_ms);
-    if declared.is_some_and(|n| n > BODY_MAX_BYTES as u64) {
-        if declared.is_some_and(|n| n <= DRAIN_MAX_BYTES as u64) {
+    let drain_max = DRAIN_MAX_BYTES.max(limit.saturating_mul(2));
+    if declared.is_some_and(|n| n > limit as u64) {
+        if declared.is_some_and(|n| n <= drain_max as u64) {
             let _ = tokio::time::timeout(timeout, drain(&mut body)).await;
         }
         return Err(Rejection::PayloadTooLarge);
     }
-    let limited = Limited::new(&mut body, BODY_MAX_BYTES);
+    let limited = Limited::new(&mut body, limit);
     match tokio::time::timeout(timeout, limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {

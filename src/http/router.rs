@@ -36,11 +36,13 @@ pub enum Route {
     WebhookRedeliver,
     WebhookReplay,
     AdminBackup,
+    PayoutCancel,
+    PayoutsBatch,
 }
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 29] = [
+    pub const ALL: [Route; 31] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -70,6 +72,8 @@ impl Route {
         Route::WebhookRedeliver,
         Route::WebhookReplay,
         Route::AdminBackup,
+        Route::PayoutCancel,
+        Route::PayoutsBatch,
     ];
 
     /// Method and path template.
@@ -104,6 +108,8 @@ impl Route {
             Route::WebhookRedeliver => (Method::POST, "/api/v1/webhooks/events/{id}/redeliver"),
             Route::WebhookReplay => (Method::POST, "/api/v1/webhooks/replay"),
             Route::AdminBackup => (Method::POST, "/api/v1/admin/backup"),
+            Route::PayoutCancel => (Method::POST, "/api/v1/payouts/{id}/cancel"),
+            Route::PayoutsBatch => (Method::POST, "/api/v1/payouts/batch"),
         }
     }
 
@@ -176,7 +182,9 @@ impl Route {
             | Route::LedgerAccounts
             | Route::WebhookRedeliver
             | Route::WebhookReplay
-            | Route::AdminBackup => &[],
+            | Route::AdminBackup
+            | Route::PayoutCancel
+            | Route::PayoutsBatch => &[],
         }
     }
 
@@ -235,7 +243,11 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
                 )?,
                 None,
             ),
+            ["payouts", "batch"] => (pick(m, &[(Method::POST, Route::PayoutsBatch)])?, None),
             ["payouts", id] => (pick(m, &[(Method::GET, Route::PayoutGet)])?, Some(*id)),
+            ["payouts", id, "cancel"] => {
+                (pick(m, &[(Method::POST, Route::PayoutCancel)])?, Some(*id))
+            }
             ["payouts", id, "status"] => {
                 (pick(m, &[(Method::POST, Route::PayoutStatus)])?, Some(*id))
             }

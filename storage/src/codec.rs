@@ -190,18 +190,24 @@ const PAYMENT_STATUSES: [PaymentStatus; 3] = [
     PaymentStatus::Completed,
     PaymentStatus::Failed,
 ];
-const PAYOUT_STATUSES: [PayoutStatus; 3] = [
+const PAYOUT_STATUSES: [PayoutStatus; 6] = [
     PayoutStatus::Pending,
     PayoutStatus::Processed,
     PayoutStatus::Rejected,
+    PayoutStatus::Queued,
+    PayoutStatus::Cancelled,
+    PayoutStatus::Reversed,
 ];
-const EVENT_TYPES: [EventType; 6] = [
+const EVENT_TYPES: [EventType; 9] = [
     EventType::PaymentCompleted,
     EventType::PaymentFailed,
     EventType::PayoutProcessed,
     EventType::PayoutRejected,
     EventType::UserCreated,
     EventType::UserSuspended,
+    EventType::PayoutQueued,
+    EventType::PayoutCancelled,
+    EventType::PayoutReversed,
 ];
 const DELIVERY_STATUSES: [DeliveryStatus; 3] = [
     DeliveryStatus::Pending,
@@ -395,10 +401,13 @@ impl Codec for Payout {
         put_time(out, self.created_at);
         put_time(out, self.updated_at);
         put_opt_time(out, self.processed_at);
+        // Payout lifecycle (SPEC §13).
+        put_opt_string(out, self.beneficiary.vpa.as_deref());
+        put_opt_string(out, self.utr.as_deref());
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Payout, StorageError> {
-        Ok(Payout {
+        let mut payout = Payout {
             id: PayoutId::from_bytes(r.take()?),
             reference_id: r.opt_string()?,
             merchant_id: r.user()?,
@@ -411,6 +420,7 @@ impl Codec for Payout {
                 name: r.string()?,
                 account_number: r.string()?,
                 ifsc: r.string()?,
+                vpa: None,
             },
             mode: r.tag(&PAYOUT_MODES, "payout mode")?,
             purpose: r.opt_string()?,
@@ -418,7 +428,11 @@ impl Codec for Payout {
             created_at: r.time()?,
             updated_at: r.time()?,
             processed_at: r.opt_time()?,
-        })
+            utr: None,
+        };
+        payout.beneficiary.vpa = r.opt_string()?;
+        payout.utr = r.opt_string()?;
+        Ok(payout)
     }
 }
 
@@ -584,6 +598,7 @@ mod tests {
                 name: "Ravi".into(),
                 account_number: "123456789012".into(),
                 ifsc: "HDFC0001234".into(),
+                vpa: Some("ravi@okaxis".into()),
             },
             mode: PayoutMode::Upi,
             purpose: None,
@@ -591,6 +606,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             processed_at: None,
+            utr: Some("TJRS0123456789AB".into()),
         };
         let bytes = to_bytes(&payment);
         assert_eq!(from_bytes::<Payment>(&bytes).unwrap(), payment);

@@ -18,6 +18,8 @@ pub enum IndexTag {
     UsersByAncestor = b'U',
     /// Webhook events by recipient user.
     EventsByRecipient = b'E',
+    /// A merchant's queued payouts, oldest first (its FIFO, SPEC §13).
+    PayoutsQueued = b'q',
 }
 
 /// Kinds of merchant-scoped unique references in the `Unique` space.

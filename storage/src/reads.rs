@@ -27,6 +27,10 @@ pub struct IdempotencyRecord {
 pub enum PendingKind {
     Payin,
     Payout,
+    /// A processed payout the sandbox will reverse (SPEC §13).
+    PayoutReversal,
+    /// A queued payout's time to live runs out (SPEC §13).
+    PayoutQueueExpiry,
 }
 
 impl PendingKind {
@@ -34,6 +38,8 @@ impl PendingKind {
         match self {
             PendingKind::Payin => b'i',
             PendingKind::Payout => b'o',
+            PendingKind::PayoutReversal => b'v',
+            PendingKind::PayoutQueueExpiry => b'q',
         }
     }
 }
@@ -78,10 +84,11 @@ impl PendingItem {
         let id = PendingId::from_key(key)?;
         let mut due = [0u8; 8];
         due.copy_from_slice(&key[..8]);
-        let kind = if key[8] == PendingKind::Payout.tag() {
-            PendingKind::Payout
-        } else {
-            PendingKind::Payin
+        let kind = match key[8] {
+            b'o' => PendingKind::Payout,
+            b'v' => PendingKind::PayoutReversal,
+            b'q' => PendingKind::PayoutQueueExpiry,
+            _ => PendingKind::Payin,
         };
         let mut record = [0u8; 16];
         record.copy_from_slice(&key[9..]);

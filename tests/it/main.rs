@@ -22,5 +22,6 @@ mod api_strict_input;
 mod loadtest_audit;
 mod openapi_routes;
 mod ops;
+mod payouts_lifecycle;
 mod prometheus_dashboards;
 mod webhooks;

@@ -6,6 +6,7 @@ mod balance;
 mod ledger;
 mod payments;
 mod payouts;
+pub(crate) mod payouts_batch;
 mod profile;
 mod reports;
 mod users;
@@ -117,6 +118,8 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::WebhookRedeliver => webhooks::redeliver(ctx).await,
         Route::WebhookReplay => webhooks::replay(ctx).await,
         Route::AdminBackup => admin::backup(ctx).await,
+        Route::PayoutCancel => payouts::cancel(ctx).await,
+        Route::PayoutsBatch => payouts_batch::create(ctx).await,
     }
 }
 
