@@ -236,7 +236,7 @@ async fn read_body(
     let drain_max = DRAIN_MAX_BYTES.max(limit.saturating_mul(2));
     if declared.is_some_and(|n| n > limit as u64) {
         if declared.is_some_and(|n| n <= drain_max as u64) {
-            let _ = tokio::time::timeout(timeout, drain(&mut body)).await;
+            let _ = tokio::time::timeout(timeout, drain(&mut body, drain_max)).await;
         }
         return Err(Rejection::PayloadTooLarge);
     }
@@ -244,7 +244,7 @@ async fn read_body(
     match tokio::time::timeout(timeout, limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            let _ = tokio::time::timeout(timeout, drain(&mut body)).await;
+            let _ = tokio::time::timeout(timeout, drain(&mut body, drain_max)).await;
             Err(Rejection::PayloadTooLarge)
         }
         Ok(Err(_)) | Err(_) => Err(Rejection::InvalidRequest(
@@ -258,9 +258,9 @@ async fn read_body(
 /// still sending, which then sees a reset (EPIPE) instead of the 413.
 const DRAIN_MAX_BYTES: usize = 1024 * 1024;
 
-async fn drain(body: &mut Incoming) {
+async fn drain(body: &mut Incoming, max: usize) {
     let mut seen = 0usize;
-    while seen <= DRAIN_MAX_BYTES {
+    while seen <= max {
         match body.frame().await {
             Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Bytes::len),
             Some(Err(_)) | None => return,

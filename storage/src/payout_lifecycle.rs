@@ -96,6 +96,25 @@ impl WriteSet {
     pub fn append(&mut self, other: WriteSet) {
         self.ops.extend(other.ops);
     }
+
+    /// Keeps only the last write of each wallet row: after `append`ing
+    /// several commands of one wallet, the earlier versions would only be
+    /// overwritten within the same batch.
+    pub fn keep_last_wallet(&mut self) {
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        let mut keep = vec![true; self.ops.len()];
+        for (i, (space, key, _)) in self.ops.iter().enumerate().rev() {
+            if *space == Space::Wallets {
+                if seen.contains(key) {
+                    keep[i] = false;
+                } else {
+                    seen.push(key.clone());
+                }
+            }
+        }
+        let mut flags = keep.into_iter();
+        self.ops.retain(|_| flags.next().unwrap_or(true));
+    }
 }
 
 impl Store {
@@ -123,5 +142,39 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{Currency, Timestamp, Wallet};
+
+    #[test]
+    fn only_the_last_version_of_a_wallet_is_kept() {
+        let (a, b) = (UserId::new(), UserId::new());
+        let mut writes = WriteSet::new();
+        for (who, n) in [(a, 1), (b, 1), (a, 2), (a, 3)] {
+            let mut w = Wallet::new(who, Currency::Inr, Timestamp::from_unix_ms(n));
+            w.last_posting = n as u64;
+            let mut one = WriteSet::new();
+            one.put_wallet(&w);
+            one.put_raw(Space::Payouts, vec![n as u8], Vec::new());
+            writes.append(one);
+        }
+        writes.keep_last_wallet();
+        let wallets: Vec<Wallet> = writes
+            .ops()
+            .filter(|(space, _, _)| *space == Space::Wallets)
+            .map(|(_, _, v)| codec::from_bytes(v.unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            wallets
+                .iter()
+                .map(|w| (w.merchant_id, w.last_posting))
+                .collect::<Vec<_>>(),
+            [(b, 1), (a, 3)]
+        );
+        assert_eq!(writes.len(), 4 + 2);
     }
 }

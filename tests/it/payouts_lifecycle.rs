@@ -33,7 +33,9 @@ async fn credit(server: &Server, key: &str, order_id: &str, amount: u64) {
     )
     .await;
     let r = set_payment_status(server, p["id"].as_str().unwrap(), "completed").await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    // On a server whose rail settles quickly it may have been first.
+    let by_rail = r.status == 409 && r.json["error"]["details"]["from"] == "completed";
+    assert!(r.status == 200 || by_rail, "{}", r.text);
 }
 
 fn bank(account: &str, ifsc: &str) -> Value {

@@ -434,6 +434,7 @@ impl WalletState {
                 ticket: None,
             };
         }
+        writes.keep_last_wallet();
         match self.store.submit(writes).await {
             Ok(ticket) => {
                 let seq = ticket.seq();
