@@ -619,7 +619,9 @@ mod tests {
             assert!(from_bytes::<Payout>(&bytes[..cut]).is_err());
         }
         let mut unknown_mode = bytes.clone();
-        let mode_at = bytes.len() - 8 - 8 - 1 - 1 - 1 - 1;
+        // The lifecycle trailer: vpa and utr, each a presence byte, a length and the text.
+        let trailer = (1 + 4 + "ravi@okaxis".len()) + (1 + 4 + "TJRS0123456789AB".len());
+        let mode_at = bytes.len() - trailer - 8 - 8 - 1 - 1 - 1 - 1;
         assert_eq!(unknown_mode[mode_at], 3, "the mode tag sits where expected");
         unknown_mode[mode_at] = 9;
         assert!(from_bytes::<Payout>(&unknown_mode).is_err());

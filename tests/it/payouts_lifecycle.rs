@@ -550,6 +550,10 @@ async fn a_batch_answers_each_item_and_commits_the_valid_ones() {
         json!(["beneficiary.ifsc"])
     );
     assert_eq!(results[2]["error"]["code"], "missing_fields");
+    assert_eq!(
+        results[2]["error"]["details"]["fields"],
+        json!(["reference_id"])
+    );
     assert_eq!(results[3]["error"]["code"], "insufficient_balance");
     assert_eq!(results[4]["payout"]["status"], "queued");
     assert_eq!(results[5]["error"]["code"], "duplicate_order_id");

@@ -29,9 +29,15 @@ pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let mut results: Vec<Option<Result<Payout, Rejection>>> = vec![None; items.len()];
     let mut by_wallet: BTreeMap<UserId, Vec<(usize, NewPayout)>> = BTreeMap::new();
     for (index, item) in items.iter().enumerate() {
-        let parsed = item
-            .require(&["reference_id"])
-            .and_then(|()| new_payout(ctx, item));
+        // Every missing field at once, `reference_id` among them.
+        let parsed = match (item.require(&["reference_id"]), new_payout(ctx, item)) {
+            (Ok(()), parsed) => parsed,
+            (Err(Rejection::MissingFields(own)), Err(Rejection::MissingFields(mut fields))) => {
+                fields.extend(own);
+                Err(Rejection::MissingFields(fields))
+            }
+            (Err(missing), _) => Err(missing),
+        };
         match parsed {
             Ok((merchant, new)) => by_wallet.entry(merchant).or_default().push((index, new)),
             Err(rejection) => results[index] = Some(Err(rejection)),
