@@ -634,3 +634,76 @@ async fn a_batch_is_one_write_per_wallet_and_bounded() {
     );
     assert_books_balance(&server).await;
 }
+
+#[tokio::test]
+async fn the_admin_cancels_and_reverses_by_hand_and_lists_by_the_new_statuses() {
+    let server = Server::start(&NO_AUTO_SETTLE);
+    let (_id, key) = merchant(&server, 1_000).await;
+    let po = create_payout(&server, &key, payout_body(json!(100))).await;
+    let id = po["id"].as_str().unwrap();
+    // Reversing a pending payout is refused; once processed it is allowed.
+    assert_error(
+        &set_payout_status(&server, id, "reversed").await,
+        409,
+        "invalid_status_transition",
+    );
+    assert_eq!(
+        set_payout_status(&server, id, "processed").await.status,
+        200
+    );
+    let r = set_payout_status(&server, id, "reversed").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.data()["status"], "reversed");
+    assert_eq!(r.data()["reason"], "manual reversed");
+    assert_eq!(
+        transfer_kinds(&server, id).await,
+        [
+            "payout_hold",
+            "payout_settle",
+            "payout_fee",
+            "payout_reverse"
+        ]
+    );
+    assert_eq!(money(&server, &key).await.0, "999");
+    // A queued payout: the admin cancels it; `processed` is refused.
+    let mut body = payout_body(json!(5_000));
+    body["queue_if_low_balance"] = json!(true);
+    let queued = create_payout(&server, &key, body).await;
+    let qid = queued["id"].as_str().unwrap();
+    let r = server.get("/api/v1/payouts?status=queued", &key).await;
+    assert_eq!(r.data().as_array().unwrap().len(), 1, "{}", r.text);
+    assert_error(
+        &set_payout_status(&server, qid, "processed").await,
+        409,
+        "invalid_status_transition",
+    );
+    let r = set_payout_status(&server, qid, "cancelled").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.data()["status"], "cancelled");
+    for (status, n) in [("queued", 0), ("cancelled", 1), ("reversed", 1)] {
+        let r = server
+            .get(&format!("/api/v1/payouts?status={status}"), &key)
+            .await;
+        assert_eq!(
+            r.data().as_array().unwrap().len(),
+            n,
+            "{status}: {}",
+            r.text
+        );
+    }
+    let r = server.get("/api/v1/payouts?status=lost", &key).await;
+    assert_error(&r, 400, "invalid_request");
+    // A manager cannot cancel.
+    let (_mgr, mgr_key) = server
+        .create_user(&server.admin_key, "manager", json!({}))
+        .await;
+    let r = server
+        .post(
+            &format!("/api/v1/payouts/{qid}/cancel"),
+            &mgr_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16() / 100, 4, "{}", r.text);
+    assert_books_balance(&server).await;
+}
