@@ -577,8 +577,17 @@ async fn a_batch_answers_each_item_and_commits_the_valid_ones() {
 async fn a_batch_is_one_write_per_wallet_and_bounded() {
     let server = Server::start(&NO_AUTO_SETTLE);
     let (_id, key) = merchant(&server, 100_000).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = write_sets(&server).await;
+    // Wait for the background writes of the funding (its webhook delivery
+    // record) to settle: the count holds still for half a second.
+    let mut before = write_sets(&server).await;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = write_sets(&server).await;
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let items: Vec<Value> = (0..200).map(|i| item(10, &format!("W-{i}"))).collect();
     let r = server
         .post("/api/v1/payouts/batch", &key, json!({ "payouts": items }))
