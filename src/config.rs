@@ -51,6 +51,10 @@ pub struct Config {
     #[arg(long, env = "TIJORI_SETTLE_DELAY_MS", default_value_t = 1_000)]
     pub settle_delay_ms: u64,
 
+    /// A queued payout older than this is cancelled (SPEC §13); 3 days.
+    #[arg(long, env = "TIJORI_PAYOUT_QUEUE_TTL_SECS", default_value_t = 259_200)]
+    pub payout_queue_ttl_secs: u64,
+
     /// Share of pay-ins the sandbox fails (0.0 to 1.0), chosen by a hash of the id.
     #[arg(long, env = "TIJORI_PAYIN_FAILURE_RATE", default_value = "0", value_parser = parse_rate_ppm)]
     pub payin_failure_rate: u32,
@@ -187,6 +191,7 @@ impl Config {
             wallet_inflight_max: self.wallet_inflight_max,
             default_rate_limit_per_min: self.rate_limit_per_min,
             ledger_audit_interval_ms: self.ledger_audit_interval_ms,
+            payout_queue_ttl_ms: self.payout_queue_ttl_secs.saturating_mul(1_000),
             webhooks: actors::webhook::WebhookConfig {
                 policy: actors::webhook::RetryPolicy {
                     base_ms: self.webhook_retry_base_ms,

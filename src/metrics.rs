@@ -118,7 +118,9 @@ fn success_status(route: Route) -> &'static str {
         | Route::RefundStatus
         | Route::StatementsList
         | Route::StatementsVerify
-        | Route::StatementGet => "200",
+        | Route::StatementGet
+        | Route::PayoutCancel
+        | Route::PayoutsBatch => "200",
     }
 }
 

@@ -39,6 +39,8 @@ pub struct CoreConfig {
     pub settlement_schedule: crate::SettlementSchedule,
     /// The daily statement writer.
     pub statements: StatementConfig,
+    /// A queued payout older than this is cancelled (SPEC §13).
+    pub payout_queue_ttl_ms: u64,
 }
 
 impl Default for CoreConfig {
@@ -60,6 +62,7 @@ impl Default for CoreConfig {
             amount_limits: AmountLimits::default(),
             settlement_schedule: crate::SettlementSchedule::Off,
             statements: StatementConfig::default(),
+            payout_queue_ttl_ms: 259_200_000,
         }
     }
 }

@@ -204,7 +204,11 @@ impl Actor for Connector {
     ) -> Result<ConnectorState, ActorProcessingErr> {
         // The one read of the Pending space: what a restart left pending.
         let items = args.store.due_pending(i64::MAX, usize::MAX)?;
-        let awaiting: BTreeSet<[u8; 16]> = items.iter().map(|item| item.record).collect();
+        let awaiting: BTreeSet<[u8; 16]> = items
+            .iter()
+            .filter(|item| awaits_rail(item))
+            .map(|item| item.record)
+            .collect();
         args.stats.publish(&awaiting);
         let queue = items.into_iter().map(|item| Reverse(Due(item))).collect();
         let period = Duration::from_millis(args.config.connector_poll_ms.max(1));
@@ -252,7 +256,7 @@ impl Actor for Connector {
                 }
             }
             ConnectorMsg::Due(item) => {
-                if state.awaiting.insert(item.record) {
+                if awaits_rail(&item) && state.awaiting.insert(item.record) {
                     state.args.stats.publish(&state.awaiting);
                 }
                 state.queue.push(Reverse(Due(item)));
@@ -320,6 +324,12 @@ impl ConnectorState {
     }
 }
 
+/// Whether a due row is money awaiting the rail (a queued payout's
+/// expiry row is a timer, not a settlement: it stays out of the gauges).
+fn awaits_rail(item: &PendingItem) -> bool {
+    item.kind != PendingKind::PayoutQueueExpiry
+}
+
 /// Settles one due transaction.
 async fn settle(wallets: &WalletHandle, item: &PendingItem) -> Finished {
     // The wallet holds the record (or reads it, if older than the wallet's
@@ -347,6 +357,14 @@ async fn settle(wallets: &WalletHandle, item: &PendingItem) -> Finished {
             .map(|_| ()),
         PendingKind::Refund => wallets
             .settle_refund_by_rail(item.merchant_id, RefundId::from_bytes(item.record), item.id)
+            .await
+            .map(|_| ()),
+        PendingKind::PayoutReversal => wallets
+            .reverse_payout_by_rail(item.merchant_id, PayoutId::from_bytes(item.record), item.id)
+            .await
+            .map(|_| ()),
+        PendingKind::PayoutQueueExpiry => wallets
+            .expire_payout_by_rail(item.merchant_id, PayoutId::from_bytes(item.record), item.id)
             .await
             .map(|_| ()),
     };

@@ -3,10 +3,12 @@
 //! no storage, no HTTP, so that every rule here can be tested exhaustively.
 
 pub mod api_key;
+pub mod beneficiary;
 pub mod ids;
 pub mod ledger;
 pub mod metric_names;
 pub mod money;
+pub mod payout_lifecycle;
 pub mod records;
 pub mod refund;
 pub mod rejection;

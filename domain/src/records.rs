@@ -42,6 +42,12 @@ pub enum PayoutStatus {
     Pending,
     Processed,
     Rejected,
+    /// Waiting in its wallet's FIFO for `available` to cover it (no hold).
+    Queued,
+    /// Cancelled while queued or pending; any hold released.
+    Cancelled,
+    /// Processed, then returned by the beneficiary's bank.
+    Reversed,
 }
 
 impl PayoutStatus {
@@ -50,6 +56,9 @@ impl PayoutStatus {
             PayoutStatus::Pending => "pending",
             PayoutStatus::Processed => "processed",
             PayoutStatus::Rejected => "rejected",
+            PayoutStatus::Queued => "queued",
+            PayoutStatus::Cancelled => "cancelled",
+            PayoutStatus::Reversed => "reversed",
         }
     }
 
@@ -58,6 +67,9 @@ impl PayoutStatus {
             PayoutStatus::Pending,
             PayoutStatus::Processed,
             PayoutStatus::Rejected,
+            PayoutStatus::Queued,
+            PayoutStatus::Cancelled,
+            PayoutStatus::Reversed,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -159,8 +171,13 @@ impl Payment {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Beneficiary {
     pub name: String,
+    /// Empty for a UPI payout (which has `vpa` instead).
     pub account_number: String,
+    /// Empty for a UPI payout.
     pub ifsc: String,
+    /// The UPI address (`name@handle`) of a UPI payout.
+    #[serde(default)]
+    pub vpa: Option<String>,
 }
 
 impl Beneficiary {
@@ -194,6 +211,9 @@ pub struct Payout {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub processed_at: Option<Timestamp>,
+    /// The bank reference of a processed payout.
+    #[serde(default)]
+    pub utr: Option<String>,
 }
 
 impl Payout {
@@ -230,7 +250,7 @@ impl Payout {
             "reference_id": self.reference_id, "amount": self.amount, "fee": self.fee,
             "currency": self.currency, "status": self.status.as_str(),
             "beneficiary_name": self.beneficiary.name, "reason": self.reason,
-            "timestamp": now,
+            "utr": self.utr, "timestamp": now,
         })
     }
 }
@@ -298,6 +318,12 @@ pub enum EventType {
     RefundProcessed,
     #[serde(rename = "refund.failed")]
     RefundFailed,
+    #[serde(rename = "payout.queued")]
+    PayoutQueued,
+    #[serde(rename = "payout.cancelled")]
+    PayoutCancelled,
+    #[serde(rename = "payout.reversed")]
+    PayoutReversed,
 }
 
 impl EventType {
@@ -313,6 +339,9 @@ impl EventType {
             EventType::SettlementFailed => "settlement.failed",
             EventType::RefundProcessed => "refund.processed",
             EventType::RefundFailed => "refund.failed",
+            EventType::PayoutQueued => "payout.queued",
+            EventType::PayoutCancelled => "payout.cancelled",
+            EventType::PayoutReversed => "payout.reversed",
         }
     }
 }
@@ -524,6 +553,7 @@ mod tests {
             name: "A".into(),
             account_number: "123456789012".into(),
             ifsc: "X".into(),
+            vpa: None,
         };
         assert_eq!(b.masked_account(), "XXXXXXXX9012");
         let short = Beneficiary {

@@ -9,6 +9,11 @@ pub enum Rejection {
     /// Required fields are missing; lists every one of them.
     MissingFields(Vec<String>),
     InvalidRequest(String),
+    /// `invalid_request` naming the fields at fault (`details.fields`).
+    InvalidFields {
+        message: String,
+        fields: Vec<String>,
+    },
     InvalidAmount(String),
     UnsupportedCurrency,
     InvalidApiKey,
@@ -43,6 +48,7 @@ impl Rejection {
         match self {
             Rejection::MissingFields(_) => "missing_fields",
             Rejection::InvalidRequest(_) => "invalid_request",
+            Rejection::InvalidFields { .. } => "invalid_request",
             Rejection::InvalidAmount(_) => "invalid_amount",
             Rejection::UnsupportedCurrency => "unsupported_currency",
             Rejection::InvalidApiKey => "invalid_api_key",
@@ -67,6 +73,7 @@ impl Rejection {
         match self {
             Rejection::MissingFields(_)
             | Rejection::InvalidRequest(_)
+            | Rejection::InvalidFields { .. }
             | Rejection::InvalidAmount(_)
             | Rejection::UnsupportedCurrency => 400,
             Rejection::InvalidApiKey => 401,
@@ -92,6 +99,7 @@ impl Rejection {
                 format!("Required parameters are missing: {}.", fields.join(", "))
             }
             Rejection::InvalidRequest(why) | Rejection::InvalidAmount(why) => why.clone(),
+            Rejection::InvalidFields { message, .. } => message.clone(),
             Rejection::UnsupportedCurrency => "Only INR is supported.".to_owned(),
             Rejection::InvalidApiKey => {
                 "The provided API key is invalid or does not exist.".to_owned()

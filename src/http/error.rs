@@ -112,7 +112,24 @@ pub fn rejection(rejection: &Rejection) -> Response<Body> {
 fn details(rejection: &Rejection) -> Option<Value> {
     match rejection {
         Rejection::MissingFields(fields) => Some(json!({ "fields": fields })),
+        Rejection::InvalidFields { fields, .. } => Some(json!({ "fields": fields })),
         Rejection::InvalidStatusTransition { from, to } => Some(json!({ "from": from, "to": to })),
         _ => None,
     }
+}
+
+/// The `error` object of the envelope for `rejection`, on its own (one
+/// item's answer in a batch).
+pub fn error_value(rejection: &Rejection) -> Value {
+    metrics::counter!(domain::metric_names::HTTP_REJECTIONS, "code" => rejection.code())
+        .increment(1);
+    let mut error = json!({
+        "code": rejection.code(),
+        "message": rejection.message(),
+        "status": rejection.status(),
+    });
+    if let Some(details) = details(rejection) {
+        error["details"] = details;
+    }
+    error
 }

@@ -222,7 +222,11 @@ async fn api(
     let matched = router::route(req.method(), path)?;
     let id = matched.id.map(str::to_owned);
     let (parts, body) = req.into_parts();
-    let body = read_body(app, &parts.headers, body).await?;
+    let limit = match matched.route {
+        router::Route::PayoutsBatch => handlers::payouts_batch::BODY_MAX_BYTES,
+        _ => BODY_MAX_BYTES,
+    };
+    let body = read_body(app, &parts.headers, body, limit).await?;
     if !body.is_empty() {
         request::require_json_content_type(&parts.headers)?;
     }
@@ -243,23 +247,25 @@ async fn read_body(
     app: &App,
     headers: &hyper::HeaderMap,
     mut body: Incoming,
+    limit: usize,
 ) -> Result<Bytes, Rejection> {
     let declared = headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let timeout = Duration::from_millis(app.config.body_read_timeout_ms);
-    if declared.is_some_and(|n| n > BODY_MAX_BYTES as u64) {
-        if declared.is_some_and(|n| n <= DRAIN_MAX_BYTES as u64) {
-            let _ = tokio::time::timeout(timeout, drain(&mut body)).await;
+    let drain_max = DRAIN_MAX_BYTES.max(limit.saturating_mul(2));
+    if declared.is_some_and(|n| n > limit as u64) {
+        if declared.is_some_and(|n| n <= drain_max as u64) {
+            let _ = tokio::time::timeout(timeout, drain(&mut body, drain_max)).await;
         }
         return Err(Rejection::PayloadTooLarge);
     }
-    let limited = Limited::new(&mut body, BODY_MAX_BYTES);
+    let limited = Limited::new(&mut body, limit);
     match tokio::time::timeout(timeout, limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            let _ = tokio::time::timeout(timeout, drain(&mut body)).await;
+            let _ = tokio::time::timeout(timeout, drain(&mut body, drain_max)).await;
             Err(Rejection::PayloadTooLarge)
         }
         Ok(Err(_)) | Err(_) => Err(Rejection::InvalidRequest(
@@ -273,9 +279,9 @@ async fn read_body(
 /// still sending, which then sees a reset (EPIPE) instead of the 413.
 const DRAIN_MAX_BYTES: usize = 1024 * 1024;
 
-async fn drain(body: &mut Incoming) {
+async fn drain(body: &mut Incoming, max: usize) {
     let mut seen = 0usize;
-    while seen <= DRAIN_MAX_BYTES {
+    while seen <= max {
         match body.frame().await {
             Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Bytes::len),
             Some(Err(_)) | None => return,

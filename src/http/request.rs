@@ -167,6 +167,44 @@ impl JsonBody {
         }
     }
 
+    /// An optional boolean.
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, Rejection> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(Rejection::InvalidRequest(format!(
+                "{name} must be true or false"
+            ))),
+        }
+    }
+
+    /// The array `name` of objects, at most `max` of them (absent: `None`).
+    pub fn objects(&self, name: &str, max: usize) -> Result<Option<Vec<JsonBody>>, Rejection> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => {
+                if items.len() > max {
+                    return Err(Rejection::InvalidFields {
+                        message: format!("{name} holds more than {max} items"),
+                        fields: vec![name.to_owned()],
+                    });
+                }
+                Ok(Some(
+                    items
+                        .iter()
+                        .map(|item| match item {
+                            Value::Object(map) => JsonBody(map.clone()),
+                            _ => JsonBody(Map::new()),
+                        })
+                        .collect(),
+                ))
+            }
+            Some(_) => Err(Rejection::InvalidRequest(format!(
+                "{name} must be an array"
+            ))),
+        }
+    }
+
     /// The sub-object `name` (absent: `None`).
     pub fn nested(&self, name: &str) -> Result<Option<JsonBody>, Rejection> {
         match self.present(name) {

@@ -47,11 +47,13 @@ pub enum Route {
     StatementsList,
     StatementsVerify,
     StatementGet,
+    PayoutCancel,
+    PayoutsBatch,
 }
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 40] = [
+    pub const ALL: [Route; 42] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -92,6 +94,8 @@ impl Route {
         Route::StatementsList,
         Route::StatementsVerify,
         Route::StatementGet,
+        Route::PayoutCancel,
+        Route::PayoutsBatch,
     ];
 
     /// Method and path template.
@@ -137,6 +141,8 @@ impl Route {
             Route::StatementsList => (Method::GET, "/api/v1/statements"),
             Route::StatementsVerify => (Method::GET, "/api/v1/statements/verify"),
             Route::StatementGet => (Method::GET, "/api/v1/statements/{id}"),
+            Route::PayoutCancel => (Method::POST, "/api/v1/payouts/{id}/cancel"),
+            Route::PayoutsBatch => (Method::POST, "/api/v1/payouts/batch"),
         }
     }
 
@@ -246,7 +252,9 @@ impl Route {
             | Route::SettlementStatus
             | Route::RefundsCreate
             | Route::RefundGet
-            | Route::RefundStatus => &[],
+            | Route::RefundStatus
+            | Route::PayoutCancel
+            | Route::PayoutsBatch => &[],
         }
     }
 
@@ -313,7 +321,11 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
                 )?,
                 None,
             ),
+            ["payouts", "batch"] => (pick(m, &[(Method::POST, Route::PayoutsBatch)])?, None),
             ["payouts", id] => (pick(m, &[(Method::GET, Route::PayoutGet)])?, Some(*id)),
+            ["payouts", id, "cancel"] => {
+                (pick(m, &[(Method::POST, Route::PayoutCancel)])?, Some(*id))
+            }
             ["payouts", id, "status"] => {
                 (pick(m, &[(Method::POST, Route::PayoutStatus)])?, Some(*id))
             }

@@ -74,7 +74,7 @@ pub fn payout(p: &Payout) -> PayoutView<&Payout> {
 impl<P: Borrow<Payout>> Serialize for PayoutView<P> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let p = self.0.borrow();
-        let mut out = s.serialize_struct("Payout", 15)?;
+        let mut out = s.serialize_struct("Payout", 16)?;
         out.serialize_field("id", &p.id)?;
         out.serialize_field("reference_id", &p.reference_id)?;
         out.serialize_field("merchant_id", &p.merchant_id)?;
@@ -90,6 +90,7 @@ impl<P: Borrow<Payout>> Serialize for PayoutView<P> {
         out.serialize_field("created_at", &p.created_at)?;
         out.serialize_field("updated_at", &p.updated_at)?;
         out.serialize_field("processed_at", &p.processed_at)?;
+        out.serialize_field("utr", &p.utr)?;
         out.end()
     }
 }
@@ -99,10 +100,21 @@ struct BeneficiaryView<'a>(&'a Payout);
 impl Serialize for BeneficiaryView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let b = &self.0.beneficiary;
-        let mut out = s.serialize_struct("Beneficiary", 3)?;
+        let mut out = s.serialize_struct("Beneficiary", 4)?;
         out.serialize_field("name", &b.name)?;
-        out.serialize_field("account_number", &b.masked_account())?;
-        out.serialize_field("ifsc", &b.ifsc)?;
+        // A UPI payout has a VPA and no bank account (SPEC §13).
+        match &b.vpa {
+            Some(vpa) => {
+                out.serialize_field("account_number", &None::<String>)?;
+                out.serialize_field("ifsc", &None::<String>)?;
+                out.serialize_field("vpa", vpa)?;
+            }
+            None => {
+                out.serialize_field("account_number", &b.masked_account())?;
+                out.serialize_field("ifsc", &b.ifsc)?;
+                out.serialize_field("vpa", &None::<String>)?;
+            }
+        }
         out.end()
     }
 }

@@ -190,12 +190,15 @@ const PAYMENT_STATUSES: [PaymentStatus; 3] = [
     PaymentStatus::Completed,
     PaymentStatus::Failed,
 ];
-const PAYOUT_STATUSES: [PayoutStatus; 3] = [
+const PAYOUT_STATUSES: [PayoutStatus; 6] = [
     PayoutStatus::Pending,
     PayoutStatus::Processed,
     PayoutStatus::Rejected,
+    PayoutStatus::Queued,
+    PayoutStatus::Cancelled,
+    PayoutStatus::Reversed,
 ];
-const EVENT_TYPES: [EventType; 10] = [
+const EVENT_TYPES: [EventType; 13] = [
     EventType::PaymentCompleted,
     EventType::PaymentFailed,
     EventType::PayoutProcessed,
@@ -206,6 +209,9 @@ const EVENT_TYPES: [EventType; 10] = [
     EventType::SettlementFailed,
     EventType::RefundProcessed,
     EventType::RefundFailed,
+    EventType::PayoutQueued,
+    EventType::PayoutCancelled,
+    EventType::PayoutReversed,
 ];
 const DELIVERY_STATUSES: [DeliveryStatus; 3] = [
     DeliveryStatus::Pending,
@@ -442,10 +448,13 @@ impl Codec for Payout {
         put_time(out, self.created_at);
         put_time(out, self.updated_at);
         put_opt_time(out, self.processed_at);
+        // Payout lifecycle (SPEC §13).
+        put_opt_string(out, self.beneficiary.vpa.as_deref());
+        put_opt_string(out, self.utr.as_deref());
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Payout, StorageError> {
-        Ok(Payout {
+        let mut payout = Payout {
             id: PayoutId::from_bytes(r.take()?),
             reference_id: r.opt_string()?,
             merchant_id: r.user()?,
@@ -458,6 +467,7 @@ impl Codec for Payout {
                 name: r.string()?,
                 account_number: r.string()?,
                 ifsc: r.string()?,
+                vpa: None,
             },
             mode: r.tag(&PAYOUT_MODES, "payout mode")?,
             purpose: r.opt_string()?,
@@ -465,7 +475,11 @@ impl Codec for Payout {
             created_at: r.time()?,
             updated_at: r.time()?,
             processed_at: r.opt_time()?,
-        })
+            utr: None,
+        };
+        payout.beneficiary.vpa = r.opt_string()?;
+        payout.utr = r.opt_string()?;
+        Ok(payout)
     }
 }
 
@@ -633,6 +647,7 @@ mod tests {
                 name: "Ravi".into(),
                 account_number: "123456789012".into(),
                 ifsc: "HDFC0001234".into(),
+                vpa: Some("ravi@okaxis".into()),
             },
             mode: PayoutMode::Upi,
             purpose: None,
@@ -640,6 +655,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             processed_at: None,
+            utr: Some("TJRS0123456789AB".into()),
         };
         let bytes = to_bytes(&payment);
         assert_eq!(from_bytes::<Payment>(&bytes).unwrap(), payment);
@@ -652,7 +668,9 @@ mod tests {
             assert!(from_bytes::<Payout>(&bytes[..cut]).is_err());
         }
         let mut unknown_mode = bytes.clone();
-        let mode_at = bytes.len() - 8 - 8 - 1 - 1 - 1 - 1;
+        // The lifecycle trailer: vpa and utr, each a presence byte, a length and the text.
+        let trailer = (1 + 4 + "ravi@okaxis".len()) + (1 + 4 + "TJRS0123456789AB".len());
+        let mode_at = bytes.len() - trailer - 8 - 8 - 1 - 1 - 1 - 1;
         assert_eq!(unknown_mode[mode_at], 3, "the mode tag sits where expected");
         unknown_mode[mode_at] = 9;
         assert!(from_bytes::<Payout>(&unknown_mode).is_err());

@@ -27,6 +27,8 @@ pub enum IndexTag {
     RefundsByTeam = b'k',
     /// Refunds of one pay-in (the owner's 16 bytes are the pay-in's id).
     RefundsByPayment = b'q',
+    /// A merchant's queued payouts, oldest first (its FIFO, SPEC §13).
+    PayoutsQueued = b'Q',
 }
 
 /// Kinds of merchant-scoped unique references in the `Unique` space.

@@ -14,6 +14,7 @@ mod error;
 mod journal;
 pub mod keys;
 pub mod outbox;
+mod payout_lifecycle;
 mod query;
 mod reads;
 mod settlements;

@@ -29,6 +29,10 @@ pub enum PendingKind {
     Payout,
     Settlement,
     Refund,
+    /// A processed payout the sandbox will reverse (SPEC §13).
+    PayoutReversal,
+    /// A queued payout's time to live runs out (SPEC §13).
+    PayoutQueueExpiry,
 }
 
 impl PendingKind {
@@ -38,6 +42,8 @@ impl PendingKind {
             PendingKind::Payout => b'o',
             PendingKind::Settlement => b's',
             PendingKind::Refund => b'r',
+            PendingKind::PayoutReversal => b'v',
+            PendingKind::PayoutQueueExpiry => b'q',
         }
     }
 }
@@ -82,14 +88,13 @@ impl PendingItem {
         let id = PendingId::from_key(key)?;
         let mut due = [0u8; 8];
         due.copy_from_slice(&key[..8]);
-        let kind = if key[8] == PendingKind::Payout.tag() {
-            PendingKind::Payout
-        } else if key[8] == PendingKind::Settlement.tag() {
-            PendingKind::Settlement
-        } else if key[8] == PendingKind::Refund.tag() {
-            PendingKind::Refund
-        } else {
-            PendingKind::Payin
+        let kind = match key[8] {
+            b'o' => PendingKind::Payout,
+            b's' => PendingKind::Settlement,
+            b'r' => PendingKind::Refund,
+            b'v' => PendingKind::PayoutReversal,
+            b'q' => PendingKind::PayoutQueueExpiry,
+            _ => PendingKind::Payin,
         };
         let mut record = [0u8; 16];
         record.copy_from_slice(&key[9..]);

@@ -256,7 +256,7 @@ impl WriteSet {
 
     /// The listing rows of a new record: by merchant, by creator (read for
     /// api_users only, so the merchant's own records skip it) and by team.
-    fn listing(
+    pub(crate) fn listing(
         &mut self,
         merchant: &UserId,
         tags: [IndexTag; 3],
@@ -281,7 +281,7 @@ impl WriteSet {
         }
     }
 
-    fn pending(
+    pub(crate) fn pending(
         &mut self,
         kind: PendingKind,
         id: &[u8; 16],

@@ -205,6 +205,10 @@ const MATRIX: &[Row] = &[
     row(Route::PayoutsList,          ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
     row(Route::PayoutGet,            Plain,      [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, N404, N404], [DATA, N404, N404]]),
     row(Route::PayoutStatus,         Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
+    // Cancel: whoever may create payouts for the merchant and sees the payout.
+    row(Route::PayoutCancel,         Plain,      [[DATA, DATA, DATA], [F403, F403, N404], [DATA, N404, N404], [DATA, N404, N404]]),
+    // A batch answers 200; the cell is the one item's status.
+    row(Route::PayoutsBatch,         Plain,      [[DATA, DATA, DATA], [F403, F403, F403], [DATA, F403, F403], [DATA, F403, F403]]),
     row(Route::ProfileGet,           Plain,      [[DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400]]),
     row(Route::ProfilePatch,         Plain,      [[DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400]]),
     row(Route::ProfileApiKey,        Plain,      [[DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400], [DATA, B400, B400]]),
@@ -645,7 +649,7 @@ impl World {
                     push("payout_hold");
                     match status {
                         "processed" => push("payout_settle"),
-                        "rejected" => push("payout_release"),
+                        "rejected" | "cancelled" => push("payout_release"),
                         _ => {}
                     }
                 }
@@ -1806,6 +1810,106 @@ async fn run_cell(w: &mut World, row: &Row, role: Role, rel: Rel) -> (usize, Vec
         ) => {
             let (target, res) = refund_cell(w, row.route, probe, role, rel, want, m).await;
             results.push((target, res));
+        }
+        (Route::PayoutCancel, Plain) => {
+            // A fresh pending payout with the primary's creator and wallet
+            // (so the same relation to the caller), then the caller cancels it.
+            let p = w.primary(role, rel, Kind::Payout);
+            let (creator, merchant) = (w.recs[p].creator.clone(), w.recs[p].merchant.clone());
+            let (made, _, _) = w
+                .create(Kind::Payout, &creator, Some(&merchant), None)
+                .await;
+            assert_eq!(
+                made.status, 201,
+                "TEST SETUP: {creator} pays out: {}",
+                made.text
+            );
+            let i = w.recs.len() - 1;
+            let path = template.replace("{id}", &w.recs[i].id);
+            let r = w.call(caller, method, &path, Some(json!({}))).await;
+            let mut res = outcome(&r, want, 200).and_then(|()| match want {
+                Want::Data => {
+                    ensure!(
+                        r.data()["status"] == "cancelled",
+                        "status {}",
+                        r.data()["status"]
+                    );
+                    w.recs[i].status = "cancelled".to_owned();
+                    w.check_record(r.data(), i)
+                }
+                _ => Ok(()),
+            });
+            if res.is_ok() && want != Want::Data {
+                let now = w.admin_status(i).await;
+                res = if now == "pending" {
+                    Ok(())
+                } else {
+                    Err(format!("refused, yet the status moved to {now}"))
+                };
+            }
+            results.push((w.describe(i), res));
+        }
+        (Route::PayoutsBatch, Plain) => {
+            let order = w.fresh("BREF");
+            let item = json!({
+                "amount": money(1_000), "reference_id": order, "merchant_id": w.id(m),
+                "beneficiary": { "name": "Ravi Kumar", "account_number": "123456789012", "ifsc": "HDFC0000001" },
+            });
+            let r = w
+                .call(caller, method, template, Some(json!({ "payouts": [item] })))
+                .await;
+            let result = &r.data()["results"][0];
+            let status = result["status"].as_u64().unwrap_or(0);
+            let res = if r.status != 200 {
+                Err(format!(
+                    "the batch answered {}: {}",
+                    r.status,
+                    short(&r.text)
+                ))
+            } else {
+                match want {
+                    Want::Data => {
+                        let d = &result["payout"];
+                        if status == 201 {
+                            w.recs.push(Rec {
+                                kind: Kind::Payout,
+                                id: d["id"].as_str().unwrap_or("?").to_owned(),
+                                merchant: w.label_of(&d["merchant_id"]),
+                                creator: w.label_of(&d["created_by"]),
+                                paise: 1_000,
+                                order: order.clone(),
+                                status: d["status"].as_str().unwrap_or("?").to_owned(),
+                            });
+                            let i = w.recs.len() - 1;
+                            let rec = &w.recs[i];
+                            if rec.merchant == m && rec.creator == caller {
+                                w.check_record(d, i)
+                            } else {
+                                Err(format!(
+                                    "made on {}'s wallet by {}",
+                                    rec.merchant, rec.creator
+                                ))
+                            }
+                        } else {
+                            Err(format!("item answered {status}: {}", short(&r.text)))
+                        }
+                    }
+                    _ => {
+                        let code = result["error"]["code"].as_str().unwrap_or("");
+                        let fine = match want {
+                            Want::Forbidden => status == 403 && code == "insufficient_permissions",
+                            Want::NotFound => status == 404 && code == "not_found",
+                            _ => false,
+                        };
+                        if fine {
+                            absent_on(w, Kind::Payout, m, &order).await
+                        } else {
+                            Err(format!("expected {want}, item got {status} {code}"))
+                        }
+                    }
+                }
+            };
+            results.push((format!("a batch item on {m}'s wallet"), res));
         }
         (route, probe) => panic!("no probe for {route:?} {probe:?}"),
     }

@@ -586,7 +586,7 @@ async fn payouts_hold_mask_list_and_get() {
     assert_eq!(x1["currency"], json!("INR"));
     assert_eq!(
         x1["beneficiary"],
-        json!({ "name": "Ravi Kumar", "account_number": "XXXXXXXX9012", "ifsc": "HDFC0000001" })
+        json!({ "name": "Ravi Kumar", "account_number": "XXXXXXXX9012", "ifsc": "HDFC0000001", "vpa": null })
     );
     assert_eq!(x1["mode"], json!("NEFT"));
     assert_eq!(x1["reference_id"], json!("REF-1"));

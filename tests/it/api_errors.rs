@@ -216,10 +216,10 @@ async fn invalid_request_for_bad_json_types_and_filters() {
     }
     for body in [
         json!({ "amount": 10, "beneficiary": "Ravi" }),
-        json!({ "amount": false, "beneficiary": { "name": "R", "account_number": "1234", "ifsc": "HDFC0000001" } }),
-        json!({ "amount": 10, "mode": "CASH", "beneficiary": { "name": "R", "account_number": "1234", "ifsc": "HDFC0000001" } }),
+        json!({ "amount": false, "beneficiary": { "name": "R", "account_number": "123456789", "ifsc": "HDFC0000001" } }),
+        json!({ "amount": 10, "mode": "CASH", "beneficiary": { "name": "R", "account_number": "123456789", "ifsc": "HDFC0000001" } }),
         json!({ "amount": 10, "beneficiary": { "name": "R", "account_number": "12-34", "ifsc": "HDFC0000001" } }),
-        json!({ "amount": 10, "reference_id": 5, "beneficiary": { "name": "R", "account_number": "1234", "ifsc": "HDFC0000001" } }),
+        json!({ "amount": 10, "reference_id": 5, "beneficiary": { "name": "R", "account_number": "123456789", "ifsc": "HDFC0000001" } }),
     ] {
         let r = server.post("/api/v1/payouts", &a, body.clone()).await;
         assert_error(&r, 400, "invalid_request");

@@ -23,6 +23,7 @@ mod full_disk;
 mod loadtest_audit;
 mod openapi_routes;
 mod ops;
+mod payouts_lifecycle;
 mod prometheus_dashboards;
 mod refunds;
 mod settlements;

@@ -349,7 +349,8 @@ fn probes_are_open_and_api_routes_need_the_key() {
 fn variant(r: &Rejection) -> usize {
     match r {
         Rejection::MissingFields(_) => 0,
-        Rejection::InvalidRequest(_) => 1,
+        // `invalid_request` naming its fields: the same code.
+        Rejection::InvalidRequest(_) | Rejection::InvalidFields { .. } => 1,
         Rejection::InvalidAmount(_) => 2,
         Rejection::UnsupportedCurrency => 3,
         Rejection::InvalidApiKey => 4,

@@ -22,6 +22,7 @@ use domain::{
     PayoutId, PayoutStatus, Rejection, Role, Timestamp, Transfer, TransferKind, User, UserId,
     Wallet,
 };
+use payout_lifecycle::{Lifecycle, PayoutQueue};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -31,6 +32,8 @@ use storage::{IdempotencyRecord, Listed, PendingItem, StorageError, Store, Uniqu
 
 // Refunds: an `impl WalletState` of their own, in a child module so that
 // they share this module's private types.
+#[path = "payout_lifecycle.rs"]
+mod payout_lifecycle;
 #[path = "refunds.rs"]
 mod refunds;
 
@@ -78,6 +81,8 @@ pub(crate) struct WalletState {
     last_write_seq: u64,
     /// Settlements: pending ones, those in flight, where the last one ended.
     settlements: settlements::SettlementBook,
+    /// Its queued payouts, oldest first (SPEC §13).
+    queue: PayoutQueue,
     store: Store,
     config: Arc<CoreConfig>,
     supervisor: ActorRef<SupervisorMsg>,
@@ -152,7 +157,9 @@ impl Actor for WalletActor {
                 args.merchant
             );
         }
+        let queue = PayoutQueue::load(&args.store, &args.merchant)?;
         Ok(WalletState {
+            queue,
             merchant: args.merchant,
             wallet,
             settings,
@@ -257,6 +264,25 @@ impl Actor for WalletActor {
             }
             WalletMsg::SettleRefund { id, outcome, reply } => {
                 let _ = reply.send(state.settle_refund(id, outcome).await);
+            }
+            WalletMsg::CancelPayout { id, reason, reply } => {
+                let reply_ = state.run(state.prepare_cancel_payout(id, reason)).await;
+                state.payout_changed(&reply_);
+                let _ = reply.send(reply_);
+            }
+            WalletMsg::ReversePayout { id, outcome, reply } => {
+                let reply_ = state.run(state.prepare_reverse_payout(id, outcome)).await;
+                state.payout_changed(&reply_);
+                let _ = reply.send(reply_);
+            }
+            WalletMsg::ExpireQueuedPayout { id, due, reply } => {
+                let reply_ = state.run(state.prepare_expire_payout(id, due)).await;
+                state.payout_changed(&reply_);
+                let _ = reply.send(reply_);
+            }
+            WalletMsg::CreatePayouts(items, reply) => {
+                let reply_ = state.create_payouts(items).await;
+                let _ = reply.send(reply_);
             }
             WalletMsg::Balance(reply) => {
                 // Writes of this wallet still in their group commit: the
@@ -406,6 +432,7 @@ impl WalletState {
                 if let (Some(dispatcher), Some(event)) = (&self.dispatcher, claims.event) {
                     let _ = dispatcher.cast(DispatcherMsg::Fresh(Box::new(event)));
                 }
+                self.adopt_lifecycle(seq, claims.lifecycle);
                 Reply {
                     result: Ok(record),
                     ticket: Some(ticket),
@@ -566,6 +593,7 @@ impl WalletState {
             idempotency,
             due: Some(due),
             event: None,
+            lifecycle: Lifecycle::default(),
         };
         Ok(Prepared::write(writes, next, payment, claims))
     }
@@ -641,6 +669,7 @@ impl WalletState {
             transfers,
             event_type,
             now,
+            lifecycle: Lifecycle::default(),
         };
         self.settlement(settled, next, payment, Payment::event_payload)
     }
@@ -675,10 +704,14 @@ impl WalletState {
             created_at: now,
             updated_at: now,
             processed_at: None,
+            utr: None,
         };
         let hold = payout
             .hold()
             .ok_or(Rejection::InvalidAmount("amount overflows".into()))?;
+        if new.queue_if_low_balance && self.must_queue(hold) {
+            return self.prepare_queued_payout(payout, new.idempotency, now);
+        }
         let mut next = self.wallet.clone();
         let hold = next.post(TransferKind::PayoutHold, hold, payout.id.to_string(), now)?;
 
@@ -707,6 +740,7 @@ impl WalletState {
             idempotency,
             due: Some(due),
             event: None,
+            lifecycle: Lifecycle::default(),
         };
         Ok(Prepared::write(writes, next, payout, claims))
     }
@@ -738,6 +772,9 @@ impl WalletState {
             Outcome::Given(to, reason) => (to, reason, None),
         };
         payout.settle(to, reason, now)?;
+        if to == PayoutStatus::Processed {
+            payout.utr = Some(payout_lifecycle::sandbox_utr(&payout.id));
+        }
         let hold = payout.hold().ok_or(Rejection::DatabaseError)?;
         let mut next = self.wallet.clone();
         let reference = payout.id.to_string();
@@ -777,12 +814,14 @@ impl WalletState {
         if let Some(due) = due {
             writes.settled(due);
         }
+        let lifecycle = self.reversal_due(&payout, &mut writes, now);
         let settled = Settled {
             writes,
             created_by: payout.created_by,
             transfers,
             event_type,
             now,
+            lifecycle,
         };
         self.settlement(settled, next, payout, Payout::event_payload)
     }
@@ -799,10 +838,15 @@ impl WalletState {
         let Settled {
             mut writes,
             created_by,
-            transfers,
+            mut transfers,
             event_type,
             now,
+            mut lifecycle,
         } = settled;
+        // Money came back or in: queued payouts that now fit leave the
+        // queue in this same write (SPEC §13).
+        let mut next = next;
+        self.drain_queue(&mut next, &mut writes, &mut transfers, &mut lifecycle, now)?;
         let event_id = EventId::new();
         let recipients = self.recipients(created_by);
         let body = payload(&record, event_id, event_type, now);
@@ -810,6 +854,7 @@ impl WalletState {
         self.put_common(&mut writes, &next, &transfers, Some(&event))?;
         let claims = Claims {
             event: Some(event),
+            lifecycle,
             ..Claims::default()
         };
         Ok(Prepared::write(writes, next, record, claims))
@@ -856,6 +901,8 @@ struct Settled {
     transfers: Vec<Transfer>,
     event_type: EventType,
     now: Timestamp,
+    /// Rows and records of the payout lifecycle it also writes.
+    lifecycle: Lifecycle,
 }
 
 /// What a write claims, to be kept in flight until storage shows it.
@@ -870,6 +917,8 @@ struct Claims {
     due: Option<PendingItem>,
     /// The webhook event written, for the dispatcher to hold in memory.
     event: Option<OutboxEvent>,
+    /// What the payout lifecycle wrote besides (SPEC §13).
+    lifecycle: Lifecycle,
 }
 
 /// A command's write: the write set, the wallet once it is queued, the

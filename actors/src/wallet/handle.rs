@@ -288,6 +288,111 @@ impl WalletHandle {
             .record)
     }
 
+    /// Cancels a queued or pending payout (SPEC §13): a pending one's hold
+    /// goes back to `available`. Answers once durable.
+    pub async fn cancel_payout(
+        &self,
+        merchant: UserId,
+        id: PayoutId,
+        reason: Option<String>,
+    ) -> Result<Payout, Rejection> {
+        let payout = self
+            .command("cancel_payout", merchant, |reply| WalletMsg::CancelPayout {
+                id,
+                reason,
+                reply,
+            })
+            .await?
+            .record;
+        metrics::counter!(names::PAYOUTS_SETTLED, "outcome" => "cancelled").increment(1);
+        Ok(payout)
+    }
+
+    /// Reverses a processed payout by hand (the admin's manual path).
+    pub async fn reverse_payout(
+        &self,
+        merchant: UserId,
+        id: PayoutId,
+        reason: Option<String>,
+    ) -> Result<Payout, Rejection> {
+        let outcome = Outcome::Given(PayoutStatus::Reversed, reason);
+        self.reverse_payout_as(merchant, id, outcome).await
+    }
+
+    /// The sandbox reverses a processed payout (its reversal row fell due).
+    pub(crate) async fn reverse_payout_by_rail(
+        &self,
+        merchant: UserId,
+        id: PayoutId,
+        pending: PendingId,
+    ) -> Result<Payout, Rejection> {
+        self.reverse_payout_as(merchant, id, Outcome::Rail(pending))
+            .await
+    }
+
+    async fn reverse_payout_as(
+        &self,
+        merchant: UserId,
+        id: PayoutId,
+        outcome: Outcome<PayoutStatus>,
+    ) -> Result<Payout, Rejection> {
+        let payout = self
+            .command("reverse_payout", merchant, |reply| {
+                WalletMsg::ReversePayout { id, outcome, reply }
+            })
+            .await?
+            .record;
+        metrics::counter!(names::PAYOUTS_SETTLED, "outcome" => "reversed").increment(1);
+        Ok(payout)
+    }
+
+    /// A queued payout's time to live ran out (its expiry row fell due).
+    pub(crate) async fn expire_payout_by_rail(
+        &self,
+        merchant: UserId,
+        id: PayoutId,
+        due: PendingId,
+    ) -> Result<Payout, Rejection> {
+        let payout = self
+            .command("expire_payout", merchant, |reply| {
+                WalletMsg::ExpireQueuedPayout { id, due, reply }
+            })
+            .await?
+            .record;
+        metrics::counter!(names::PAYOUTS_SETTLED, "outcome" => "cancelled").increment(1);
+        Ok(payout)
+    }
+
+    /// Several payouts on one wallet, each validated on its own, the
+    /// accepted ones in ONE durable write. One result per item, in order;
+    /// answers once that write is durable.
+    pub async fn create_payouts(
+        &self,
+        merchant: UserId,
+        items: Vec<NewPayout>,
+    ) -> Result<Vec<Result<Payout, Rejection>>, Rejection> {
+        let started = std::time::Instant::now();
+        let reply = self
+            .call(merchant, |reply| WalletMsg::CreatePayouts(items, reply))
+            .await;
+        metrics::histogram!(names::WALLET_CALL_DURATION, "command" => "create_payouts")
+            .record(started.elapsed().as_secs_f64());
+        let reply = reply?;
+        if let Some(ticket) = reply.ticket {
+            if let Err(e) = ticket.durable().await {
+                tracing::error!(error = %e, %merchant, "a batch failed to become durable");
+                self.registry.restart(merchant).await;
+                return Err(Rejection::DatabaseError);
+            }
+        }
+        for payout in reply.results.iter().flatten() {
+            metrics::counter!(names::PAYOUTS_CREATED).increment(1);
+            metrics::counter!(names::PAYOUT_AMOUNT, "stage" => "created")
+                .increment(payout.amount.paise());
+        }
+        Ok(reply.results)
+    }
+
     /// The wallet as it is durably: when the actor holds writes still in
     /// their group commit, the answer waits for them (a balance shown is
     /// never one a crash could take back, SPEC §19).

@@ -43,6 +43,9 @@ pub struct NewPayout {
     pub purpose: Option<String>,
     pub created_by: UserId,
     pub idempotency: Option<Idempotency>,
+    /// Queue it (status `queued`, no hold) when `available` cannot cover
+    /// it, instead of failing with `insufficient_balance` (SPEC §13).
+    pub queue_if_low_balance: bool,
 }
 
 /// A validated refund request: `amount` `None` refunds the whole rest.
@@ -71,6 +74,13 @@ impl<T> Reply<T> {
             replayed: false,
         }
     }
+}
+
+/// The answer to a batch of payouts: one result per item, in order, and
+/// the ticket of the one write that holds every accepted item.
+pub struct BatchReply {
+    pub results: Vec<Result<Payout, Rejection>>,
+    pub ticket: Option<Ticket>,
 }
 
 /// Who decides how a pending record settles.
@@ -109,6 +119,26 @@ pub enum WalletMsg {
         outcome: Outcome<RefundStatus>,
         reply: RpcReplyPort<Reply<Refund>>,
     },
+    /// Cancels a queued or pending payout (SPEC §13).
+    CancelPayout {
+        id: PayoutId,
+        reason: Option<String>,
+        reply: RpcReplyPort<Reply<Payout>>,
+    },
+    /// Reverses a processed payout: by the rail (its reversal row) or by hand.
+    ReversePayout {
+        id: PayoutId,
+        outcome: Outcome<PayoutStatus>,
+        reply: RpcReplyPort<Reply<Payout>>,
+    },
+    /// A queued payout's time to live ran out (its expiry row fell due).
+    ExpireQueuedPayout {
+        id: PayoutId,
+        due: PendingId,
+        reply: RpcReplyPort<Reply<Payout>>,
+    },
+    /// Several payouts in ONE write set; each item answered on its own.
+    CreatePayouts(Vec<NewPayout>, RpcReplyPort<BatchReply>),
     /// The wallet, and a ticket to wait on before showing it when it
     /// includes writes that are not durable yet (SPEC §19).
     Balance(RpcReplyPort<(Wallet, Result<Option<Ticket>, StorageError>)>),

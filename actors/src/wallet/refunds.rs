@@ -131,6 +131,7 @@ impl WalletState {
             idempotency,
             due: Some(due),
             event: None,
+            lifecycle: Lifecycle::default(),
         };
         Ok((Prepared::write(writes, next, refund, claims), Some(payment)))
     }
@@ -192,6 +193,7 @@ impl WalletState {
             transfers: vec![transfer],
             event_type,
             now,
+            lifecycle: Lifecycle::default(),
         };
         let prepared = self.settlement(settled, next, refund, Refund::event_payload)?;
         Ok((prepared, payment))

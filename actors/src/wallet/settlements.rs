@@ -9,7 +9,7 @@
 //! `settlement_settle` (processed) or `settlement_release` (failed)
 //! transfer, the wallet, the webhook event and the removal of the due row.
 
-use super::{db, Claims, Prepared, Settled, WalletState};
+use super::{db, Claims, Lifecycle, Prepared, Settled, WalletState};
 use crate::wallet::messages::{Outcome, Reply};
 use domain::settlement::{sandbox_outcome, SETTLEMENT_MIN};
 use domain::{
@@ -190,6 +190,7 @@ impl WalletState {
             transfers: vec![transfer],
             event_type,
             now,
+            lifecycle: Lifecycle::default(),
         };
         self.settlement(settled, next, settlement, Settlement::event_payload)
     }

@@ -60,12 +60,14 @@ pub fn payout(paise: u64, account_number: &str, created_by: UserId) -> NewPayout
             name: "Ravi".into(),
             account_number: account_number.into(),
             ifsc: "HDFC0000001".into(),
+            vpa: None,
         },
         mode: PayoutMode::Imps,
         reference_id: None,
         purpose: None,
         created_by,
         idempotency: None,
+        queue_if_low_balance: false,
     }
 }
 

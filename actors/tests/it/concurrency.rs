@@ -200,6 +200,9 @@ fn expected_wallets(logs: &[TaskLog]) -> Vec<[u64; 7]> {
                     w[6] += 1 + u64::from(po.fee > 0);
                 }
                 PayoutStatus::Rejected => w[6] += 1,
+                PayoutStatus::Queued | PayoutStatus::Cancelled | PayoutStatus::Reversed => {
+                    panic!("this test makes no {} payout", po.status.as_str())
+                }
             }
         }
     }

@@ -526,6 +526,9 @@ fn check_merchant(
                 None,
             ),
             PayoutStatus::Rejected => (None, None, Some(hold)),
+            PayoutStatus::Queued | PayoutStatus::Cancelled | PayoutStatus::Reversed => {
+                panic!("{when}: this test makes no {} payout", p.status.as_str())
+            }
         };
         entry(TransferKind::PayoutSettle, id.clone(), settle);
         entry(TransferKind::PayoutFee, id.clone(), fee);

@@ -13,6 +13,7 @@ mod common;
 
 mod concurrency;
 mod crash;
+mod payout_crash;
 mod recovery;
 mod settlements;
 

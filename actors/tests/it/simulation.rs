@@ -24,6 +24,10 @@
 //! rest may be refunded, at least 1.00 unless the whole rest, held from
 //! `available`), settled `processed` or `failed` by hand, re-settled; the
 //! model keeps each pay-in's `refunded_amount`.
+//! The payout lifecycle (SPEC §13) too: payouts that ask to be queued,
+//! the wallet's FIFO drained after every credit or release (modelled
+//! here, head first, in the same write), cancels, reversals by hand and
+//! batches of payouts (one write, each item answered on its own).
 //!
 //! Counts: 10,000 operations PER SEED, three seeds (one test each, so the
 //! harness runs them in parallel); 2-3 s per seed, about 6 s for the file,
@@ -38,6 +42,7 @@ use domain::{
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use std::collections::VecDeque;
 use storage::keys::{IndexTag, UniqueKind};
 use storage::{Durability, Store};
 
@@ -147,7 +152,7 @@ fn spec_accounts(kind: TransferKind) -> (AccountKind, AccountKind) {
         TransferKind::RefundHold => (Available, Held),
         TransferKind::RefundSettle => (Held, RailRefunds),
         TransferKind::RefundRelease => (Held, Available),
-        other => panic!("the simulation does not make {other:?} transfers"),
+        TransferKind::PayoutReverse => (RailPayouts, Available),
     }
 }
 
@@ -177,6 +182,8 @@ struct WalletModel {
     checked_seq: u64,
     accounts: [i128; 7],
     next_ref: u64,
+    /// Indexes (into `payouts`) of the queued payouts, oldest first.
+    queue: VecDeque<usize>,
 }
 
 impl WalletModel {
@@ -209,6 +216,37 @@ impl WalletModel {
             .filter(|&i| self.payouts[i].status == PayoutStatus::Pending)
             .collect()
     }
+
+    fn payout_indexes(&self, status: PayoutStatus) -> Vec<usize> {
+        (0..self.payouts.len())
+            .filter(|&i| self.payouts[i].status == status)
+            .collect()
+    }
+
+    /// After a credit or release: queued payouts leave the head of the
+    /// queue for as long as `available` covers them, each with its hold,
+    /// in the same write (after that write's own transfers).
+    fn drain(&mut self, expected: &mut Vec<Expected>) -> usize {
+        let mut moved = 0;
+        while let Some(&i) = self.queue.front() {
+            let hold = self.payouts[i].hold();
+            if hold > self.available {
+                break;
+            }
+            self.queue.pop_front();
+            self.available -= hold;
+            self.held += hold;
+            self.last_seq += 1;
+            self.payouts[i].status = PayoutStatus::Pending;
+            expected.extend(Expected::of(
+                TransferKind::PayoutHold,
+                hold,
+                &self.payouts[i].id,
+            ));
+            moved += 1;
+        }
+        moved
+    }
 }
 
 /// Which record an operation touched, to compare its status with storage.
@@ -228,12 +266,12 @@ struct Sim {
     wallets: WalletHandle,
     models: Vec<WalletModel>,
     /// Outcome counters, to prove the run exercised each path.
-    seen: [usize; 14],
+    seen: [usize; 20],
     /// A second wallet the last operation went through, to check as well.
     also_touched: Option<usize>,
 }
 
-const SEEN_NAMES: [&str; 14] = [
+const SEEN_NAMES: [&str; 20] = [
     "payin created",
     "payin settled",
     "payout created",
@@ -248,6 +286,12 @@ const SEEN_NAMES: [&str; 14] = [
     "refund created",
     "refund refused",
     "refund settled",
+    "payout queued",
+    "queued payout paid out",
+    "payout cancelled",
+    "cancel refused",
+    "payout reversed",
+    "batch",
 ];
 
 /// Unwraps a storage or handle result, naming the seed and step on failure.
@@ -349,6 +393,7 @@ impl Sim {
             m.last_seq += u64::from(net > 0);
             expected.extend(Expected::of(TransferKind::PayinCredit, net, &id));
             expected.extend(Expected::of(TransferKind::PayinFee, p.fee, &id));
+            self.seen[15] += m.drain(&mut expected);
         } else {
             assert!(settled.failure_reason.is_some(), "{ctx}: no failure_reason");
             assert!(
@@ -389,8 +434,26 @@ impl Sim {
         };
         let mut new = common::payout(amount, account, m.merchant);
         new.reference_id = reference.clone();
+        new.queue_if_low_balance = self.rng.random_bool(0.3);
+        let queue = new.queue_if_low_balance;
         let result = self.wallets.create_payout(m.merchant, new).await;
         let hold = amount + fee;
+        if queue && (hold > available || !m.queue.is_empty()) {
+            let created = result.unwrap_or_else(|e| panic!("{ctx}: queued payout refused: {e}"));
+            let po = created.record;
+            assert_eq!(po.status, PayoutStatus::Queued, "{ctx}");
+            m.exists = true;
+            m.payouts.push(PayoutModel {
+                id: po.id,
+                reference,
+                amount,
+                fee,
+                status: PayoutStatus::Queued,
+            });
+            m.queue.push_back(m.payouts.len() - 1);
+            self.seen[14] += 1;
+            return (Touched::Payout(m.payouts.len() - 1), Vec::new());
+        }
         if hold > available {
             assert_eq!(
                 result.as_ref().map(|c| c.record.id).unwrap_err(),
@@ -477,9 +540,11 @@ impl Sim {
             );
             m.available += hold;
             m.last_seq += 1;
-            Expected::of(TransferKind::PayoutRelease, hold, &id)
+            let mut expected: Vec<Expected> = Expected::of(TransferKind::PayoutRelease, hold, &id)
                 .into_iter()
-                .collect()
+                .collect();
+            self.seen[15] += m.drain(&mut expected);
+            expected
         };
         self.seen[4] += 1;
         (Touched::Payout(i), expected)
@@ -751,8 +816,187 @@ impl Sim {
             TransferKind::SettlementRelease
         };
         self.seen[10] += 1;
-        let expected = Expected::of(kind, st.amount, &st.id).into_iter().collect();
+        let mut expected: Vec<Expected> =
+            Expected::of(kind, st.amount, &st.id).into_iter().collect();
+        // Like every settle of the wallet, it tries the payout queue (SPEC §13).
+        self.seen[15] += m.drain(&mut expected);
         (Touched::Settlement(i), expected)
+    }
+
+    /// Cancels a pending or queued payout (its hold back, the queue tried),
+    /// or tries to cancel one in another state (refused, nothing moves).
+    async fn cancel(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let m = &self.models[w];
+        let mut open = m.payout_indexes(PayoutStatus::Pending);
+        open.extend(m.queue.iter().copied());
+        let closed: Vec<usize> = (0..m.payouts.len())
+            .filter(|&i| {
+                !matches!(
+                    m.payouts[i].status,
+                    PayoutStatus::Pending | PayoutStatus::Queued
+                )
+            })
+            .collect();
+        if self.rng.random_bool(0.2) && !closed.is_empty() {
+            let i = pick(&mut self.rng, &closed).unwrap();
+            let po = &m.payouts[i];
+            let result = self.wallets.cancel_payout(m.merchant, po.id, None).await;
+            assert_eq!(
+                result.map(|p| p.status).unwrap_err(),
+                Rejection::InvalidStatusTransition {
+                    from: po.status.as_str(),
+                    to: "cancelled".to_owned()
+                },
+                "{ctx}: cancelling {} payout {}",
+                po.status.as_str(),
+                po.id
+            );
+            self.seen[17] += 1;
+            return (Touched::Payout(i), Vec::new());
+        }
+        let Some(i) = pick(&mut self.rng, &open) else {
+            return self.create_payout(w).await;
+        };
+        let m = &mut self.models[w];
+        let id = m.payouts[i].id;
+        let cancelled = self
+            .wallets
+            .cancel_payout(m.merchant, id, Some("simulated".into()))
+            .await
+            .unwrap_or_else(|e| panic!("{ctx}: cancelling payout {id} refused: {e}"));
+        assert_eq!(cancelled.status, PayoutStatus::Cancelled, "{ctx}");
+        let mut expected = Vec::new();
+        if m.payouts[i].status == PayoutStatus::Pending {
+            let hold = m.payouts[i].hold();
+            m.held -= hold;
+            m.available += hold;
+            m.last_seq += 1;
+            expected.extend(Expected::of(TransferKind::PayoutRelease, hold, &id));
+        } else {
+            m.queue.retain(|&q| q != i);
+        }
+        m.payouts[i].status = PayoutStatus::Cancelled;
+        self.seen[15] += m.drain(&mut expected);
+        self.seen[16] += 1;
+        (Touched::Payout(i), expected)
+    }
+
+    /// Reverses a processed payout by hand: its amount back to available
+    /// (the fee stays earned), the queue tried.
+    async fn reverse(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let Some(i) = pick(
+            &mut self.rng,
+            &self.models[w].payout_indexes(PayoutStatus::Processed),
+        ) else {
+            return self.settle_payout(w).await;
+        };
+        let m = &mut self.models[w];
+        let id = m.payouts[i].id;
+        let reversed = self
+            .wallets
+            .reverse_payout(m.merchant, id, Some("simulated".into()))
+            .await
+            .unwrap_or_else(|e| panic!("{ctx}: reversing payout {id} refused: {e}"));
+        assert_eq!(reversed.status, PayoutStatus::Reversed, "{ctx}");
+        let amount = m.payouts[i].amount;
+        m.payouts[i].status = PayoutStatus::Reversed;
+        m.available += amount;
+        m.total_payouts -= amount;
+        m.last_seq += 1;
+        let mut expected: Vec<Expected> = Expected::of(TransferKind::PayoutReverse, amount, &id)
+            .into_iter()
+            .collect();
+        self.seen[15] += m.drain(&mut expected);
+        self.seen[18] += 1;
+        (Touched::Payout(i), expected)
+    }
+
+    /// A batch of 1-8 payouts (some queued, some over the balance, some
+    /// re-using a reference id, also within the batch): one write, each
+    /// item as the model says given the items before it.
+    async fn batch(&mut self, w: usize) -> (Touched, Vec<Expected>) {
+        let ctx = self.ctx();
+        let n = self.rng.random_range(1..=8usize);
+        let mut items = Vec::with_capacity(n);
+        let mut plans = Vec::with_capacity(n);
+        for _ in 0..n {
+            let m = &mut self.models[w];
+            let available = m.available;
+            let amount = match self.rng.random_range(0..4) {
+                0 => available + self.rng.random_range(100..10_000u64),
+                _ => self.rng.random_range(100..=available.clamp(100, 50_000)),
+            }
+            .min(AMOUNT_MAX);
+            let reference = match self.rng.random_range(0..10) {
+                0 => m
+                    .payouts
+                    .iter()
+                    .rev()
+                    .find_map(|p| p.reference.clone())
+                    .unwrap_or_else(|| "ref-batch-dup".to_owned()),
+                1 => "ref-batch-dup".to_owned(),
+                _ => {
+                    m.next_ref += 1;
+                    format!("ref-{}", m.next_ref)
+                }
+            };
+            let mut new = common::payout(amount, "123456789012", m.merchant);
+            new.reference_id = Some(reference.clone());
+            new.queue_if_low_balance = self.rng.random_bool(0.3);
+            plans.push((amount, reference, new.queue_if_low_balance));
+            items.push(new);
+        }
+        let merchant = self.models[w].merchant;
+        let results = ok(self.wallets.create_payouts(merchant, items).await, &ctx);
+        assert_eq!(results.len(), n, "{ctx}: one result per item");
+        let m = &mut self.models[w];
+        let mut expected = Vec::new();
+        let mut touched = Touched::Nothing;
+        for ((amount, reference, queue), result) in plans.into_iter().zip(results) {
+            let hold = amount + m.payout_fee;
+            let taken = m
+                .payouts
+                .iter()
+                .any(|p| p.reference.as_deref() == Some(reference.as_str()));
+            let want = if taken {
+                Err(Rejection::DuplicateOrderId)
+            } else if queue && (hold > m.available || !m.queue.is_empty()) {
+                Ok(PayoutStatus::Queued)
+            } else if hold > m.available {
+                Err(Rejection::InsufficientBalance)
+            } else {
+                Ok(PayoutStatus::Pending)
+            };
+            assert_eq!(
+                result.as_ref().map(|p| p.status).map_err(Clone::clone),
+                want,
+                "{ctx}: batch item {reference} of {amount}+{}",
+                m.payout_fee
+            );
+            let Ok(po) = result else { continue };
+            m.exists = true;
+            m.payouts.push(PayoutModel {
+                id: po.id,
+                reference: Some(reference),
+                amount,
+                fee: m.payout_fee,
+                status: po.status,
+            });
+            let i = m.payouts.len() - 1;
+            touched = Touched::Payout(i);
+            if po.status == PayoutStatus::Queued {
+                m.queue.push_back(i);
+            } else {
+                m.available -= hold;
+                m.held += hold;
+                m.last_seq += 1;
+                expected.extend(Expected::of(TransferKind::PayoutHold, hold, &po.id));
+            }
+        }
+        self.seen[19] += 1;
+        (touched, expected)
     }
 
     /// The per-step check of one wallet: new ledger entries, running sum,
@@ -887,8 +1131,11 @@ impl Sim {
                     "{ctx}: payout {}",
                     po.id
                 );
-                if po.status == PayoutStatus::Processed {
-                    expected_total -= i128::from(po.hold());
+                match po.status {
+                    PayoutStatus::Processed => expected_total -= i128::from(po.hold()),
+                    // The amount came back; the fee stays earned.
+                    PayoutStatus::Reversed => expected_total -= i128::from(po.fee),
+                    _ => {}
                 }
             }
             for st in &m.settlements {
@@ -929,6 +1176,13 @@ impl Sim {
             assert_eq!(payments.len(), m.payins.len(), "{ctx}: pay-in listing");
             let payouts = common::index_ids(&self.store, IndexTag::PayoutsByMerchant, &m.merchant);
             assert_eq!(payouts.len(), m.payouts.len(), "{ctx}: payout listing");
+            // The durable FIFO is the model's queue, in order.
+            let queued: Vec<PayoutId> = ok(self.store.queued_payouts(&m.merchant, 100_000), &ctx)
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            let want: Vec<PayoutId> = m.queue.iter().map(|&i| m.payouts[i].id).collect();
+            assert_eq!(queued, want, "{ctx}: the stored queue of {}", m.merchant);
             if m.exists {
                 let wallet = must_exist(
                     ok(self.store.wallet(&m.merchant, Currency::Inr), &ctx),
@@ -1143,7 +1397,9 @@ impl Sim {
             TransferKind::RefundRelease
         };
         self.seen[13] += 1;
-        let expected = Expected::of(kind, amount, &id).into_iter().collect();
+        let mut expected: Vec<Expected> = Expected::of(kind, amount, &id).into_iter().collect();
+        // Like every settle of the wallet, it tries the payout queue (SPEC §13).
+        self.seen[15] += m.drain(&mut expected);
         (Touched::Refund(i), expected)
     }
 }
@@ -1186,6 +1442,7 @@ async fn simulate(seed: u64) {
             checked_seq: 0,
             accounts: [0; 7],
             next_ref: 0,
+            queue: VecDeque::new(),
         });
     }
     let mut sim = Sim {
@@ -1195,14 +1452,14 @@ async fn simulate(seed: u64) {
         store: store.clone(),
         wallets: core.wallets().clone(),
         models,
-        seen: [0; 14],
+        seen: [0; 20],
         also_touched: None,
     };
     for step in 0..OPS_PER_SEED {
         sim.step = step;
         let w = sim.rng.random_range(0..WALLETS);
         let other = sim.rng.random_range(0..WALLETS);
-        let (touched, expected) = match sim.rng.random_range(0..122) {
+        let (touched, expected) = match sim.rng.random_range(0..132) {
             0..=29 => sim.create_payin(w).await,
             30..=49 => sim.settle_payin(w).await,
             50..=71 => sim.create_payout(w).await,
@@ -1213,7 +1470,10 @@ async fn simulate(seed: u64) {
             100..=104 => sim.create_settlement(w).await,
             105..=109 => sim.settle_settlement(w).await,
             110..=115 => sim.create_refund(w).await,
-            _ => sim.settle_refund(w).await,
+            116..=121 => sim.settle_refund(w).await,
+            122..=125 => sim.cancel(w).await,
+            126..=128 => sim.reverse(w).await,
+            _ => sim.batch(w).await,
         };
         sim.check(w, &touched, &expected).await;
         if let Some(other) = sim.also_touched.take() {

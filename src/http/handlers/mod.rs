@@ -6,6 +6,7 @@ mod balance;
 mod ledger;
 mod payments;
 mod payouts;
+pub(crate) mod payouts_batch;
 mod profile;
 mod refunds;
 mod reports;
@@ -131,6 +132,8 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::StatementsList => statements::list(ctx),
         Route::StatementsVerify => statements::verify(ctx).await,
         Route::StatementGet => statements::get(ctx),
+        Route::PayoutCancel => payouts::cancel(ctx).await,
+        Route::PayoutsBatch => payouts_batch::create(ctx).await,
     }
 }
 

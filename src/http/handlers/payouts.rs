@@ -7,21 +7,49 @@ use crate::http::error::{self, Body};
 use crate::http::request::JsonBody;
 use crate::http::views;
 use actors::NewPayout;
-use domain::{Beneficiary, Currency, Payout, PayoutId, PayoutMode, PayoutStatus, Rejection, Role};
+use domain::beneficiary::BeneficiaryInput;
+use domain::{Currency, Payout, PayoutId, PayoutMode, PayoutStatus, Rejection, Role, UserId};
 use hyper::{Response, StatusCode};
 use storage::Listing;
 
 pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let body = JsonBody::parse(&ctx.body)?;
+    let (merchant, mut new) = new_payout(ctx, &body)?;
+    new.idempotency = ctx.idempotency("payout", &body)?;
+    let created = ctx.app.wallets.create_payout(merchant, new).await?;
+    let mut response = error::ok(StatusCode::CREATED, &views::payout(&created.record));
+    if created.replayed {
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            hyper::header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+/// One payout request body (POST /payouts, or an item of a batch), parsed
+/// and checked (SPEC §13 beneficiary rules), with the wallet it is for.
+/// Missing fields are `missing_fields`, all of them at once.
+pub(super) fn new_payout(ctx: &Ctx<'_>, body: &JsonBody) -> Result<(UserId, NewPayout), Rejection> {
     let beneficiary = body.nested("beneficiary")?;
+    let mode = match body.string("mode", 8)? {
+        None => PayoutMode::default(),
+        Some(m) => PayoutMode::parse(&m).ok_or_else(|| Rejection::InvalidFields {
+            message: "mode must be IMPS, NEFT, RTGS or UPI".into(),
+            fields: vec!["mode".into()],
+        })?,
+    };
     let mut missing = match body.require(&["amount", "beneficiary"]) {
         Err(Rejection::MissingFields(fields)) => fields,
         _ => Vec::new(),
     };
     if let Some(b) = &beneficiary {
-        if let Err(Rejection::MissingFields(fields)) =
-            b.require(&["name", "account_number", "ifsc"])
-        {
+        let needed: &[&str] = if mode == PayoutMode::Upi {
+            &["name", "vpa"]
+        } else {
+            &["name", "account_number", "ifsc"]
+        };
+        if let Err(Rejection::MissingFields(fields)) = b.require(needed) {
             missing.extend(fields.into_iter().map(|f| format!("beneficiary.{f}")));
         }
     }
@@ -33,46 +61,48 @@ pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         .caller
         .acting_merchant(&ctx.app.directory, merchant_id.as_deref(), false)?;
     let b = beneficiary.ok_or_else(|| Rejection::MissingFields(vec!["beneficiary".into()]))?;
-    let account_number = b.required_string("account_number", 34)?;
-    if !account_number.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(Rejection::InvalidRequest(
-            "beneficiary.account_number must be letters and digits".into(),
-        ));
-    }
-    let ifsc = b.required_string("ifsc", 11)?;
-    let mode = match body.string("mode", 8)? {
-        None => PayoutMode::default(),
-        Some(m) => PayoutMode::parse(&m).ok_or_else(|| {
-            Rejection::InvalidRequest("mode must be IMPS, NEFT, RTGS or UPI".into())
-        })?,
+    let amount = body
+        .money("amount")?
+        .ok_or_else(|| Rejection::MissingFields(vec!["amount".into()]))?;
+    let input = BeneficiaryInput {
+        name: b.required_string("name", 200)?,
+        account_number: b.string("account_number", 64)?,
+        ifsc: b.string("ifsc", 64)?,
+        vpa: b.string("vpa", 1_000)?,
     };
+    let beneficiary = domain::beneficiary::check(mode, amount, input)?;
     let new = NewPayout {
-        amount: body
-            .money("amount")?
-            .ok_or_else(|| Rejection::MissingFields(vec!["amount".into()]))?,
+        amount,
         currency: body
             .string("currency", 8)?
             .map_or(Ok(Currency::Inr), |c| Currency::parse(&c))?,
-        beneficiary: Beneficiary {
-            name: b.required_string("name", 200)?,
-            account_number,
-            ifsc,
-        },
+        beneficiary,
         mode,
         reference_id: body.string("reference_id", 64)?,
         purpose: body.string("purpose", 200)?,
         created_by: ctx.caller.id(),
-        idempotency: ctx.idempotency("payout", &body)?,
+        idempotency: None,
+        queue_if_low_balance: body.bool("queue_if_low_balance")?.unwrap_or(false),
     };
-    let created = ctx.app.wallets.create_payout(merchant, new).await?;
-    let mut response = error::ok(StatusCode::CREATED, &views::payout(&created.record));
-    if created.replayed {
-        response.headers_mut().insert(
-            "idempotent-replayed",
-            hyper::header::HeaderValue::from_static("true"),
-        );
-    }
-    Ok(response)
+    Ok((merchant, new))
+}
+
+/// `POST /payouts/:id/cancel`: a queued or pending payout → `cancelled`
+/// (its hold back to `available`); by whoever may create payouts for its
+/// merchant and can see it.
+pub async fn cancel(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
+    let id: PayoutId = ctx.path_id()?;
+    let body = JsonBody::parse(&ctx.body)?;
+    let reason = body.string("reason", 500)?;
+    let payout = visible(ctx, &id)?;
+    ctx.caller
+        .require(&[Role::Admin, Role::Merchant, Role::ApiUser])?;
+    let cancelled = ctx
+        .app
+        .wallets
+        .cancel_payout(payout.merchant_id, id, reason)
+        .await?;
+    Ok(error::ok(StatusCode::OK, &views::payout(&cancelled)))
 }
 
 fn visible(ctx: &Ctx<'_>, id: &PayoutId) -> Result<Payout, Rejection> {
@@ -105,20 +135,31 @@ pub async fn set_status(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let body = JsonBody::parse(&ctx.body)?;
     body.require(&["status", "reason"])?;
     let to = match PayoutStatus::parse(&body.required_string("status", 16)?) {
-        Some(s @ (PayoutStatus::Processed | PayoutStatus::Rejected)) => s,
+        Some(
+            s @ (PayoutStatus::Processed
+            | PayoutStatus::Rejected
+            | PayoutStatus::Cancelled
+            | PayoutStatus::Reversed),
+        ) => s,
         _ => {
             return Err(Rejection::InvalidRequest(
-                "status must be 'processed' or 'rejected'".into(),
+                "status must be 'processed', 'rejected', 'cancelled' or 'reversed'".into(),
             ))
         }
     };
     let reason = body.required_string("reason", 500)?;
     let payout = visible(ctx, &id)?;
-    let settled = ctx
-        .app
-        .wallets
-        .settle_payout(payout.merchant_id, id, to, Some(reason))
-        .await?;
+    let wallets = &ctx.app.wallets;
+    let merchant = payout.merchant_id;
+    let settled = match to {
+        PayoutStatus::Cancelled => wallets.cancel_payout(merchant, id, Some(reason)).await?,
+        PayoutStatus::Reversed => wallets.reverse_payout(merchant, id, Some(reason)).await?,
+        _ => {
+            wallets
+                .settle_payout(merchant, id, to, Some(reason))
+                .await?
+        }
+    };
     Ok(error::ok(StatusCode::OK, &views::payout(&settled)))
 }
 
