@@ -40,11 +40,6 @@ fn harness(server: &Server, extra: &[&str]) -> Config {
         "20",
         "--webhook-wait-secs",
         "20",
-        // The server here has no SPEC §12–13 yet (refunds, queued payouts,
-        // cancels, batch payouts, reversals): the v1 mix. Flip to true
-        // (or drop) once it has them.
-        "--v2-ops",
-        "false",
         "--quiet",
     ];
     args.extend_from_slice(extra);
@@ -63,8 +58,12 @@ const SERVER_ARGS: [&str; 5] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_run_audits_clean() {
-    let server = Server::start(&SERVER_ARGS);
-    let cfg = harness(
+    // The rail takes 400 ms, so that some cancels reach a payout before it
+    // and some payouts are queued behind pay-ins still pending.
+    let mut args = SERVER_ARGS.to_vec();
+    args.extend(["--settle-delay-ms", "400"]);
+    let server = Server::start(&args);
+    let mut cfg = harness(
         &server,
         &[
             "--merchants",
@@ -77,8 +76,11 @@ async fn a_short_run_audits_clean() {
             "1",
             "--duration-secs",
             "7",
+            "--reverse-account-percent",
+            "10",
         ],
     );
+    cfg.server_settle_delay_ms = 400;
     let outcome = tijori_loadtest::run(&cfg).await.expect("the run completes");
     let report = outcome.text();
     let audit = outcome.audit.as_ref().expect("the audit ran");
@@ -88,7 +90,14 @@ async fn a_short_run_audits_clean() {
     // The run really moved money through every path the audit checks.
     let s = &outcome.summary;
     assert!(s.achieved_rate > 60.0, "achieved rate too low:\n{report}");
-    assert_eq!(s.all.errors.len(), 0, "no request may fail:\n{report}");
+    // No request may fail, but a cancel the rail beat to its payout.
+    for (code, n) in &s.all.errors {
+        assert_eq!(
+            code.as_str(),
+            "invalid_status_transition",
+            "{n} failed:\n{report}"
+        );
+    }
     let c = &audit.checked;
     assert_eq!(c.merchants, 3);
     assert!(c.payins >= 250, "{report}");
@@ -98,6 +107,10 @@ async fn a_short_run_audits_clean() {
         "payin_failed",
         "payout_processed",
         "payout_rejected",
+        "payout_reversed",
+        "payout_cancelled",
+        "refund_processed",
+        "refund_failed",
     ] {
         assert!(
             c.statuses.get(status).copied().unwrap_or(0) > 0,
