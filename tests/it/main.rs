@@ -21,6 +21,7 @@ mod api_smoke;
 mod api_strict_input;
 mod full_disk;
 mod loadtest_audit;
+mod money_v2_crash;
 mod openapi_routes;
 mod ops;
 mod payouts_lifecycle;
