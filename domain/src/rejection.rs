@@ -120,7 +120,9 @@ impl Rejection {
             Rejection::RefundExceedsPayment => {
                 "The refunds of this payment would exceed its amount.".to_owned()
             }
-            Rejection::PayloadTooLarge => "Request body exceeds 64 KiB.".to_owned(),
+            Rejection::PayloadTooLarge => {
+                "Request body is too large (64 KiB; 1 MiB for a payout batch).".to_owned()
+            }
             Rejection::RateLimitExceeded { retry_after_secs } => {
                 format!("Too many requests; retry after {retry_after_secs} s.")
             }
