@@ -114,7 +114,7 @@ pub fn check(
     }
     if !bad.is_empty() {
         let message = format!(
-            "invalid beneficiary for a {} payout: {} (ifsc ^[A-Z]{{4}}0[A-Z0-9]{{6}}$, \
+            "invalid beneficiary for mode {}: {} (ifsc ^[A-Z]{{4}}0[A-Z0-9]{{6}}$, \
              account_number 9-18 digits, UPI takes vpa name@handle only, RTGS at least 200000.00)",
             mode.as_str(),
             bad.join(", ")
