@@ -215,6 +215,8 @@ fn preregister() {
     metrics::gauge!(m::WALLETS_ACTIVE).set(0.0);
     metrics::gauge!(m::SETTLEMENTS_PENDING).set(0.0);
     metrics::gauge!(m::SETTLEMENTS_OLDEST_PENDING_AGE).set(0.0);
+    metrics::gauge!(m::PAYOUTS_QUEUED).set(0.0);
+    metrics::gauge!(m::PAYOUTS_OLDEST_QUEUED_AGE).set(0.0);
     metrics::gauge!(m::STORAGE_INDEX_LAG).set(0.0);
     // A registered histogram renders with empty buckets until it records.
     for name in [
@@ -350,6 +352,15 @@ fn describe() {
         Unit::Seconds,
         "time since the oldest pay-in, payout or settlement awaiting the rail was created"
     );
+    describe_gauge!(
+        m::PAYOUTS_QUEUED,
+        "payouts waiting in their wallets' queues for available balance (queue_if_low_balance)"
+    );
+    describe_gauge!(
+        m::PAYOUTS_OLDEST_QUEUED_AGE,
+        Unit::Seconds,
+        "time since the oldest queued payout was created"
+    );
     describe_gauge!(m::RUNTIME_WORKERS, "tokio runtime worker threads");
     describe_gauge!(
         m::RUNTIME_BUSY_RATIO,
@@ -457,6 +468,9 @@ impl Exporter {
         metrics::gauge!(m::SETTLEMENTS_PENDING).set(settlements.pending() as f64);
         metrics::gauge!(m::SETTLEMENTS_OLDEST_PENDING_AGE)
             .set(settlements.oldest_age_ms(now_ms) as f64 / 1_000.0);
+        metrics::gauge!(m::PAYOUTS_QUEUED).set(settlements.queued_payouts() as f64);
+        metrics::gauge!(m::PAYOUTS_OLDEST_QUEUED_AGE)
+            .set(settlements.oldest_queued_age_ms(now_ms) as f64 / 1_000.0);
         self.sample_runtime();
         self.sample_disk();
     }

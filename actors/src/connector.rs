@@ -44,6 +44,9 @@ pub(crate) enum ConnectorMsg {
     Due(PendingItem),
     /// A settlement ended.
     Done(PendingItem, Finished),
+    /// A queued payout left its wallet's queue (paid out or cancelled; its
+    /// expiry row went in that write): its expiry timer is void.
+    Unqueued([u8; 16]),
 }
 
 pub(crate) struct Connector;
@@ -73,6 +76,10 @@ pub struct SettlementStats {
     pending: AtomicU64,
     /// Creation time (unix ms) of the oldest pending one; 0 when none.
     oldest_created_ms: AtomicI64,
+    /// Payouts waiting in their wallets' queues (SPEC §13), and the
+    /// creation time of the oldest (0 when none).
+    queued: AtomicU64,
+    oldest_queued_ms: AtomicI64,
 }
 
 impl SettlementStats {
@@ -88,6 +95,25 @@ impl SettlementStats {
             0 => 0,
             created => now_ms.saturating_sub(created).max(0),
         }
+    }
+
+    /// How many payouts wait in their wallets' queues.
+    pub fn queued_payouts(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// How long the oldest queued payout has waited, at `now_ms`; 0 when none.
+    pub fn oldest_queued_age_ms(&self, now_ms: i64) -> i64 {
+        match self.oldest_queued_ms.load(Ordering::Relaxed) {
+            0 => 0,
+            created => now_ms.saturating_sub(created).max(0),
+        }
+    }
+
+    fn publish_queued(&self, queued: &BTreeSet<[u8; 16]>) {
+        let oldest = queued.first().map_or(0, created_ms);
+        self.oldest_queued_ms.store(oldest, Ordering::Relaxed);
+        self.queued.store(queued.len() as u64, Ordering::Relaxed);
     }
 
     fn publish(&self, awaiting: &BTreeSet<[u8; 16]>) {
@@ -116,6 +142,12 @@ pub(crate) struct ConnectorState {
     /// Record ids of every transaction awaiting the rail (in `queue`,
     /// `in_flight` or `retry`); byte order is creation order.
     awaiting: BTreeSet<[u8; 16]>,
+    /// Payout ids with a live queue-expiry timer: the payouts waiting in
+    /// their wallets' queues (the queued-payouts gauges come from here).
+    queued: BTreeSet<[u8; 16]>,
+    /// Queued payouts that left their queue while their expiry timer is
+    /// still in `queue`: the timer is dropped unasked when it falls due.
+    unqueued: HashSet<[u8; 16]>,
     timer: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -210,6 +242,12 @@ impl Actor for Connector {
             .map(|item| item.record)
             .collect();
         args.stats.publish(&awaiting);
+        let queued: BTreeSet<[u8; 16]> = items
+            .iter()
+            .filter(|item| item.kind == PendingKind::PayoutQueueExpiry)
+            .map(|item| item.record)
+            .collect();
+        args.stats.publish_queued(&queued);
         let queue = items.into_iter().map(|item| Reverse(Due(item))).collect();
         let period = Duration::from_millis(args.config.connector_poll_ms.max(1));
         let timer = Some(me.send_interval(period, || ConnectorMsg::Poll));
@@ -220,6 +258,8 @@ impl Actor for Connector {
             retry: Vec::new(),
             done: Vec::new(),
             awaiting,
+            queued,
+            unqueued: HashSet::new(),
             timer,
         })
     }
@@ -249,6 +289,11 @@ impl Actor for Connector {
                     Finished::Settled | Finished::Elsewhere => {
                         state.awaiting.remove(&item.record);
                         state.args.stats.publish(&state.awaiting);
+                        if item.kind == PendingKind::PayoutQueueExpiry
+                            && state.queued.remove(&item.record)
+                        {
+                            state.args.stats.publish_queued(&state.queued);
+                        }
                         if finished == Finished::Elsewhere {
                             state.done.push(item.id);
                         }
@@ -259,7 +304,18 @@ impl Actor for Connector {
                 if awaits_rail(&item) && state.awaiting.insert(item.record) {
                     state.args.stats.publish(&state.awaiting);
                 }
+                if item.kind == PendingKind::PayoutQueueExpiry && state.queued.insert(item.record) {
+                    state.args.stats.publish_queued(&state.queued);
+                }
                 state.queue.push(Reverse(Due(item)));
+            }
+            ConnectorMsg::Unqueued(record) => {
+                // Only a payout with a live timer: its timer is skipped
+                // when it falls due (so the set stays bounded by the heap).
+                if state.queued.remove(&record) {
+                    state.unqueued.insert(record);
+                    state.args.stats.publish_queued(&state.queued);
+                }
             }
             ConnectorMsg::Poll => state.poll(&me).await,
         }
@@ -296,6 +352,12 @@ impl ConnectorState {
                 _ => break,
             }
             if let Some(Reverse(Due(item))) = self.queue.pop() {
+                // The timer of a payout that already left its queue: its
+                // row went in that write, nothing to ask.
+                if item.kind == PendingKind::PayoutQueueExpiry && self.unqueued.remove(&item.record)
+                {
+                    continue;
+                }
                 fresh.push(item);
             }
         }

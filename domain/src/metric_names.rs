@@ -52,6 +52,9 @@ pub const DATA_DIR_FS_SIZE: &str = "tijori_data_dir_filesystem_size_bytes";
 // Settlements awaiting the rail (the connector's in-memory due queue)
 pub const SETTLEMENTS_PENDING: &str = "tijori_settlements_pending";
 pub const SETTLEMENTS_OLDEST_PENDING_AGE: &str = "tijori_settlements_oldest_pending_age_seconds";
+// Payouts waiting in their wallets' queues (SPEC §13)
+pub const PAYOUTS_QUEUED: &str = "tijori_payouts_queued";
+pub const PAYOUTS_OLDEST_QUEUED_AGE: &str = "tijori_payouts_oldest_queued_age_seconds";
 
 // Webhooks
 pub const WEBHOOK_ATTEMPTS: &str = "tijori_webhook_attempts_total";
@@ -143,6 +146,8 @@ pub const ALL: &[&str] = &[
     DATA_DIR_FS_SIZE,
     SETTLEMENTS_PENDING,
     SETTLEMENTS_OLDEST_PENDING_AGE,
+    PAYOUTS_QUEUED,
+    PAYOUTS_OLDEST_QUEUED_AGE,
     WEBHOOK_ATTEMPTS,
     WEBHOOK_DELIVERIES,
     WEBHOOK_QUEUE_DEPTH,

@@ -716,3 +716,80 @@ async fn the_admin_cancels_and_reverses_by_hand_and_lists_by_the_new_statuses() 
     assert_eq!(r.status.as_u16() / 100, 4, "{}", r.text);
     assert_books_balance(&server).await;
 }
+
+/// The value of an unlabelled gauge in /metrics.
+async fn gauge(server: &Server, name: &str) -> f64 {
+    let r = server.request(Method::GET, "/metrics", None, None).await;
+    r.text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}
+
+/// Polls a gauge until it reads `want` (the rail hears of queue changes
+/// just after the write that makes them).
+async fn wait_gauge(server: &Server, name: &str, want: f64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = gauge(server, name).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} = {got}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_queued_payouts_gauges_follow_the_queues_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &NO_AUTO_SETTLE);
+    assert_eq!(gauge(&server, "tijori_payouts_queued").await, 0.0);
+    assert_eq!(
+        gauge(&server, "tijori_payouts_oldest_queued_age_seconds").await,
+        0.0
+    );
+    let (_id, key) = merchant(&server, 10).await;
+    let mut ids = Vec::new();
+    for (i, amount) in [500, 600, 700].into_iter().enumerate() {
+        let mut body = payout_body(json!(amount));
+        body["queue_if_low_balance"] = json!(true);
+        body["reference_id"] = json!(format!("G-{i}"));
+        let p = create_payout(&server, &key, body).await;
+        assert_eq!(p["status"], "queued");
+        ids.push(p["id"].as_str().unwrap().to_owned());
+    }
+    wait_gauge(&server, "tijori_payouts_queued", 3.0).await;
+    // A queued payout cancelled leaves the count.
+    let r = server
+        .post(
+            &format!("/api/v1/payouts/{}/cancel", ids[2]),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    wait_gauge(&server, "tijori_payouts_queued", 2.0).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(gauge(&server, "tijori_payouts_oldest_queued_age_seconds").await >= 1.0);
+
+    // After a restart the count comes back from storage, not from zero.
+    server.terminate();
+    let server = Server::start_in(dir.path(), &NO_AUTO_SETTLE);
+    assert_eq!(gauge(&server, "tijori_payouts_queued").await, 2.0);
+    // A credit pays the head out (501 fits, 601 does not yet), then the rest.
+    credit(&server, &key, "G-IN-1", 500).await;
+    wait_gauge(&server, "tijori_payouts_queued", 1.0).await;
+    credit(&server, &key, "G-IN-2", 700).await;
+    wait_gauge(&server, "tijori_payouts_queued", 0.0).await;
+    assert_eq!(
+        gauge(&server, "tijori_payouts_oldest_queued_age_seconds").await,
+        0.0
+    );
+    assert_books_balance(&server).await;
+}

@@ -222,11 +222,16 @@ impl WalletState {
             removed,
             queued,
         } = lifecycle;
+        let mut unqueued = Vec::new();
         for id in removed {
+            if self.queue.get(&id).is_some() {
+                unqueued.push(id);
+            }
             self.queue.remove(&id);
             self.pending.payouts.remove(&id);
         }
         for payout in activated {
+            unqueued.push(payout.id);
             self.queue.remove(&payout.id);
             self.pending.payouts.remove(&payout.id);
             // Its newest version answers before any older one.
@@ -239,6 +244,10 @@ impl WalletState {
         if let Some(connector) = &self.connector {
             for item in due {
                 let _ = connector.cast(ConnectorMsg::Due(item));
+            }
+            // Their expiry rows went in this write: the rail's timers are void.
+            for id in unqueued {
+                let _ = connector.cast(ConnectorMsg::Unqueued(*id.as_bytes()));
             }
         }
     }
