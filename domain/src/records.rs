@@ -324,6 +324,15 @@ pub enum EventType {
     PayoutCancelled,
     #[serde(rename = "payout.reversed")]
     PayoutReversed,
+    /// Security events (SPEC §16): to the user itself and its parent.
+    #[serde(rename = "api_key.regenerated")]
+    ApiKeyRegenerated,
+    #[serde(rename = "webhook_secret.rotated")]
+    WebhookSecretRotated,
+    #[serde(rename = "user.reactivated")]
+    UserReactivated,
+    #[serde(rename = "user.role_changed")]
+    UserRoleChanged,
 }
 
 impl EventType {
@@ -342,6 +351,10 @@ impl EventType {
             EventType::PayoutQueued => "payout.queued",
             EventType::PayoutCancelled => "payout.cancelled",
             EventType::PayoutReversed => "payout.reversed",
+            EventType::ApiKeyRegenerated => "api_key.regenerated",
+            EventType::WebhookSecretRotated => "webhook_secret.rotated",
+            EventType::UserReactivated => "user.reactivated",
+            EventType::UserRoleChanged => "user.role_changed",
         }
     }
 }

@@ -195,3 +195,12 @@ pub fn statement(s: &domain::statement::Statement) -> Value {
         "transfer_count": s.transfer_count,
     })
 }
+
+/// An audit log entry (SPEC §16), field by field.
+pub fn audit_entry(e: &domain::AuditEntry) -> Value {
+    json!({
+        "id": e.id, "actor_id": e.actor_id, "action": e.action.as_str(),
+        "target_id": e.target_id, "changes": e.changes, "reason": e.reason,
+        "request_id": e.request_id, "created_at": e.created_at,
+    })
+}

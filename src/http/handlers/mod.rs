@@ -2,6 +2,7 @@
 //! convert → call the core → render.
 
 mod admin;
+mod audit_log;
 mod balance;
 mod ledger;
 mod payments;
@@ -38,6 +39,13 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Who acts, for the audit log (SPEC §16): the caller and the id of the
+    /// request being answered, handed down to the actors explicitly.
+    pub fn audit(&self) -> domain::AuditContext {
+        let request_id = super::request_id::RequestId::current().map(|r| r.as_str().to_owned());
+        domain::AuditContext::by(self.caller.id(), request_id)
+    }
+
     /// The `{id}` segment parsed as `T`; unparsable ids are `not_found`.
     pub fn path_id<T: std::str::FromStr>(&self) -> Result<T, Rejection> {
         self.id
@@ -118,6 +126,7 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::LedgerAccounts => ledger::accounts(ctx),
         Route::LedgerTransfers => ledger::transfers(ctx),
         Route::WebhookEvents => webhooks::list(ctx),
+        Route::AuditLog => audit_log::list(ctx),
         Route::WebhookRedeliver => webhooks::redeliver(ctx).await,
         Route::WebhookReplay => webhooks::replay(ctx).await,
         Route::AdminBackup => admin::backup(ctx).await,

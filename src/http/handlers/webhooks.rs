@@ -221,22 +221,36 @@ pub async fn replay(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         to: timestamp("to")?,
     };
     let (events, page) = scan(ctx, viewer, &filter, None, REPLAY_MAX)?;
-    let mut replayed = 0usize;
-    for event in &events {
-        match ctx
-            .app
-            .webhooks
-            .redeliver(event.id, viewer, filter.status)
-            .await
-        {
-            Ok(_) => replayed += 1,
-            // Requeued meanwhile (a concurrent replay or redelivery): no
-            // delivery is in that status any more. Not a reason to fail
-            // the whole replay half-way.
-            Err(Rejection::NotFound) => {}
-            Err(rejection) => return Err(rejection),
-        }
+    // The audit entry (SPEC §16) names the filter the replay used; it is
+    // in the same write as the requeued deliveries, and the answer waits
+    // for that write to be durable.
+    let mut changes = domain::audit_log::Changes::default();
+    let status = filter.status.map(DeliveryStatus::as_str);
+    changes.field("status", json!(status), json!("pending"));
+    changes.field("events", json!(null), json!(events.len()));
+    if let Some(event) = &filter.event {
+        changes.field("event", json!(null), json!(event));
     }
+    changes.field("from", json!(null), json!(filter.from));
+    changes.field("to", json!(null), json!(filter.to));
+    let caller = ctx.caller.id();
+    let entry = ctx.audit().entry(
+        domain::AuditAction::WebhooksReplayed,
+        caller.to_string(),
+        changes,
+    );
+    let mut scope = vec![caller];
+    scope.extend(ctx.app.directory.ancestors_of(&caller));
+    let request = actors::webhook::ReplayRequest {
+        events: events.iter().map(|e| e.id).collect(),
+        recipient: viewer,
+        only: filter.status,
+        audit: entry,
+        scope,
+    };
+    let done = ctx.app.webhooks.replay(request).await?;
+    done.ticket.durable().await.map_err(db)?;
+    let replayed = done.replayed;
     let data = json!({
         "replayed": replayed,
         "truncated": page.next.is_some(),
