@@ -27,7 +27,7 @@ pub use error::StorageError;
 pub use keys::UniqueKind;
 pub use outbox::{DueCursor, DueDelivery, DueId};
 pub use query::{Listing, Scope, Window};
-pub use reads::{IdempotencyRecord, Page, PendingId, PendingItem, PendingKind};
+pub use reads::{IdempotencyRecord, Page, PendingId, PendingItem, PendingKind, FIELD_DIGESTS_MAX};
 pub use writeset::{Listed, WriteSet};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};

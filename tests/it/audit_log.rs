@@ -776,3 +776,80 @@ async fn a_misuse_suspension_is_the_platforms() {
     assert_eq!(event["payload"]["reason"], "misuse");
     assert_eq!(event["payload"]["actor_id"], Value::Null);
 }
+
+/// SPEC §17: `idempotency_conflict` names the top-level fields that differ
+/// from the first request (present in one body only counts as differing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_conflict_names_the_differing_fields() {
+    let server = Server::start(&[NO_AUTO_SETTLE[0], NO_AUTO_SETTLE[1]]);
+    let admin = server.admin_key.clone();
+    let (_m, m_key) = server.create_user(&admin, "merchant", json!({})).await;
+    let post = |path: &'static str, key: &'static str, body: Value| {
+        let server = &server;
+        let m_key = m_key.clone();
+        async move {
+            server
+                .request_with(
+                    Method::POST,
+                    path,
+                    Some(&m_key),
+                    Some(body.to_string().into_bytes()),
+                    &[("idempotency-key", key)],
+                )
+                .await
+        }
+    };
+    let first = json!({ "order_id": "idem-1", "amount": "100.00", "payer": "Jane", "metadata": {"a": 1, "b": 2} });
+    let r = post("/api/v1/payments", "k-pay", first.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // The same body in another key order and spacing: a replay.
+    let same = json!({ "metadata": {"b": 2, "a": 1}, "payer": "Jane", "amount": "100.00", "order_id": "idem-1" });
+    let r = post("/api/v1/payments", "k-pay", same).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let other = json!({ "order_id": "idem-1", "amount": "200.00", "payer": "John", "description": "new", "metadata": {"a": 1, "b": 2} });
+    let r = post("/api/v1/payments", "k-pay", other).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.code(), "idempotency_conflict");
+    assert_eq!(
+        r.json["error"]["details"]["fields"],
+        json!(["amount", "description", "payer"])
+    );
+    // A nested change names its top-level field; a field left out differs.
+    let nested = json!({ "order_id": "idem-1", "amount": "100.00", "payer": "Jane", "metadata": {"a": 1, "b": 3} });
+    let r = post("/api/v1/payments", "k-pay", nested).await;
+    assert_eq!(r.code(), "idempotency_conflict");
+    assert_eq!(r.json["error"]["details"]["fields"], json!(["metadata"]));
+    let fewer = json!({ "order_id": "idem-1", "amount": "100.00", "payer": "Jane" });
+    let r = post("/api/v1/payments", "k-pay", fewer).await;
+    assert_eq!(r.code(), "idempotency_conflict");
+    assert_eq!(r.json["error"]["details"]["fields"], json!(["metadata"]));
+
+    // Payouts the same way.
+    let body = payout_body(json!("5.00"));
+    let r = post(
+        "/api/v1/payments",
+        "k-fund",
+        payin_body("fund", json!("500.00")),
+    )
+    .await;
+    let fund = r.data()["id"].as_str().unwrap().to_owned();
+    let r = server
+        .post(
+            &format!("/api/v1/payments/{fund}/status"),
+            &admin,
+            json!({ "status": "completed", "reason": "funding" }),
+        )
+        .await;
+    ok(&r, "fund");
+    let r = post("/api/v1/payouts", "k-po", body.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mut changed = body.clone();
+    changed["beneficiary"]["name"] = json!("Someone Else");
+    changed["amount"] = json!("5");
+    let r = post("/api/v1/payouts", "k-po", changed).await;
+    assert_eq!(r.code(), "idempotency_conflict", "{}", r.text);
+    assert_eq!(
+        r.json["error"]["details"]["fields"],
+        json!(["amount", "beneficiary"])
+    );
+}

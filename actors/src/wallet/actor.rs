@@ -371,7 +371,8 @@ impl WalletState {
             return Ok(Prior::None);
         }
         if record.fingerprint != idem.fingerprint {
-            return Err(Rejection::IdempotencyConflict);
+            let fields = record.differing_fields(&idem.fields);
+            return Err(Rejection::IdempotencyConflict { fields });
         }
         let first = T::deserialize(&record.response).map_err(|e| db(e.into()))?;
         Ok(Prior::Replay(first))
@@ -486,6 +487,7 @@ impl WalletState {
             fingerprint: idem.fingerprint,
             response,
             created_at: now,
+            fields: idem.fields,
         };
         writes
             .idempotency_saved(merchant, created_by, &idem.key, &row)

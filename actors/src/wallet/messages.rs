@@ -14,6 +14,9 @@ use storage::{PendingId, StorageError, Ticket};
 pub struct Idempotency {
     pub key: String,
     pub fingerprint: String,
+    /// A short digest of each top-level body field (see
+    /// `IdempotencyRecord::fields`), to name the fields of a conflict.
+    pub fields: Vec<(String, String)>,
 }
 
 /// A validated pay-in request (amount and currency already parsed).

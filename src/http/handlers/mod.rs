@@ -79,8 +79,31 @@ impl Ctx<'_> {
         Ok(Some(actors::Idempotency {
             key: format!("{scope}:{key}"),
             fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            fields: field_digests(&body.value()),
         }))
     }
+}
+
+/// A short digest (8 bytes of SHA-256, hex) of each top-level field of a
+/// body, by name (names cut at 64 characters), at most
+/// `storage::FIELD_DIGESTS_MAX` of them, sorted by name: kept with the
+/// Idempotency-Key so that a conflict names the fields that differ.
+fn field_digests(body: &serde_json::Value) -> Vec<(String, String)> {
+    let serde_json::Value::Object(map) = body else {
+        return Vec::new();
+    };
+    let mut fields: Vec<(String, String)> = map
+        .iter()
+        .map(|(name, value)| {
+            let bytes = serde_json::to_vec(&canonical(value)).unwrap_or_default();
+            let digest = Sha256::digest(&bytes);
+            let hex = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            (name.chars().take(64).collect::<String>(), hex)
+        })
+        .collect();
+    fields.sort_unstable();
+    fields.truncate(storage::FIELD_DIGESTS_MAX);
+    fields
 }
 
 /// `value` with every object's keys in sorted order.
