@@ -82,11 +82,24 @@ enum DirMsg {
         Option<String>,
         RpcReplyPort<Result<Option<String>, Rejection>>,
     ),
+    /// Write the `last_used_at` minutes waiting in `Maps::touched`.
+    Touch,
+}
+
+/// Minutes since the epoch, the precision of `last_used_at`.
+fn minute_of(t: Timestamp) -> i64 {
+    t.unix_ms().div_euclid(60_000)
 }
 
 struct Maps {
     users: DashMap<UserId, Arc<User>>,
     keys: DashMap<[u8; 32], UserId>,
+    /// The last minute each user's key authenticated in, as known here
+    /// (written or waiting to be): a request in the same minute does nothing.
+    last_minute: DashMap<UserId, i64>,
+    /// `last_used_at` minutes not written yet; the directory actor drains
+    /// them all into one write.
+    touched: std::sync::Mutex<std::collections::HashMap<UserId, i64>>,
 }
 
 /// The directory's public API; cheap to clone.
@@ -132,6 +145,8 @@ impl Directory {
         let maps = Arc::new(Maps {
             users: DashMap::new(),
             keys: DashMap::new(),
+            last_minute: DashMap::new(),
+            touched: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let users = store
             .all_users()
@@ -139,6 +154,9 @@ impl Directory {
         for user in users {
             if let Some(hash) = parse_hash(&user.key_hash) {
                 maps.keys.insert(hash, user.id);
+            }
+            if let Some(t) = user.last_used_at {
+                maps.last_minute.insert(user.id, minute_of(t));
             }
             maps.users.insert(user.id, Arc::new(user));
         }
@@ -160,6 +178,27 @@ impl Directory {
     pub fn authenticate(&self, key: &str) -> Option<Arc<User>> {
         let id = *self.maps.keys.get(&key_hash(key))?;
         self.get(&id)
+    }
+
+    /// Records that `user`'s key just authenticated (`last_used_at`, to the
+    /// minute). No write per request: the first use in a minute queues the
+    /// minute and asks the directory actor (without waiting) to write every
+    /// queued minute in one batch; the field is shown once that write is
+    /// durable, and survives a restart to the minute.
+    pub fn touch(&self, user: &User) {
+        let minute = minute_of(Timestamp::now());
+        let newer = match self.maps.last_minute.get(&user.id) {
+            Some(m) => *m < minute,
+            None => true,
+        };
+        if !newer {
+            return;
+        }
+        self.maps.last_minute.insert(user.id, minute);
+        if let Ok(mut touched) = self.maps.touched.lock() {
+            touched.insert(user.id, minute);
+        }
+        let _ = self.actor.cast(DirMsg::Touch);
     }
 
     pub fn get(&self, id: &UserId) -> Option<Arc<User>> {
@@ -369,6 +408,7 @@ impl Actor for DirActor {
             DirMsg::Bootstrap(key, reply) => {
                 let _ = reply.send(state.bootstrap(key).await);
             }
+            DirMsg::Touch => state.write_touches().await,
         }
         Ok(())
     }
@@ -557,6 +597,7 @@ impl DirState {
             updated_at: now,
             settlement_account: None,
             settlement_reserve: Money::ZERO,
+            last_used_at: None,
         };
         let event = self.event(EventType::UserCreated, &user, now);
         let entry = audit.entry(
@@ -673,6 +714,47 @@ impl DirState {
             }
         }
         Ok(saved)
+    }
+
+    /// Writes every queued `last_used_at` minute in ONE write set, waits
+    /// until it is durable, then shows it. Later `Touch` messages find the
+    /// queue empty and write nothing, so a burst is one write.
+    async fn write_touches(&self) {
+        let touched = match self.maps.touched.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => return,
+        };
+        let mut writes = WriteSet::new();
+        let mut users = Vec::with_capacity(touched.len());
+        for (id, minute) in touched {
+            let Ok(mut user) = self.user(&id) else {
+                continue;
+            };
+            if user.last_used_at.is_some_and(|t| minute_of(t) >= minute) {
+                continue;
+            }
+            user.last_used_at = Some(Timestamp::from_unix_ms(minute.saturating_mul(60_000)));
+            if writes.user_saved(&user).is_ok() {
+                users.push(user);
+            }
+        }
+        if users.is_empty() {
+            return;
+        }
+        match self.store.commit(writes).await {
+            Ok(()) => {
+                for user in users {
+                    self.maps.users.insert(user.id, Arc::new(user));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "last_used_at not written");
+                // A later use in the same minute tries again.
+                for user in users {
+                    self.maps.last_minute.remove(&user.id);
+                }
+            }
+        }
     }
 
     fn check_role_change(&self, user: &User, role: Role) -> Result<(), Rejection> {

@@ -294,6 +294,9 @@ pub struct User {
     /// What a settlement leaves in `available`.
     #[serde(default)]
     pub settlement_reserve: Money,
+    /// When a key of this user last authenticated, to the minute (SPEC §16).
+    #[serde(default)]
+    pub last_used_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -154,7 +154,7 @@ pub fn user(u: &User) -> Value {
         "rate_limit_per_min": u.rate_limit_per_min, "payin_fee_bps": u.payin_fee_bps,
         "payout_fee": u.payout_fee, "created_at": u.created_at, "updated_at": u.updated_at,
         "settlement_account": u.settlement_account.as_ref().map(domain::SettlementAccount::view),
-        "settlement_reserve": u.settlement_reserve,
+        "settlement_reserve": u.settlement_reserve, "last_used_at": u.last_used_at,
     })
 }
 

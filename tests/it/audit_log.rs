@@ -853,3 +853,90 @@ async fn idempotency_conflict_names_the_differing_fields() {
         json!(["amount", "beneficiary"])
     );
 }
+
+/// `tijori_storage_write_sets_total` from `/metrics`.
+async fn write_sets(server: &Server) -> u64 {
+    let r = server.request(Method::GET, "/metrics", None, None).await;
+    r.text
+        .lines()
+        .find(|l| l.starts_with("tijori_storage_write_sets_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .expect("the write-set counter")
+}
+
+/// SPEC §16: `last_used_at`, to the minute, set when a key authenticates,
+/// without a write per request, and kept across a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_used_at_moves_to_the_minute_without_a_write_per_request_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &[]);
+    let admin = server.admin_key.clone();
+    let (m, m_key) = server.create_user(&admin, "merchant", json!({})).await;
+    let user = format!("/api/v1/users/{m}");
+    let r = server.get(&user, &admin).await;
+    assert_eq!(r.data()["last_used_at"], Value::Null, "{}", r.text);
+
+    let before = write_sets(&server).await;
+    let started = chrono_minute_floor(std::time::SystemTime::now());
+    for _ in 0..30 {
+        assert_eq!(server.get("/api/v1/balance", &m_key).await.status, 200);
+    }
+    let r = server
+        .wait_for(&user, &admin, Duration::from_secs(10), |r| {
+            r.data()["last_used_at"].is_string()
+        })
+        .await;
+    let used = r.data()["last_used_at"].as_str().unwrap().to_owned();
+    assert!(used.ends_with(":00.000Z"), "minute precision: {used}");
+    let ended = chrono_minute_floor(std::time::SystemTime::now());
+    let used_ms = parse_ms(&used);
+    assert!(
+        started <= used_ms && used_ms <= ended,
+        "{used} not in the minute of the requests"
+    );
+    // 30 requests (GETs write nothing themselves) took at most a couple
+    // of writes (the merchant's minute, the admin's), not one each.
+    let after = write_sets(&server).await;
+    assert!(
+        after - before <= 4,
+        "{} write sets for 30 requests",
+        after - before
+    );
+    // The profile shows it too.
+    let r = server.get("/api/v1/profile", &m_key).await;
+    assert_eq!(r.data()["last_used_at"], used.as_str());
+
+    server.kill9();
+    drop(server);
+    let server = Server::start_in(dir.path(), &[]);
+    let r = server.get(&user, &admin).await;
+    assert_eq!(r.data()["last_used_at"], used.as_str(), "{}", r.text);
+}
+
+fn parse_ms(text: &str) -> i64 {
+    // 2026-12-02T08:11:00.000Z: days from the civil date, then the time.
+    let (date, time) = text.split_once('T').unwrap();
+    let mut d = date.split('-').map(|p| p.parse::<i64>().unwrap());
+    let (y, mo, da) = (d.next().unwrap(), d.next().unwrap(), d.next().unwrap());
+    let t = time.trim_end_matches('Z');
+    let mut parts = t.split(':');
+    let h: i64 = parts.next().unwrap().parse().unwrap();
+    let mi: i64 = parts.next().unwrap().parse().unwrap();
+    let s: f64 = parts.next().unwrap().parse().unwrap();
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + h) * 60 + mi) * 60_000 + (s * 1000.0).round() as i64
+}
+
+fn chrono_minute_floor(t: std::time::SystemTime) -> i64 {
+    let ms = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let ms = i64::try_from(ms).unwrap();
+    ms - ms.rem_euclid(60_000)
+}
