@@ -325,6 +325,20 @@ async fn world() -> World {
     )
     .await;
     ok(&r, "replay");
+    let events = server
+        .get("/api/v1/webhooks/events?limit=1", &merchant.1)
+        .await;
+    let event = events.data()[0]["id"].as_str().unwrap().to_owned();
+    let r = send(
+        &server,
+        Method::POST,
+        &format!("/api/v1/webhooks/events/{event}/redeliver"),
+        &merchant.1,
+        None,
+        "rq-redeliver",
+    )
+    .await;
+    ok(&r, "redeliver");
 
     World {
         server,
@@ -452,8 +466,24 @@ async fn every_action_is_logged_once_with_actor_target_changes_reason_and_reques
         change(e, "status", json!(before), json!(after));
         assert_eq!(e["reason"], reason, "{e}");
     }
-    let e = one(&log, "webhooks.replayed", m, Some(m), "rq-replay");
+    let replays = of(&log, "webhooks.replayed", m);
+    assert_eq!(replays.len(), 2, "{replays:#?}");
+    let e = replays
+        .iter()
+        .find(|e| e["request_id"] == "rq-replay")
+        .unwrap();
+    assert_eq!(e["actor_id"], m.as_str());
     change(e, "status", json!("failed"), json!("pending"));
+    // A redelivery of one event is a replay too.
+    let e = replays
+        .iter()
+        .find(|e| e["request_id"] == "rq-redeliver")
+        .unwrap();
+    assert_eq!(e["actor_id"], m.as_str());
+    assert!(e["changes"]["event_id"]["after"]
+        .as_str()
+        .unwrap()
+        .starts_with("evt_"));
     // The first admin, made by the platform at the first start.
     let boot = of(&log, "user.created", admin_id);
     assert_eq!(boot.len(), 1);
@@ -462,7 +492,7 @@ async fn every_action_is_logged_once_with_actor_target_changes_reason_and_reques
     assert_eq!(boot[0]["reason"], "bootstrap");
     // The money path itself (creating records, the rail) is not audited.
     let actions: Vec<&str> = log.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(log.len(), 17, "{actions:?}");
+    assert_eq!(log.len(), 18, "{actions:?}");
 
     // Never a key, a key hash or a secret anywhere in the log.
     let text = serde_json::to_string(&log).unwrap();
@@ -481,7 +511,7 @@ async fn the_log_is_scoped_filtered_paged_and_strict() {
     let server = &w.server;
     let admin = server.admin_key.clone();
     let all = audit_all(server, &admin, "", 500).await;
-    assert_eq!(all.len(), 17);
+    assert_eq!(all.len(), 18);
 
     // The manager: itself, its merchant, the merchant's api_user and
     // records; not the promoted user (under the admin) nor the admin.
@@ -502,12 +532,12 @@ async fn the_log_is_scoped_filtered_paged_and_strict() {
     ]
     .contains(t)));
     assert!(!targets.contains(&w.promoted.as_str()));
-    assert_eq!(seen.len(), 14, "{targets:?}");
+    assert_eq!(seen.len(), 15, "{targets:?}");
 
     // The merchant: itself, its api_user, its records.
     let seen = audit_all(server, &w.merchant.1, "", 500).await;
     assert!(seen.iter().all(|e| e["target_id"] != mgr.as_str()));
-    assert_eq!(seen.len(), 13);
+    assert_eq!(seen.len(), 14);
 
     // The api_user: 403.
     let r = server.get("/api/v1/audit-log", &w.api_user.1).await;
@@ -531,16 +561,16 @@ async fn the_log_is_scoped_filtered_paged_and_strict() {
     let fifth = all[4]["created_at"].as_str().unwrap();
     let q = format!("from={fifth}");
     let recent = audit_all(server, &admin, &q, 500).await;
-    assert!(recent.len() >= 5 && recent.len() < 17, "{}", recent.len());
+    assert!(recent.len() >= 5 && recent.len() < 18, "{}", recent.len());
     assert!(recent
         .iter()
         .all(|e| e["created_at"].as_str().unwrap() >= fifth));
     let q = format!("to={fifth}");
     let older = audit_all(server, &admin, &q, 500).await;
-    assert_eq!(older.len() + recent.len(), 17);
+    assert_eq!(older.len() + recent.len(), 18);
     // merchant_id narrows the admin's view to that merchant's subtree.
     let q = format!("merchant_id={m}");
-    assert_eq!(audit_all(server, &admin, &q, 500).await.len(), 13);
+    assert_eq!(audit_all(server, &admin, &q, 500).await.len(), 14);
 
     // Strict parameters.
     for bad in [

@@ -148,12 +148,17 @@ pub struct ReplayRequest {
     pub only: Option<DeliveryStatus>,
     pub audit: domain::AuditEntry,
     pub scope: Vec<UserId>,
+    /// Refuse (`not_found`, nothing written) when no event had a delivery
+    /// to requeue; otherwise the request is recorded even then.
+    pub require_any: bool,
 }
 
 /// What a replay queued again, and the ticket of its one write (which
 /// holds the audit entry): answer only once it is durable.
 pub struct Replayed {
     pub replayed: usize,
+    /// The events as requeued (those that had a delivery to requeue).
+    pub events: Vec<OutboxEvent>,
     pub ticket: storage::Ticket,
 }
 
@@ -872,19 +877,30 @@ impl DispatcherState {
     async fn replay(&mut self, request: ReplayRequest) -> Result<Replayed, Rejection> {
         let mut batch = Batch::default();
         let mut replayed = 0usize;
+        let mut events = Vec::new();
         for id in request.events {
             match self.requeue(&mut batch, id, request.recipient, request.only) {
-                Ok(_) => replayed += 1,
+                Ok(event) => {
+                    replayed += 1;
+                    events.push(event);
+                }
                 // Requeued meanwhile: nothing in that state any more.
                 Err(Rejection::NotFound) => {}
                 Err(rejection) => return Err(rejection),
             }
         }
+        if replayed == 0 && request.require_any {
+            return Err(Rejection::NotFound);
+        }
         batch.audit(&request.audit, &request.scope).map_err(db)?;
         let (writes, written) = batch.into_writes();
         let ticket = self.args.store.submit(writes).await.map_err(db)?;
         self.unapplied.record(ticket.seq(), written);
-        Ok(Replayed { replayed, ticket })
+        Ok(Replayed {
+            replayed,
+            events,
+            ticket,
+        })
     }
 
     /// Queues `id`'s matching deliveries again into `batch`, with a fresh
