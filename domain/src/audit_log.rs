@@ -286,6 +286,79 @@ mod tests {
         assert_eq!(names.len(), AuditAction::ALL.len());
     }
 
+    fn user() -> User {
+        let now = Timestamp::from_unix_ms(1_700_000_000_000);
+        let id = UserId::new();
+        User {
+            id,
+            name: "M".into(),
+            email: None,
+            role: crate::Role::Merchant,
+            status: crate::UserStatus::Active,
+            parent_id: Some(UserId::new()),
+            merchant_id: Some(id),
+            webhook_url: None,
+            webhook_secret: crate::Secret::new("whsec_old".into()),
+            previous_webhook_secret: None,
+            webhook_secret_rotated_at: None,
+            rate_limit_per_min: 60,
+            payin_fee_bps: 0,
+            payout_fee: crate::Money::ZERO,
+            key_hash: "aa".repeat(32),
+            created_at: now,
+            updated_at: now,
+            settlement_account: None,
+            settlement_reserve: crate::Money::ZERO,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn one_entry_per_kind_of_change_each_with_its_own_fields() {
+        let before = user();
+        let mut after = before.clone();
+        after.role = crate::Role::Manager;
+        after.merchant_id = None;
+        after.status = crate::UserStatus::Suspended;
+        after.name = "N".into();
+        after.settlement_account = Some(crate::SettlementAccount {
+            name: "A".into(),
+            account_number: "123456789012".into(),
+            ifsc: "HDFC0001234".into(),
+        });
+        // Secrets, key hash and bookkeeping are never diffed.
+        after.key_hash = "bb".repeat(32);
+        after.webhook_secret = crate::Secret::new("whsec_new".into());
+        after.updated_at = Timestamp::from_unix_ms(1_700_000_100_000);
+        after.last_used_at = Some(after.updated_at);
+        let entries = user_changes(&before, &after);
+        let actions: Vec<_> = entries.iter().map(|(a, _)| *a).collect();
+        assert_eq!(
+            actions,
+            [
+                AuditAction::UserRoleChanged,
+                AuditAction::UserSuspended,
+                AuditAction::SettlementAccountChanged,
+                AuditAction::UserUpdated
+            ]
+        );
+        let keys = |i: usize| -> Vec<&str> { entries[i].1 .0.keys().map(String::as_str).collect() };
+        assert_eq!(keys(0), ["role", "merchant_id"]);
+        assert_eq!(keys(1), ["status"]);
+        assert_eq!(keys(2), ["settlement_account"]);
+        assert_eq!(keys(3), ["name"]);
+        let text =
+            serde_json::to_string(&entries.iter().map(|e| &e.1 .0).collect::<Vec<_>>()).unwrap();
+        for secret in ["whsec_", &"bb".repeat(32), &"aa".repeat(32), "123456789012"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        // Nothing changed but bookkeeping: no entry.
+        let mut touched = before.clone();
+        touched.last_used_at = Some(touched.created_at);
+        touched.key_hash = "cc".repeat(32);
+        assert!(user_changes(&before, &touched).is_empty());
+    }
+
     #[test]
     fn changes_keep_only_what_changed_and_are_bounded() {
         let mut c = Changes::default();
