@@ -120,7 +120,8 @@ fn success_status(route: Route) -> &'static str {
         | Route::StatementsVerify
         | Route::StatementGet
         | Route::PayoutCancel
-        | Route::PayoutsBatch => "200",
+        | Route::PayoutsBatch
+        | Route::AuditLog => "200",
     }
 }
 

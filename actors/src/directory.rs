@@ -10,9 +10,10 @@
 
 use crate::WalletHandle;
 use dashmap::DashMap;
+use domain::audit_log::{self, Changes};
 use domain::{
-    EventId, EventType, Money, OutboxEvent, Rejection, Role, Secret, Timestamp, User, UserId,
-    UserStatus,
+    AuditAction, AuditContext, AuditEntry, EventId, EventType, Money, OutboxEvent, Rejection, Role,
+    Secret, Timestamp, User, UserId, UserStatus,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
@@ -59,25 +60,46 @@ pub struct UserPatch {
 
 enum DirMsg {
     Create(
-        Box<NewUser>,
+        Box<(NewUser, AuditContext)>,
         RpcReplyPort<Result<(User, String), Rejection>>,
     ),
     Update(
         UserId,
-        Box<UserPatch>,
+        Box<(UserPatch, AuditContext)>,
         RpcReplyPort<Result<User, Rejection>>,
     ),
-    RegenerateKey(UserId, RpcReplyPort<Result<(User, String), Rejection>>),
-    RotateSecret(UserId, RpcReplyPort<Result<User, Rejection>>),
+    RegenerateKey(
+        UserId,
+        Box<AuditContext>,
+        RpcReplyPort<Result<(User, String), Rejection>>,
+    ),
+    RotateSecret(
+        UserId,
+        Box<AuditContext>,
+        RpcReplyPort<Result<User, Rejection>>,
+    ),
     Bootstrap(
         Option<String>,
         RpcReplyPort<Result<Option<String>, Rejection>>,
     ),
+    /// Write the `last_used_at` minutes waiting in `Maps::touched`.
+    Touch,
+}
+
+/// Minutes since the epoch, the precision of `last_used_at`.
+fn minute_of(t: Timestamp) -> i64 {
+    t.unix_ms().div_euclid(60_000)
 }
 
 struct Maps {
     users: DashMap<UserId, Arc<User>>,
     keys: DashMap<[u8; 32], UserId>,
+    /// The last minute each user's key authenticated in, as known here
+    /// (written or waiting to be): a request in the same minute does nothing.
+    last_minute: DashMap<UserId, i64>,
+    /// `last_used_at` minutes not written yet; the directory actor drains
+    /// them all into one write.
+    touched: std::sync::Mutex<std::collections::HashMap<UserId, i64>>,
 }
 
 /// The directory's public API; cheap to clone.
@@ -123,6 +145,8 @@ impl Directory {
         let maps = Arc::new(Maps {
             users: DashMap::new(),
             keys: DashMap::new(),
+            last_minute: DashMap::new(),
+            touched: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let users = store
             .all_users()
@@ -130,6 +154,9 @@ impl Directory {
         for user in users {
             if let Some(hash) = parse_hash(&user.key_hash) {
                 maps.keys.insert(hash, user.id);
+            }
+            if let Some(t) = user.last_used_at {
+                maps.last_minute.insert(user.id, minute_of(t));
             }
             maps.users.insert(user.id, Arc::new(user));
         }
@@ -151,6 +178,27 @@ impl Directory {
     pub fn authenticate(&self, key: &str) -> Option<Arc<User>> {
         let id = *self.maps.keys.get(&key_hash(key))?;
         self.get(&id)
+    }
+
+    /// Records that `user`'s key just authenticated (`last_used_at`, to the
+    /// minute). No write per request: the first use in a minute queues the
+    /// minute and asks the directory actor (without waiting) to write every
+    /// queued minute in one batch; the field is shown once that write is
+    /// durable, and survives a restart to the minute.
+    pub fn touch(&self, user: &User) {
+        let minute = minute_of(Timestamp::now());
+        let newer = match self.maps.last_minute.get(&user.id) {
+            Some(m) => *m < minute,
+            None => true,
+        };
+        if !newer {
+            return;
+        }
+        self.maps.last_minute.insert(user.id, minute);
+        if let Ok(mut touched) = self.maps.touched.lock() {
+            touched.insert(user.id, minute);
+        }
+        let _ = self.actor.cast(DirMsg::Touch);
     }
 
     pub fn get(&self, id: &UserId) -> Option<Arc<User>> {
@@ -209,21 +257,82 @@ impl Directory {
     }
 
     /// Creates a user; returns it with its API key (shown only now).
+    /// The platform acts (audit `actor_id` null); see `create_as`.
     pub async fn create(&self, new: NewUser) -> Result<(User, String), Rejection> {
-        self.call(|r| DirMsg::Create(Box::new(new), r)).await
+        self.create_as(new, AuditContext::platform(None)).await
     }
 
+    /// Creates a user on behalf of `audit`'s actor; the audit entry is in
+    /// the same write as the user.
+    pub async fn create_as(
+        &self,
+        new: NewUser,
+        audit: AuditContext,
+    ) -> Result<(User, String), Rejection> {
+        self.call(|r| DirMsg::Create(Box::new((new, audit)), r))
+            .await
+    }
+
+    /// Changes a user as the platform (audit `actor_id` null).
     pub async fn update(&self, id: UserId, patch: UserPatch) -> Result<User, Rejection> {
-        self.call(|r| DirMsg::Update(id, Box::new(patch), r)).await
+        self.update_as(id, patch, AuditContext::platform(None))
+            .await
+    }
+
+    /// Changes a user; one audit entry per kind of change (role, status,
+    /// settlement account, the rest), in the same write as the change.
+    pub async fn update_as(
+        &self,
+        id: UserId,
+        patch: UserPatch,
+        audit: AuditContext,
+    ) -> Result<User, Rejection> {
+        self.call(|r| DirMsg::Update(id, Box::new((patch, audit)), r))
+            .await
     }
 
     /// Replaces the user's API key; the old one stops working at once.
     pub async fn regenerate_key(&self, id: UserId) -> Result<(User, String), Rejection> {
-        self.call(|r| DirMsg::RegenerateKey(id, r)).await
+        self.regenerate_key_as(id, AuditContext::platform(None))
+            .await
+    }
+
+    pub async fn regenerate_key_as(
+        &self,
+        id: UserId,
+        audit: AuditContext,
+    ) -> Result<(User, String), Rejection> {
+        self.call(|r| DirMsg::RegenerateKey(id, Box::new(audit), r))
+            .await
     }
 
     pub async fn rotate_webhook_secret(&self, id: UserId) -> Result<User, Rejection> {
-        self.call(|r| DirMsg::RotateSecret(id, r)).await
+        self.rotate_webhook_secret_as(id, AuditContext::platform(None))
+            .await
+    }
+
+    pub async fn rotate_webhook_secret_as(
+        &self,
+        id: UserId,
+        audit: AuditContext,
+    ) -> Result<User, Rejection> {
+        self.call(|r| DirMsg::RotateSecret(id, Box::new(audit), r))
+            .await
+    }
+
+    /// Ancestors of `user` (nearest first, the user excluded): the scope
+    /// an audit entry about a record of this merchant is listed under.
+    pub fn ancestors_of(&self, user: &UserId) -> Vec<UserId> {
+        let mut chain = Vec::new();
+        let mut current = self.get(user).and_then(|u| u.parent_id);
+        while let Some(id) = current {
+            if chain.contains(&id) || chain.len() >= 8 {
+                break;
+            }
+            chain.push(id);
+            current = self.get(&id).and_then(|u| u.parent_id);
+        }
+        chain
     }
 
     async fn call<T: Send + 'static>(
@@ -283,20 +392,23 @@ impl Actor for DirActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             DirMsg::Create(new, reply) => {
-                let _ = reply.send(state.create(*new, None).await);
+                let (new, audit) = *new;
+                let _ = reply.send(state.create(new, None, &audit).await);
             }
             DirMsg::Update(id, patch, reply) => {
-                let _ = reply.send(state.update(id, *patch).await);
+                let (patch, audit) = *patch;
+                let _ = reply.send(state.update(id, patch, &audit).await);
             }
-            DirMsg::RegenerateKey(id, reply) => {
-                let _ = reply.send(state.regenerate_key(id).await);
+            DirMsg::RegenerateKey(id, audit, reply) => {
+                let _ = reply.send(state.regenerate_key(id, &audit).await);
             }
-            DirMsg::RotateSecret(id, reply) => {
-                let _ = reply.send(state.rotate_secret(id).await);
+            DirMsg::RotateSecret(id, audit, reply) => {
+                let _ = reply.send(state.rotate_secret(id, &audit).await);
             }
             DirMsg::Bootstrap(key, reply) => {
                 let _ = reply.send(state.bootstrap(key).await);
             }
+            DirMsg::Touch => state.write_touches().await,
         }
         Ok(())
     }
@@ -335,16 +447,52 @@ impl DirState {
         Some(OutboxEvent::new(id, event, &[parent], payload, now))
     }
 
-    /// Writes the user (and optionally a new key hash, an event) durably,
-    /// then publishes it in memory.
-    async fn save(
+    /// A security event (SPEC §16): to the user itself and to its parent.
+    /// `extra` fields join the payload; never a key or a secret.
+    fn security_event(
+        &self,
+        event: EventType,
+        user: &User,
+        audit: &AuditContext,
+        extra: serde_json::Value,
+        now: Timestamp,
+    ) -> OutboxEvent {
+        let id = EventId::new();
+        let mut payload = json!({
+            "id": id, "event": event.as_str(), "user_id": user.id, "role": user.role,
+            "status": user.status, "name": user.name, "actor_id": audit.actor_id,
+            "timestamp": now,
+        });
+        if let (Some(p), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        let mut recipients = vec![user.id];
+        recipients.extend(user.parent_id);
+        OutboxEvent::new(id, event, &recipients, payload, now)
+    }
+
+    /// The audit scope of a user: itself and its ancestors.
+    fn scope(&self, user: &User) -> Vec<UserId> {
+        let mut scope = vec![user.id];
+        scope.extend(self.ancestors(user.parent_id));
+        scope
+    }
+
+    /// Writes the user (and a new key hash, events, the change's audit
+    /// entries) in ONE write set durably, then publishes it in memory.
+    async fn save_audited(
         &self,
         user: User,
         old_hash: Option<&str>,
         index: bool,
-        event: Option<OutboxEvent>,
+        events: Vec<OutboxEvent>,
+        audit: &[AuditEntry],
     ) -> Result<User, Rejection> {
         let mut writes = WriteSet::new();
+        let scope = self.scope(&user);
+        for entry in audit {
+            writes.audit_recorded(entry, &scope).map_err(db)?;
+        }
         writes.user_saved(&user).map_err(db)?;
         let new_hash = parse_hash(&user.key_hash);
         if old_hash != Some(user.key_hash.as_str()) {
@@ -358,7 +506,7 @@ impl DirState {
         if index {
             writes.user_listed(&user.id, &self.ancestors(user.parent_id));
         }
-        if let Some(event) = &event {
+        for event in &events {
             storage::outbox::enqueue(&mut writes, event).map_err(db)?;
         }
         self.store.commit(writes).await.map_err(db)?;
@@ -388,10 +536,17 @@ impl DirState {
             payin_fee_bps: None,
             payout_fee: None,
         };
-        self.create(new, admin_key).await.map(|(_, key)| Some(key))
+        self.create(new, admin_key, &AuditContext::platform(Some("bootstrap")))
+            .await
+            .map(|(_, key)| Some(key))
     }
 
-    async fn create(&self, new: NewUser, key: Option<String>) -> Result<(User, String), Rejection> {
+    async fn create(
+        &self,
+        new: NewUser,
+        key: Option<String>,
+        audit: &AuditContext,
+    ) -> Result<(User, String), Rejection> {
         let parent = match new.parent_id {
             Some(pid) => Some(
                 self.user(&pid)
@@ -442,13 +597,27 @@ impl DirState {
             updated_at: now,
             settlement_account: None,
             settlement_reserve: Money::ZERO,
+            last_used_at: None,
         };
         let event = self.event(EventType::UserCreated, &user, now);
-        let user = self.save(user, None, true, event).await?;
+        let entry = audit.entry(
+            AuditAction::UserCreated,
+            user.id.to_string(),
+            audit_log::user_created(&user),
+        );
+        let events = event.into_iter().collect();
+        let user = self
+            .save_audited(user, None, true, events, &[entry])
+            .await?;
         Ok((user, key))
     }
 
-    async fn update(&self, id: UserId, patch: UserPatch) -> Result<User, Rejection> {
+    async fn update(
+        &self,
+        id: UserId,
+        patch: UserPatch,
+        audit: &AuditContext,
+    ) -> Result<User, Rejection> {
         let mut user = self.user(&id)?;
         let before = user.clone();
         if let Some(role) = patch.role {
@@ -489,17 +658,54 @@ impl DirState {
         }
         let now = Timestamp::now();
         user.updated_at = now;
-        let suspended_now =
-            before.status == UserStatus::Active && user.status == UserStatus::Suspended;
-        let event = if suspended_now {
-            self.event(EventType::UserSuspended, &user, now)
+        let mut events = Vec::new();
+        let mut entries = Vec::new();
+        // The suspension's kind: `misuse` when the platform suspends a key
+        // for misuse, `manual` otherwise.
+        let kind = if audit.actor_id.is_none() && audit.reason.as_deref() == Some("misuse") {
+            "misuse"
         } else {
-            None
+            "manual"
         };
+        for (action, changes) in audit_log::user_changes(&before, &user) {
+            let ctx = match action {
+                AuditAction::UserSuspended => audit
+                    .clone()
+                    .with_reason(Some(audit.reason.clone().unwrap_or_else(|| kind.into()))),
+                _ => audit.clone(),
+            };
+            match action {
+                AuditAction::UserSuspended => {
+                    if let Some(mut event) = self.event(EventType::UserSuspended, &user, now) {
+                        if let Some(p) = event.payload.as_object_mut() {
+                            p.insert("reason".into(), json!(kind));
+                            p.insert("actor_id".into(), json!(audit.actor_id));
+                        }
+                        events.push(event);
+                    }
+                }
+                AuditAction::UserReactivated => events.push(self.security_event(
+                    EventType::UserReactivated,
+                    &user,
+                    audit,
+                    json!({}),
+                    now,
+                )),
+                AuditAction::UserRoleChanged => events.push(self.security_event(
+                    EventType::UserRoleChanged,
+                    &user,
+                    audit,
+                    json!({ "previous_role": before.role }),
+                    now,
+                )),
+                _ => {}
+            }
+            entries.push(ctx.entry(action, user.id.to_string(), changes));
+        }
         let fees_changed = (before.payin_fee_bps, before.payout_fee, before.role)
             != (user.payin_fee_bps, user.payout_fee, user.role);
         let saved = self
-            .save(user, Some(&before.key_hash), false, event)
+            .save_audited(user, Some(&before.key_hash), false, events, &entries)
             .await?;
         if fees_changed && before.role == Role::Merchant {
             // The wallet caches its fee schedule; tell it to re-read.
@@ -508,6 +714,47 @@ impl DirState {
             }
         }
         Ok(saved)
+    }
+
+    /// Writes every queued `last_used_at` minute in ONE write set, waits
+    /// until it is durable, then shows it. Later `Touch` messages find the
+    /// queue empty and write nothing, so a burst is one write.
+    async fn write_touches(&self) {
+        let touched = match self.maps.touched.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => return,
+        };
+        let mut writes = WriteSet::new();
+        let mut users = Vec::with_capacity(touched.len());
+        for (id, minute) in touched {
+            let Ok(mut user) = self.user(&id) else {
+                continue;
+            };
+            if user.last_used_at.is_some_and(|t| minute_of(t) >= minute) {
+                continue;
+            }
+            user.last_used_at = Some(Timestamp::from_unix_ms(minute.saturating_mul(60_000)));
+            if writes.user_saved(&user).is_ok() {
+                users.push(user);
+            }
+        }
+        if users.is_empty() {
+            return;
+        }
+        match self.store.commit(writes).await {
+            Ok(()) => {
+                for user in users {
+                    self.maps.users.insert(user.id, Arc::new(user));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "last_used_at not written");
+                // A later use in the same minute tries again.
+                for user in users {
+                    self.maps.last_minute.remove(&user.id);
+                }
+            }
+        }
     }
 
     fn check_role_change(&self, user: &User, role: Role) -> Result<(), Rejection> {
@@ -541,17 +788,31 @@ impl DirState {
         Ok(())
     }
 
-    async fn regenerate_key(&self, id: UserId) -> Result<(User, String), Rejection> {
+    async fn regenerate_key(
+        &self,
+        id: UserId,
+        audit: &AuditContext,
+    ) -> Result<(User, String), Rejection> {
         let mut user = self.user(&id)?;
         let old = user.key_hash.clone();
         let key = new_api_key()?;
+        let now = Timestamp::now();
         user.key_hash = hex(&key_hash(&key));
-        user.updated_at = Timestamp::now();
-        let user = self.save(user, Some(&old), false, None).await?;
+        user.updated_at = now;
+        // Neither the key nor its hash is ever in the log or the event.
+        let entry = audit.entry(
+            AuditAction::ApiKeyRegenerated,
+            user.id.to_string(),
+            Changes::default(),
+        );
+        let event = self.security_event(EventType::ApiKeyRegenerated, &user, audit, json!({}), now);
+        let user = self
+            .save_audited(user, Some(&old), false, vec![event], &[entry])
+            .await?;
         Ok((user, key))
     }
 
-    async fn rotate_secret(&self, id: UserId) -> Result<User, Rejection> {
+    async fn rotate_secret(&self, id: UserId, audit: &AuditContext) -> Result<User, Rejection> {
         let mut user = self.user(&id)?;
         let now = Timestamp::now();
         let new_secret = Secret::new(random_token(SECRET_PREFIX, 24)?);
@@ -560,6 +821,19 @@ impl DirState {
         user.webhook_secret_rotated_at = Some(now);
         user.updated_at = now;
         let old = user.key_hash.clone();
-        self.save(user, Some(&old), false, None).await
+        let entry = audit.entry(
+            AuditAction::WebhookSecretRotated,
+            user.id.to_string(),
+            Changes::default(),
+        );
+        let event = self.security_event(
+            EventType::WebhookSecretRotated,
+            &user,
+            audit,
+            json!({}),
+            now,
+        );
+        self.save_audited(user, Some(&old), false, vec![event], &[entry])
+            .await
     }
 }

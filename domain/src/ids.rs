@@ -126,6 +126,11 @@ prefixed_id!(
     RefundId,
     "rf_"
 );
+prefixed_id!(
+    /// An entry of the audit log (SPEC §16).
+    AuditId,
+    "aud_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 //! no storage, no HTTP, so that every rule here can be tested exhaustively.
 
 pub mod api_key;
+pub mod audit_log;
 pub mod beneficiary;
 pub mod ids;
 pub mod ledger;
@@ -18,7 +19,8 @@ pub mod settlement;
 pub mod statement;
 pub mod time;
 
-pub use ids::{EventId, PaymentId, PayoutId, RefundId, SettlementId, TransferId, UserId};
+pub use audit_log::{AuditAction, AuditContext, AuditEntry};
+pub use ids::{AuditId, EventId, PaymentId, PayoutId, RefundId, SettlementId, TransferId, UserId};
 pub use ledger::{Account, AccountKind, Posted, Transfer, TransferKind, Wallet};
 pub use money::{Currency, Money};
 pub use records::{

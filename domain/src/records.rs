@@ -294,6 +294,9 @@ pub struct User {
     /// What a settlement leaves in `available`.
     #[serde(default)]
     pub settlement_reserve: Money,
+    /// When a key of this user last authenticated, to the minute (SPEC §16).
+    #[serde(default)]
+    pub last_used_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -324,6 +327,15 @@ pub enum EventType {
     PayoutCancelled,
     #[serde(rename = "payout.reversed")]
     PayoutReversed,
+    /// Security events (SPEC §16): to the user itself and its parent.
+    #[serde(rename = "api_key.regenerated")]
+    ApiKeyRegenerated,
+    #[serde(rename = "webhook_secret.rotated")]
+    WebhookSecretRotated,
+    #[serde(rename = "user.reactivated")]
+    UserReactivated,
+    #[serde(rename = "user.role_changed")]
+    UserRoleChanged,
 }
 
 impl EventType {
@@ -342,6 +354,10 @@ impl EventType {
             EventType::PayoutQueued => "payout.queued",
             EventType::PayoutCancelled => "payout.cancelled",
             EventType::PayoutReversed => "payout.reversed",
+            EventType::ApiKeyRegenerated => "api_key.regenerated",
+            EventType::WebhookSecretRotated => "webhook_secret.rotated",
+            EventType::UserReactivated => "user.reactivated",
+            EventType::UserRoleChanged => "user.role_changed",
         }
     }
 }

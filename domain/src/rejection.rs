@@ -22,7 +22,11 @@ pub enum Rejection {
     NotFound,
     MethodNotAllowed,
     DuplicateOrderId,
-    IdempotencyConflict,
+    /// The Idempotency-Key was used with another body; `fields` names the
+    /// top-level body fields that differ from the first request's.
+    IdempotencyConflict {
+        fields: Vec<String>,
+    },
     InsufficientBalance,
     /// The refunds of a pay-in would exceed its amount (SPEC §12).
     RefundExceedsPayment,
@@ -57,7 +61,7 @@ impl Rejection {
             Rejection::NotFound => "not_found",
             Rejection::MethodNotAllowed => "method_not_allowed",
             Rejection::DuplicateOrderId => "duplicate_order_id",
-            Rejection::IdempotencyConflict => "idempotency_conflict",
+            Rejection::IdempotencyConflict { .. } => "idempotency_conflict",
             Rejection::InsufficientBalance => "insufficient_balance",
             Rejection::RefundExceedsPayment => "refund_exceeds_payment",
             Rejection::PayloadTooLarge => "payload_too_large",
@@ -84,7 +88,7 @@ impl Rejection {
             | Rejection::InvalidStatusTransition { .. }
             | Rejection::BackupInProgress => 409,
             Rejection::PayloadTooLarge => 413,
-            Rejection::IdempotencyConflict
+            Rejection::IdempotencyConflict { .. }
             | Rejection::InsufficientBalance
             | Rejection::RefundExceedsPayment => 422,
             Rejection::RateLimitExceeded { .. } => 429,
@@ -113,7 +117,7 @@ impl Rejection {
             Rejection::DuplicateOrderId => {
                 "A record with this order or reference id already exists.".to_owned()
             }
-            Rejection::IdempotencyConflict => {
+            Rejection::IdempotencyConflict { .. } => {
                 "This Idempotency-Key was used with a different request body.".to_owned()
             }
             Rejection::InsufficientBalance => "Not enough available wallet balance.".to_owned(),
@@ -163,7 +167,7 @@ mod tests {
             (Rejection::NotFound, 404),
             (Rejection::MethodNotAllowed, 405),
             (Rejection::DuplicateOrderId, 409),
-            (Rejection::IdempotencyConflict, 422),
+            (Rejection::IdempotencyConflict { fields: vec![] }, 422),
             (Rejection::InsufficientBalance, 422),
             (Rejection::RefundExceedsPayment, 422),
             (Rejection::PayloadTooLarge, 413),

@@ -26,6 +26,8 @@ pub fn authenticate(directory: &Directory, key: Option<&str>) -> Result<Caller, 
     if directory.is_blocked(&user) {
         return Err(Rejection::AccountSuspended);
     }
+    // `last_used_at`: in memory now, written at most once a minute per user.
+    directory.touch(&user);
     Ok(Caller { user })
 }
 

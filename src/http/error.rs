@@ -113,6 +113,7 @@ fn details(rejection: &Rejection) -> Option<Value> {
     match rejection {
         Rejection::MissingFields(fields) => Some(json!({ "fields": fields })),
         Rejection::InvalidFields { fields, .. } => Some(json!({ "fields": fields })),
+        Rejection::IdempotencyConflict { fields } => Some(json!({ "fields": fields })),
         Rejection::InvalidStatusTransition { from, to } => Some(json!({ "from": from, "to": to })),
         _ => None,
     }

@@ -347,7 +347,14 @@ async fn suspend_for_misuse(app: &App, caller: &auth::Caller) {
         status: Some(UserStatus::Suspended),
         ..Default::default()
     };
-    if let Err(r) = app.directory.update(id, patch).await {
+    // The platform acts (no actor); the request that crossed the threshold
+    // is named.
+    let audit = domain::AuditContext {
+        actor_id: None,
+        request_id: request_id::RequestId::current().map(|r| r.as_str().to_owned()),
+        reason: Some("misuse".into()),
+    };
+    if let Err(r) = app.directory.update_as(id, patch, audit).await {
         tracing::error!(user = %id, rejection = %r, "automatic suspension failed");
     }
 }

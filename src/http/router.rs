@@ -49,11 +49,12 @@ pub enum Route {
     StatementGet,
     PayoutCancel,
     PayoutsBatch,
+    AuditLog,
 }
 
 impl Route {
     /// Every route, for the OpenAPI parity test and metric pre-registration.
-    pub const ALL: [Route; 42] = [
+    pub const ALL: [Route; 43] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -96,6 +97,7 @@ impl Route {
         Route::StatementGet,
         Route::PayoutCancel,
         Route::PayoutsBatch,
+        Route::AuditLog,
     ];
 
     /// Method and path template.
@@ -143,6 +145,7 @@ impl Route {
             Route::StatementGet => (Method::GET, "/api/v1/statements/{id}"),
             Route::PayoutCancel => (Method::POST, "/api/v1/payouts/{id}/cancel"),
             Route::PayoutsBatch => (Method::POST, "/api/v1/payouts/batch"),
+            Route::AuditLog => (Method::GET, "/api/v1/audit-log"),
         }
     }
 
@@ -224,6 +227,16 @@ impl Route {
                 "format",
             ],
             Route::StatementsList => &["merchant_id", "from", "to", "limit", "cursor"],
+            Route::AuditLog => &[
+                "actor_id",
+                "target_id",
+                "action",
+                "merchant_id",
+                "from",
+                "to",
+                "limit",
+                "cursor",
+            ],
             Route::StatementsVerify => &["merchant_id"],
             Route::StatementGet => &["merchant_id", "format"],
             Route::Healthz
@@ -392,6 +405,7 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Matched<'a>, Rejectio
                 Some(*id),
             ),
             ["statements"] => (pick(m, &[(Method::GET, Route::StatementsList)])?, None),
+            ["audit-log"] => (pick(m, &[(Method::GET, Route::AuditLog)])?, None),
             ["statements", "verify"] => (pick(m, &[(Method::GET, Route::StatementsVerify)])?, None),
             ["statements", id] => (pick(m, &[(Method::GET, Route::StatementGet)])?, Some(*id)),
             _ => return Err(Rejection::NotFound),

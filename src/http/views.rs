@@ -154,7 +154,7 @@ pub fn user(u: &User) -> Value {
         "rate_limit_per_min": u.rate_limit_per_min, "payin_fee_bps": u.payin_fee_bps,
         "payout_fee": u.payout_fee, "created_at": u.created_at, "updated_at": u.updated_at,
         "settlement_account": u.settlement_account.as_ref().map(domain::SettlementAccount::view),
-        "settlement_reserve": u.settlement_reserve,
+        "settlement_reserve": u.settlement_reserve, "last_used_at": u.last_used_at,
     })
 }
 
@@ -193,5 +193,14 @@ pub fn statement(s: &domain::statement::Statement) -> Value {
         "prev_hash": hex(&s.prev_hash),
         "totals": totals,
         "transfer_count": s.transfer_count,
+    })
+}
+
+/// An audit log entry (SPEC §16), field by field.
+pub fn audit_entry(e: &domain::AuditEntry) -> Value {
+    json!({
+        "id": e.id, "actor_id": e.actor_id, "action": e.action.as_str(),
+        "target_id": e.target_id, "changes": e.changes, "reason": e.reason,
+        "request_id": e.request_id, "created_at": e.created_at,
     })
 }

@@ -198,7 +198,7 @@ const PAYOUT_STATUSES: [PayoutStatus; 6] = [
     PayoutStatus::Cancelled,
     PayoutStatus::Reversed,
 ];
-const EVENT_TYPES: [EventType; 13] = [
+const EVENT_TYPES: [EventType; 17] = [
     EventType::PaymentCompleted,
     EventType::PaymentFailed,
     EventType::PayoutProcessed,
@@ -212,6 +212,10 @@ const EVENT_TYPES: [EventType; 13] = [
     EventType::PayoutQueued,
     EventType::PayoutCancelled,
     EventType::PayoutReversed,
+    EventType::ApiKeyRegenerated,
+    EventType::WebhookSecretRotated,
+    EventType::UserReactivated,
+    EventType::UserRoleChanged,
 ];
 const DELIVERY_STATUSES: [DeliveryStatus; 3] = [
     DeliveryStatus::Pending,

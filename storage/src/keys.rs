@@ -29,6 +29,31 @@ pub enum IndexTag {
     RefundsByPayment = b'q',
     /// A merchant's queued payouts, oldest first (its FIFO, SPEC §13).
     PayoutsQueued = b'Q',
+    /// Audit entries by every user whose subtree holds their target (the
+    /// target user, or the record's merchant, and their ancestors).
+    AuditByScope = b'A',
+}
+
+impl IndexTag {
+    /// Every tag (their bytes must be distinct: a test checks it).
+    pub const ALL: [IndexTag; 16] = [
+        IndexTag::PaymentsByMerchant,
+        IndexTag::PaymentsByCreator,
+        IndexTag::PayoutsByMerchant,
+        IndexTag::PayoutsByCreator,
+        IndexTag::PaymentsByTeam,
+        IndexTag::PayoutsByTeam,
+        IndexTag::UsersByAncestor,
+        IndexTag::EventsByRecipient,
+        IndexTag::SettlementsByMerchant,
+        IndexTag::SettlementsByTeam,
+        IndexTag::RefundsByMerchant,
+        IndexTag::RefundsByCreator,
+        IndexTag::RefundsByTeam,
+        IndexTag::RefundsByPayment,
+        IndexTag::PayoutsQueued,
+        IndexTag::AuditByScope,
+    ];
 }
 
 /// Kinds of merchant-scoped unique references in the `Unique` space.
@@ -142,6 +167,39 @@ mod tests {
         let ms = i64::try_from(id.unix_ms()).unwrap();
         assert!(id_floor_at(ms).as_slice() <= id.as_bytes().as_slice());
         assert!(id_floor_at(ms + 1).as_slice() > id.as_bytes().as_slice());
+    }
+
+    #[test]
+    fn index_tags_are_distinct() {
+        let mut bytes: Vec<u8> = IndexTag::ALL.iter().map(|t| *t as u8).collect();
+        bytes.sort_unstable();
+        bytes.dedup();
+        assert_eq!(
+            bytes.len(),
+            IndexTag::ALL.len(),
+            "two index tags share a byte"
+        );
+        // Every variant is in ALL (a new one must be added there too).
+        for tag in IndexTag::ALL {
+            match tag {
+                IndexTag::PaymentsByMerchant
+                | IndexTag::PaymentsByCreator
+                | IndexTag::PayoutsByMerchant
+                | IndexTag::PayoutsByCreator
+                | IndexTag::PaymentsByTeam
+                | IndexTag::PayoutsByTeam
+                | IndexTag::UsersByAncestor
+                | IndexTag::EventsByRecipient
+                | IndexTag::SettlementsByMerchant
+                | IndexTag::SettlementsByTeam
+                | IndexTag::RefundsByMerchant
+                | IndexTag::RefundsByCreator
+                | IndexTag::RefundsByTeam
+                | IndexTag::RefundsByPayment
+                | IndexTag::PayoutsQueued
+                | IndexTag::AuditByScope => {}
+            }
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!
 //! Opening never scans records: start-up cost does not grow with history.
 
+mod audit_log;
 pub mod backup;
 mod codec;
 mod committer;
@@ -26,7 +27,7 @@ pub use error::StorageError;
 pub use keys::UniqueKind;
 pub use outbox::{DueCursor, DueDelivery, DueId};
 pub use query::{Listing, Scope, Window};
-pub use reads::{IdempotencyRecord, Page, PendingId, PendingItem, PendingKind};
+pub use reads::{IdempotencyRecord, Page, PendingId, PendingItem, PendingKind, FIELD_DIGESTS_MAX};
 pub use writeset::{Listed, WriteSet};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
@@ -80,6 +81,8 @@ pub enum Space {
     Refunds,
     /// merchant + date → daily Statement; merchant → its ChainPoint (statements.rs)
     Statements,
+    /// audit id → AuditEntry (JSON; SPEC §16)
+    Audit,
     /// sequence → journal record: durable commands not yet applied above
     Journal,
     /// store-level facts: the last journal sequence applied
@@ -102,7 +105,7 @@ impl Space {
 
     /// The spaces that hold the store's data; the others (the journal and
     /// its checkpoint) belong to the committer and indexer alone.
-    pub const DATA: [Space; 17] = [
+    pub const DATA: [Space; 18] = [
         Space::Users,
         Space::ApiKeys,
         Space::Payments,
@@ -120,6 +123,7 @@ impl Space {
         Space::Settlements,
         Space::Refunds,
         Space::Statements,
+        Space::Audit,
     ];
 
     /// Whether it is the committer's own (never in a write set).
@@ -145,6 +149,7 @@ impl Space {
             Space::Deliveries => "deliveries",
             Space::Refunds => "refunds",
             Space::Statements => "statements",
+            Space::Audit => "audit",
             Space::Journal => "journal",
             Space::Meta => "meta",
             Space::Settlements => "settlements",
@@ -205,7 +210,8 @@ struct Inner {
 /// refused at open (nothing is deployed yet: there is no migration).
 /// 3: pay-ins, payouts and webhook events in the binary codec (2 had
 /// them as JSON), each delivery a record of its own.
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: the audit log's space (SPEC §16) and four security event types.
+pub const FORMAT_VERSION: u32 = 5;
 const FORMAT_FILE: &str = "TIJORI_FORMAT";
 /// fjall's lower bound for its journals' total size.
 const FJALL_JOURNAL_MAX_BYTES: u64 = 64 * 1_024 * 1_024;

@@ -36,6 +36,8 @@ pub enum Listing {
     Refunds(Scope),
     /// The refunds of one pay-in.
     RefundsOfPayment(PaymentId),
+    /// Every audit entry, or those in one user's subtree (SPEC §16).
+    Audit(Option<UserId>),
 }
 
 /// One page's bounds: ids created in `[from_ms, to_ms)`, strictly older
@@ -84,6 +86,8 @@ impl Listing {
             Refunds(Merchant(m)) => Source::Index(IndexTag::RefundsByMerchant, m),
             Refunds(CreatedBy(u)) => Source::Index(IndexTag::RefundsByCreator, u),
             Refunds(Team(t)) => Source::Index(IndexTag::RefundsByTeam, t),
+            Audit(None) => Source::Space(Space::Audit),
+            Audit(Some(owner)) => Source::Index(IndexTag::AuditByScope, owner),
             // An index row's owner is 16 bytes: here, the pay-in's id.
             RefundsOfPayment(p) => Source::Index(
                 IndexTag::RefundsByPayment,

@@ -20,6 +20,35 @@ pub struct IdempotencyRecord {
     /// The first response's record, as it was then.
     pub response: serde_json::Value,
     pub created_at: Timestamp,
+    /// A short digest of each top-level body field of the first request
+    /// (name, 16 hex digits; at most `FIELD_DIGESTS_MAX`, sorted by name),
+    /// so that a conflicting reuse can name the fields that differ.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(String, String)>,
+}
+
+/// Most per-field digests kept with an idempotency record.
+pub const FIELD_DIGESTS_MAX: usize = 64;
+
+impl IdempotencyRecord {
+    /// The top-level fields whose digests differ between the first
+    /// request (`self.fields`) and `other` (a field present in only one of
+    /// them differs too), sorted.
+    pub fn differing_fields(&self, other: &[(String, String)]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (name, digest) in &self.fields {
+            if !other.iter().any(|(n, d)| n == name && d == digest) {
+                out.push(name.clone());
+            }
+        }
+        for (name, _) in other {
+            if !self.fields.iter().any(|(n, _)| n == name) && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        out.sort_unstable();
+        out
+    }
 }
 
 /// Which kind of record a `Pending` row is for.

@@ -232,6 +232,8 @@ const MATRIX: &[Row] = &[
     row(Route::SettlementGet,        Plain,      [[N404, N404, N404], [N404, N404, N404], [N404, N404, N404], [N404, N404, N404]]),
     row(Route::SettlementStatus,     Plain,      [[N404, N404, N404], [F403, F403, F403], [F403, F403, F403], [F403, F403, F403]]),
     row(Route::StatementsList,       ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
+    // The audit log (SPEC §16): the target merchant's subtree; api_users none.
+    row(Route::AuditLog,             ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [F403, F403, F403]]),
     row(Route::StatementsVerify,     ByMerchant, [[DATA, DATA, DATA], [DATA, DATA, N404], [DATA, F403, F403], [DATA, F403, F403]]),
     // No UTC day has closed in this world: an allowed caller is told the
     // day's statement does not exist; the others are refused as for the list.
@@ -960,9 +962,20 @@ impl World {
             (Some(rec), _) => self.sees(caller, rec),
             (None, Some(_)) => {
                 let user = self.label_of(&payload["user_id"]);
-                self.members
-                    .iter()
-                    .any(|m| m.label == user && m.parent.as_deref() == Some(caller))
+                // Security events (SPEC §16) also go to the user itself.
+                let security = [
+                    "api_key.regenerated",
+                    "webhook_secret.rotated",
+                    "user.reactivated",
+                    "user.role_changed",
+                ]
+                .iter()
+                .any(|e| payload["event"] == *e);
+                (security && user == caller)
+                    || self
+                        .members
+                        .iter()
+                        .any(|m| m.label == user && m.parent.as_deref() == Some(caller))
             }
             _ => false,
         }
@@ -1079,12 +1092,17 @@ impl World {
             .await
     }
 
-    /// A user as the admin sees it.
+    /// A user as the admin sees it, without `last_used_at` (bookkeeping
+    /// that any use of the user's key moves, refused requests included).
     async fn admin_user(&mut self, label: &str) -> Value {
         let path = format!("/api/v1/users/{}", self.id(label));
         let r = self.call("admin", Method::GET, &path, None).await;
         assert_eq!(r.status, 200, "admin reads {label}: {}", r.text);
-        r.data().clone()
+        let mut user = r.data().clone();
+        if let Some(u) = user.as_object_mut() {
+            u.remove("last_used_at");
+        }
+        user
     }
 
     /// A record's status as the admin sees it.
@@ -1675,6 +1693,52 @@ async fn run_cell(w: &mut World, row: &Row, role: Role, rel: Rel) -> (usize, Vec
                 Ok(())
             });
             results.push((format!("{m}'s statements"), res));
+        }
+        // The audit log: the target merchant's entries (its creation, the
+        // manual settlement of its funding pay-in), and only its subtree's.
+        (Route::AuditLog, ByMerchant) => {
+            let id = w.id(m);
+            let path = format!("{template}?limit=500&merchant_id={id}");
+            let r = w.call(caller, method, &path, None).await;
+            let res = outcome(&r, want, 200).and_then(|()| {
+                if r.status != 200 {
+                    return Ok(());
+                }
+                let items = r.data().as_array().cloned().unwrap_or_default();
+                let actions = |target: &str| -> Vec<String> {
+                    items
+                        .iter()
+                        .filter(|e| e["target_id"] == target)
+                        .map(|e| e["action"].as_str().unwrap_or("").to_owned())
+                        .collect()
+                };
+                ensure!(
+                    actions(&id).contains(&"user.created".to_owned()),
+                    "{m}'s creation not in {path}: {}",
+                    r.text
+                );
+                ensure!(
+                    items.iter().any(|e| e["action"] == "payment.status_set"),
+                    "{m}'s manual settlement not in {path}: {}",
+                    r.text
+                );
+                // Nothing about a merchant outside that subtree.
+                let others: Vec<String> = w
+                    .merchants()
+                    .into_iter()
+                    .filter(|o| o.as_str() != m)
+                    .map(|o| w.id(&o))
+                    .collect();
+                ensure!(
+                    items
+                        .iter()
+                        .all(|e| !others.iter().any(|o| e["target_id"] == o.as_str())),
+                    "another merchant's entry in {path}: {}",
+                    r.text
+                );
+                Ok(())
+            });
+            results.push((format!("{m}'s audit log"), res));
         }
         (Route::WebhookEvents, All) => {
             let events = w.events().await;

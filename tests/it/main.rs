@@ -19,6 +19,7 @@ mod api_errors;
 mod api_keys_limits;
 mod api_smoke;
 mod api_strict_input;
+mod audit_log;
 mod full_disk;
 mod loadtest_audit;
 mod money_v2_crash;

@@ -359,7 +359,7 @@ fn variant(r: &Rejection) -> usize {
         Rejection::NotFound => 7,
         Rejection::MethodNotAllowed => 8,
         Rejection::DuplicateOrderId => 9,
-        Rejection::IdempotencyConflict => 10,
+        Rejection::IdempotencyConflict { .. } => 10,
         Rejection::InsufficientBalance => 11,
         Rejection::PayloadTooLarge => 12,
         Rejection::RateLimitExceeded { .. } => 13,
@@ -384,7 +384,7 @@ fn every_rejection() -> BTreeMap<&'static str, u16> {
         Rejection::NotFound,
         Rejection::MethodNotAllowed,
         Rejection::DuplicateOrderId,
-        Rejection::IdempotencyConflict,
+        Rejection::IdempotencyConflict { fields: vec![] },
         Rejection::InsufficientBalance,
         Rejection::PayloadTooLarge,
         Rejection::RateLimitExceeded {

@@ -45,11 +45,11 @@ enum Behavior {
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Hit {
-    path: String,
+pub(crate) struct Hit {
+    pub(crate) path: String,
     headers: HashMap<String, String>,
-    body: Bytes,
-    json: Value,
+    pub(crate) body: Bytes,
+    pub(crate) json: Value,
     /// Wall clock at arrival (body read), unix ms.
     at_ms: i64,
     /// What the receiver answered (None: dropped the connection).
@@ -65,7 +65,7 @@ impl Hit {
         self.header("x-webhook-id")
     }
 
-    fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.answered == Some(200)
     }
 }
@@ -80,7 +80,7 @@ struct RecvState {
     completed: usize,
 }
 
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     state: Arc<Mutex<RecvState>>,
     task: tokio::task::JoinHandle<()>,
@@ -97,7 +97,7 @@ fn now_ms() -> i64 {
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(RecvState::default()));
@@ -122,7 +122,7 @@ impl Receiver {
         Receiver { addr, state, task }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.addr.port())
     }
 
@@ -134,7 +134,7 @@ impl Receiver {
             .insert(path.to_owned(), behavior);
     }
 
-    fn hits(&self) -> Vec<Hit> {
+    pub(crate) fn hits(&self) -> Vec<Hit> {
         self.state.lock().unwrap().hits.clone()
     }
 
@@ -149,7 +149,12 @@ impl Receiver {
     }
 
     /// Polls until `done` holds for the hits so far; panics after `within`.
-    async fn wait(&self, within: Duration, what: &str, done: impl Fn(&[Hit]) -> bool) -> Vec<Hit> {
+    pub(crate) async fn wait(
+        &self,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&[Hit]) -> bool,
+    ) -> Vec<Hit> {
         let deadline = Instant::now() + within;
         loop {
             let hits = self.hits();

@@ -16,7 +16,9 @@ use crate::connector::ConnectorMsg;
 use crate::registry::SupervisorMsg;
 use crate::webhook::dispatcher::DispatcherMsg;
 use crate::CoreConfig;
+use domain::audit_log;
 use domain::money::AmountLimits;
+use domain::{AuditAction, AuditContext};
 use domain::{
     Currency, EventId, EventType, Money, OutboxEvent, Payment, PaymentId, PaymentStatus, Payout,
     PayoutId, PayoutStatus, Rejection, Role, Timestamp, Transfer, TransferKind, User, UserId,
@@ -265,8 +267,14 @@ impl Actor for WalletActor {
             WalletMsg::SettleRefund { id, outcome, reply } => {
                 let _ = reply.send(state.settle_refund(id, outcome).await);
             }
-            WalletMsg::CancelPayout { id, reason, reply } => {
-                let reply_ = state.run(state.prepare_cancel_payout(id, reason)).await;
+            WalletMsg::CancelPayout {
+                id,
+                reason,
+                audit,
+                reply,
+            } => {
+                let prepared = state.prepare_cancel_payout(id, reason, audit.as_deref());
+                let reply_ = state.run(prepared).await;
                 state.payout_changed(&reply_);
                 let _ = reply.send(reply_);
             }
@@ -363,7 +371,8 @@ impl WalletState {
             return Ok(Prior::None);
         }
         if record.fingerprint != idem.fingerprint {
-            return Err(Rejection::IdempotencyConflict);
+            let fields = record.differing_fields(&idem.fields);
+            return Err(Rejection::IdempotencyConflict { fields });
         }
         let first = T::deserialize(&record.response).map_err(|e| db(e.into()))?;
         Ok(Prior::Replay(first))
@@ -478,6 +487,7 @@ impl WalletState {
             fingerprint: idem.fingerprint,
             response,
             created_at: now,
+            fields: idem.fields,
         };
         writes
             .idempotency_saved(merchant, created_by, &idem.key, &row)
@@ -508,6 +518,26 @@ impl WalletState {
     }
 
     /// Who lists a new record besides its merchant.
+    /// The audit entry of a status set by hand (`audit` is `None` for the
+    /// rail's verdicts: the money path is not audited), listed for the
+    /// merchant and its manager; in the settle's own write set.
+    pub(super) fn audit_status(
+        &self,
+        writes: &mut WriteSet,
+        audit: Option<&AuditContext>,
+        action: AuditAction,
+        target: String,
+        (before, after): (&str, &str),
+    ) -> Result<(), Rejection> {
+        let Some(audit) = audit else {
+            return Ok(());
+        };
+        let entry = audit.entry(action, target, audit_log::status_change(before, after));
+        let mut scope = vec![self.merchant];
+        scope.extend(self.settings.team);
+        writes.audit_recorded(&entry, &scope).map_err(db)
+    }
+
     fn listed<'a>(&'a self, created_by: &'a UserId) -> Listed<'a> {
         Listed {
             created_by,
@@ -604,6 +634,7 @@ impl WalletState {
         outcome: Outcome<PaymentStatus>,
     ) -> Result<Prepared<Payment>, Rejection> {
         let now = Timestamp::now();
+        let mut manual = None;
         let known = (self.inflight.payment(&id)).or_else(|| self.pending.payins.get(&id));
         let mut payment = match known {
             Some(p) => p.clone(),
@@ -625,8 +656,12 @@ impl WalletState {
                 );
                 (to, reason, Some(due))
             }
-            Outcome::Given(to, reason) => (to, reason, None),
+            Outcome::Given(to, audit) => {
+                manual = Some(audit);
+                (to, manual.as_ref().and_then(|a| a.reason.clone()), None)
+            }
         };
+        let before = payment.status.as_str();
         payment.settle(to, reason, now)?;
         let mut next = self.wallet.clone();
         next.pending_payins = next
@@ -663,6 +698,13 @@ impl WalletState {
         if let Some(due) = due {
             writes.settled(due);
         }
+        self.audit_status(
+            &mut writes,
+            manual.as_ref(),
+            AuditAction::PaymentStatusSet,
+            payment.id.to_string(),
+            (before, payment.status.as_str()),
+        )?;
         let settled = Settled {
             writes,
             created_by: payment.created_by,
@@ -751,6 +793,7 @@ impl WalletState {
         outcome: Outcome<PayoutStatus>,
     ) -> Result<Prepared<Payout>, Rejection> {
         let now = Timestamp::now();
+        let mut manual = None;
         let known = (self.inflight.payout(&id)).or_else(|| self.pending.payouts.get(&id));
         let mut payout = match known {
             Some(p) => p.clone(),
@@ -769,8 +812,12 @@ impl WalletState {
                     crate::connector::payout_outcome(&payout.beneficiary.account_number);
                 (to, reason, Some(due))
             }
-            Outcome::Given(to, reason) => (to, reason, None),
+            Outcome::Given(to, audit) => {
+                manual = Some(audit);
+                (to, manual.as_ref().and_then(|a| a.reason.clone()), None)
+            }
         };
+        let before = payout.status.as_str();
         payout.settle(to, reason, now)?;
         if to == PayoutStatus::Processed {
             payout.utr = Some(payout_lifecycle::sandbox_utr(&payout.id));
@@ -814,6 +861,13 @@ impl WalletState {
         if let Some(due) = due {
             writes.settled(due);
         }
+        self.audit_status(
+            &mut writes,
+            manual.as_ref(),
+            AuditAction::PayoutStatusSet,
+            payout.id.to_string(),
+            (before, payout.status.as_str()),
+        )?;
         let lifecycle = self.reversal_due(&payout, &mut writes, now);
         let settled = Settled {
             writes,

@@ -8,8 +8,8 @@ use super::messages::{NewPayin, NewPayout, NewRefund, Outcome, Reply, WalletMsg}
 use crate::registry::Registry;
 use domain::metric_names as names;
 use domain::{
-    Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Refund, RefundId,
-    RefundStatus, Rejection, UserId, Wallet,
+    AuditContext, Payment, PaymentId, PaymentStatus, Payout, PayoutId, PayoutStatus, Refund,
+    RefundId, RefundStatus, Rejection, UserId, Wallet,
 };
 use ractor::RpcReplyPort;
 use std::sync::Arc;
@@ -81,7 +81,20 @@ impl WalletHandle {
         to: PaymentStatus,
         reason: Option<String>,
     ) -> Result<Payment, Rejection> {
-        self.settle_payin_as(merchant, id, Outcome::Given(to, reason))
+        let audit = AuditContext::platform(None).with_reason(reason);
+        self.set_payin_status(merchant, id, to, audit).await
+    }
+
+    /// `settle_payin` by hand on behalf of `audit`'s actor, with its reason;
+    /// the audit entry (`payment.status_set`) is in the same write.
+    pub async fn set_payin_status(
+        &self,
+        merchant: UserId,
+        id: PaymentId,
+        to: PaymentStatus,
+        audit: AuditContext,
+    ) -> Result<Payment, Rejection> {
+        self.settle_payin_as(merchant, id, Outcome::Given(to, audit))
             .await
     }
 
@@ -146,7 +159,19 @@ impl WalletHandle {
         to: PayoutStatus,
         reason: Option<String>,
     ) -> Result<Payout, Rejection> {
-        self.settle_payout_as(merchant, id, Outcome::Given(to, reason))
+        let audit = AuditContext::platform(None).with_reason(reason);
+        self.set_payout_status(merchant, id, to, audit).await
+    }
+
+    /// `settle_payout` by hand, audited (`payout.status_set`).
+    pub async fn set_payout_status(
+        &self,
+        merchant: UserId,
+        id: PayoutId,
+        to: PayoutStatus,
+        audit: AuditContext,
+    ) -> Result<Payout, Rejection> {
+        self.settle_payout_as(merchant, id, Outcome::Given(to, audit))
             .await
     }
 
@@ -206,7 +231,19 @@ impl WalletHandle {
         to: domain::SettlementStatus,
         reason: Option<String>,
     ) -> Result<domain::Settlement, Rejection> {
-        self.settle_settlement_as(merchant, id, Outcome::Given(to, reason))
+        let audit = AuditContext::platform(None).with_reason(reason);
+        self.set_settlement_status(merchant, id, to, audit).await
+    }
+
+    /// `settle_settlement` by hand, audited (`settlement.status_set`).
+    pub async fn set_settlement_status(
+        &self,
+        merchant: UserId,
+        id: domain::SettlementId,
+        to: domain::SettlementStatus,
+        audit: AuditContext,
+    ) -> Result<domain::Settlement, Rejection> {
+        self.settle_settlement_as(merchant, id, Outcome::Given(to, audit))
             .await
     }
 
@@ -257,7 +294,19 @@ impl WalletHandle {
         to: RefundStatus,
         reason: Option<String>,
     ) -> Result<Refund, Rejection> {
-        self.settle_refund_as(merchant, id, Outcome::Given(to, reason))
+        let audit = AuditContext::platform(None).with_reason(reason);
+        self.set_refund_status(merchant, id, to, audit).await
+    }
+
+    /// `settle_refund` by hand, audited (`refund.status_set`).
+    pub async fn set_refund_status(
+        &self,
+        merchant: UserId,
+        id: RefundId,
+        to: RefundStatus,
+        audit: AuditContext,
+    ) -> Result<Refund, Rejection> {
+        self.settle_refund_as(merchant, id, Outcome::Given(to, audit))
             .await
     }
 
@@ -296,10 +345,23 @@ impl WalletHandle {
         id: PayoutId,
         reason: Option<String>,
     ) -> Result<Payout, Rejection> {
+        self.cancel_payout_audited(merchant, id, reason, None).await
+    }
+
+    /// `cancel_payout`; with `audit` (the admin's manual status change) the
+    /// write carries a `payout.status_set` audit entry.
+    pub async fn cancel_payout_audited(
+        &self,
+        merchant: UserId,
+        id: PayoutId,
+        reason: Option<String>,
+        audit: Option<AuditContext>,
+    ) -> Result<Payout, Rejection> {
         let payout = self
             .command("cancel_payout", merchant, |reply| WalletMsg::CancelPayout {
                 id,
                 reason,
+                audit: audit.map(Box::new),
                 reply,
             })
             .await?
@@ -315,7 +377,18 @@ impl WalletHandle {
         id: PayoutId,
         reason: Option<String>,
     ) -> Result<Payout, Rejection> {
-        let outcome = Outcome::Given(PayoutStatus::Reversed, reason);
+        let audit = AuditContext::platform(None).with_reason(reason);
+        self.reverse_payout_audited(merchant, id, audit).await
+    }
+
+    /// `reverse_payout` on behalf of `audit`'s actor (`payout.status_set`).
+    pub async fn reverse_payout_audited(
+        &self,
+        merchant: UserId,
+        id: PayoutId,
+        audit: AuditContext,
+    ) -> Result<Payout, Rejection> {
+        let outcome = Outcome::Given(PayoutStatus::Reversed, audit);
         self.reverse_payout_as(merchant, id, outcome).await
     }
 

@@ -179,6 +179,7 @@ mod tests {
         let by = UserId::new();
         let record = |fingerprint: &str| IdempotencyRecord {
             fingerprint: fingerprint.into(),
+            fields: Vec::new(),
             response: serde_json::Value::Null,
             created_at: domain::Timestamp::from_unix_ms(0),
         };

@@ -14,6 +14,9 @@ use storage::{PendingId, StorageError, Ticket};
 pub struct Idempotency {
     pub key: String,
     pub fingerprint: String,
+    /// A short digest of each top-level body field (see
+    /// `IdempotencyRecord::fields`), to name the fields of a conflict.
+    pub fields: Vec<(String, String)>,
 }
 
 /// A validated pay-in request (amount and currency already parsed).
@@ -89,8 +92,10 @@ pub enum Outcome<S> {
     /// the wallet holds (so the rail reads nothing itself). The settlement
     /// takes the record out of the rail's due queue in the same write.
     Rail(PendingId),
-    /// A status given by hand (the admin's manual settlement), with a reason.
-    Given(S, Option<String>),
+    /// A status given by hand (the admin's manual settlement): who set it,
+    /// why (`reason`) and through which request. The settle's write set
+    /// carries its audit entry (SPEC §16).
+    Given(S, domain::AuditContext),
 }
 
 pub enum WalletMsg {
@@ -123,6 +128,9 @@ pub enum WalletMsg {
     CancelPayout {
         id: PayoutId,
         reason: Option<String>,
+        /// Set when the admin cancels by hand through the status route:
+        /// then the write carries a `payout.status_set` audit entry.
+        audit: Option<Box<domain::AuditContext>>,
         reply: RpcReplyPort<Reply<Payout>>,
     },
     /// Reverses a processed payout: by the rail (its reversal row) or by hand.

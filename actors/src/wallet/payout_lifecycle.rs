@@ -285,13 +285,21 @@ impl WalletState {
         &self,
         id: PayoutId,
         reason: Option<String>,
+        audit: Option<&AuditContext>,
     ) -> Result<Prepared<Payout>, Rejection> {
         let now = Timestamp::now();
         let mut payout = self.known_payout(&id)?;
         let reason = reason.unwrap_or_else(|| CANCEL_REASON.to_owned());
         let was = payout.cancel(Some(reason), now)?;
-        let mut next = self.wallet.clone();
         let mut writes = WriteSet::new();
+        self.audit_status(
+            &mut writes,
+            audit,
+            AuditAction::PayoutStatusSet,
+            payout.id.to_string(),
+            (was.as_str(), payout.status.as_str()),
+        )?;
+        let mut next = self.wallet.clone();
         let mut transfers = Vec::with_capacity(1);
         let mut lifecycle = Lifecycle::default();
         if was == PayoutStatus::Pending {
@@ -330,10 +338,15 @@ impl WalletState {
     ) -> Result<Prepared<Payout>, Rejection> {
         let now = Timestamp::now();
         let mut payout = self.known_payout(&id)?;
+        let mut manual = None;
         let (reason, due) = match outcome {
             Outcome::Rail(due) => (Some(REVERSAL_REASON.to_owned()), Some(due)),
-            Outcome::Given(_, reason) => (reason, None),
+            Outcome::Given(_, audit) => {
+                manual = Some(audit);
+                (manual.as_ref().and_then(|a| a.reason.clone()), None)
+            }
         };
+        let before = payout.status.as_str();
         payout.reverse(reason, now)?;
         let mut next = self.wallet.clone();
         let transfer = next.post(
@@ -351,6 +364,13 @@ impl WalletState {
         if let Some(due) = due {
             writes.settled(due);
         }
+        self.audit_status(
+            &mut writes,
+            manual.as_ref(),
+            AuditAction::PayoutStatusSet,
+            payout.id.to_string(),
+            (before, payout.status.as_str()),
+        )?;
         let settled = Settled {
             writes,
             created_by: payout.created_by,

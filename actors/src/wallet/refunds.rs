@@ -142,6 +142,7 @@ impl WalletState {
         outcome: Outcome<RefundStatus>,
     ) -> Result<WithPayment, Rejection> {
         let now = Timestamp::now();
+        let mut manual = None;
         let known = (self.inflight.refund(&id)).or_else(|| self.pending.refunds.get(&id));
         let mut refund = match known {
             Some(r) => r.clone(),
@@ -159,8 +160,12 @@ impl WalletState {
                 let (to, reason) = crate::connector::refund_outcome(refund.reason.as_deref());
                 (to, reason, Some(due))
             }
-            Outcome::Given(to, reason) => (to, reason, None),
+            Outcome::Given(to, audit) => {
+                manual = Some(audit);
+                (to, manual.as_ref().and_then(|a| a.reason.clone()), None)
+            }
         };
+        let before = refund.status.as_str();
         refund.settle(to, reason, now)?;
         // processed: held → rail:refunds; failed: held → available, and the
         // pay-in may be refunded by that much again.
@@ -187,6 +192,13 @@ impl WalletState {
         if let Some(due) = due {
             writes.settled(due);
         }
+        self.audit_status(
+            &mut writes,
+            manual.as_ref(),
+            AuditAction::RefundStatusSet,
+            refund.id.to_string(),
+            (before, refund.status.as_str()),
+        )?;
         let settled = Settled {
             writes,
             created_by: refund.created_by,

@@ -12,6 +12,7 @@
 use super::{db, Claims, Lifecycle, Prepared, Settled, WalletState};
 use crate::wallet::messages::{Outcome, Reply};
 use domain::settlement::{sandbox_outcome, SETTLEMENT_MIN};
+use domain::AuditAction;
 use domain::{
     EventType, Money, Rejection, Settlement, SettlementAccount, SettlementId, SettlementStatus,
     Timestamp, TransferKind,
@@ -151,6 +152,7 @@ impl WalletState {
     ) -> Result<Prepared<Settlement>, Rejection> {
         self.settlements.prune(self.store.applied_seq());
         let now = Timestamp::now();
+        let mut given = None;
         let mut settlement = match self.settlements.known(&id) {
             Some(s) => s.clone(),
             None => self
@@ -167,8 +169,17 @@ impl WalletState {
                 let (to, failure) = sandbox_outcome(&settlement.settlement_account);
                 (to, failure, None, Some(due))
             }
-            Outcome::Given(to, reason) => (to, None, reason, None),
+            Outcome::Given(to, audit) => {
+                given = Some(audit);
+                (
+                    to,
+                    None,
+                    given.as_ref().and_then(|a| a.reason.clone()),
+                    None,
+                )
+            }
         };
+        let before = settlement.status.as_str();
         settlement.settle(to, failure, manual, now)?;
         let (kind, event_type) = match to {
             SettlementStatus::Processed => (
@@ -184,6 +195,13 @@ impl WalletState {
         if let Some(due) = due {
             writes.settled(due);
         }
+        self.audit_status(
+            &mut writes,
+            given.as_ref(),
+            AuditAction::SettlementStatusSet,
+            settlement.id.to_string(),
+            (before, settlement.status.as_str()),
+        )?;
         let settled = Settled {
             writes,
             created_by: self.merchant,

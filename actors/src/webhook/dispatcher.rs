@@ -133,6 +133,33 @@ pub enum DispatcherMsg {
         only: Option<DeliveryStatus>,
         reply: RpcReplyPort<Result<OutboxEvent, Rejection>>,
     },
+    /// Redelivers many events in ONE write, with the replay's audit entry.
+    Replay(
+        Box<ReplayRequest>,
+        RpcReplyPort<Result<Replayed, Rejection>>,
+    ),
+}
+
+/// A replay: the events, whose deliveries (`recipient`'s, or all) in state
+/// `only` are queued again, and the audit entry with its scope.
+pub struct ReplayRequest {
+    pub events: Vec<EventId>,
+    pub recipient: Option<UserId>,
+    pub only: Option<DeliveryStatus>,
+    pub audit: domain::AuditEntry,
+    pub scope: Vec<UserId>,
+    /// Refuse (`not_found`, nothing written) when no event had a delivery
+    /// to requeue; otherwise the request is recorded even then.
+    pub require_any: bool,
+}
+
+/// What a replay queued again, and the ticket of its one write (which
+/// holds the audit entry): answer only once it is durable.
+pub struct Replayed {
+    pub replayed: usize,
+    /// The events as requeued (those that had a delivery to requeue).
+    pub events: Vec<OutboxEvent>,
+    pub ticket: storage::Ticket,
 }
 
 pub enum WorkerMsg {
@@ -263,6 +290,20 @@ impl WebhookHandle {
                 only,
                 reply,
             },
+            Some(Duration::from_secs(10)),
+        );
+        match call.await {
+            Ok(ractor::rpc::CallResult::Success(result)) => result,
+            _ => Err(Rejection::ServiceUnavailable),
+        }
+    }
+
+    /// Queues the `request.events` again in one write with the replay's
+    /// audit entry (written even when nothing matched: the request is
+    /// recorded). Await the returned ticket before answering.
+    pub async fn replay(&self, request: ReplayRequest) -> Result<Replayed, Rejection> {
+        let call = self.actor.call(
+            |reply| DispatcherMsg::Replay(Box::new(request), reply),
             Some(Duration::from_secs(10)),
         );
         match call.await {
@@ -402,6 +443,9 @@ impl<T: Transport> Actor for Dispatcher<T> {
                 reply,
             } => {
                 let _ = reply.send(state.redeliver(event, recipient, only).await);
+            }
+            DispatcherMsg::Replay(request, reply) => {
+                let _ = reply.send(state.replay(*request).await);
             }
         }
         if let Err(e) = state.dispatch(read).await {
@@ -824,9 +868,55 @@ impl DispatcherState {
         recipient: Option<UserId>,
         only: Option<DeliveryStatus>,
     ) -> Result<OutboxEvent, Rejection> {
-        let mut event = self.load(&id).map_err(db)?.ok_or(Rejection::NotFound)?;
-        let now = self.now();
         let mut batch = Batch::default();
+        let event = self.requeue(&mut batch, id, recipient, only)?;
+        self.write(batch).await.map_err(db)?;
+        Ok(event)
+    }
+
+    async fn replay(&mut self, request: ReplayRequest) -> Result<Replayed, Rejection> {
+        let mut batch = Batch::default();
+        let mut replayed = 0usize;
+        let mut events = Vec::new();
+        for id in request.events {
+            match self.requeue(&mut batch, id, request.recipient, request.only) {
+                Ok(event) => {
+                    replayed += 1;
+                    events.push(event);
+                }
+                // Requeued meanwhile: nothing in that state any more.
+                Err(Rejection::NotFound) => {}
+                Err(rejection) => return Err(rejection),
+            }
+        }
+        if replayed == 0 && request.require_any {
+            return Err(Rejection::NotFound);
+        }
+        batch.audit(&request.audit, &request.scope).map_err(db)?;
+        let (writes, written) = batch.into_writes();
+        let ticket = self.args.store.submit(writes).await.map_err(db)?;
+        self.unapplied.record(ticket.seq(), written);
+        Ok(Replayed {
+            replayed,
+            events,
+            ticket,
+        })
+    }
+
+    /// Queues `id`'s matching deliveries again into `batch`, with a fresh
+    /// retry budget; `not_found` when none matches.
+    fn requeue(
+        &mut self,
+        batch: &mut Batch,
+        id: EventId,
+        recipient: Option<UserId>,
+        only: Option<DeliveryStatus>,
+    ) -> Result<OutboxEvent, Rejection> {
+        let mut event = match batch.event(&id) {
+            Some(e) => e.clone(),
+            None => self.load(&id).map_err(db)?.ok_or(Rejection::NotFound)?,
+        };
+        let now = self.now();
         let mut touched = Vec::new();
         for d in event.deliveries.iter_mut().filter(|d| {
             recipient.is_none_or(|r| d.recipient == r) && only.is_none_or(|s| d.status == s)
@@ -844,7 +934,6 @@ impl DispatcherState {
         }
         self.remember(&event);
         batch.save(event.clone(), &touched);
-        self.write(batch).await.map_err(db)?;
         Ok(event)
     }
 }

@@ -9,6 +9,8 @@ pub mod ssrf;
 pub mod transport;
 mod unapplied;
 
-pub use dispatcher::{Clock, DispatcherArgs, WebhookConfig, WebhookHandle, WebhookStats};
+pub use dispatcher::{
+    Clock, DispatcherArgs, ReplayRequest, Replayed, WebhookConfig, WebhookHandle, WebhookStats,
+};
 pub use policy::RetryPolicy;
 pub use transport::{Attempt, HttpTransport, Outcome, Transport};

@@ -46,6 +46,15 @@ impl Batch {
         self.events.insert(event.id, event);
     }
 
+    /// An audit entry joins this step's write (a replay, SPEC §16).
+    pub(super) fn audit(
+        &mut self,
+        entry: &domain::AuditEntry,
+        scope: &[UserId],
+    ) -> Result<(), storage::StorageError> {
+        self.writes.audit_recorded(entry, scope)
+    }
+
     /// The version of an event this step already rewrote.
     pub(super) fn event(&self, id: &EventId) -> Option<&OutboxEvent> {
         self.events.get(id)

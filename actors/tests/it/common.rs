@@ -196,6 +196,7 @@ async fn write_merchant(store: &Store, id: UserId, payin_fee_bps: u32, payout_fe
         updated_at: now,
         settlement_account: None,
         settlement_reserve: Money::ZERO,
+        last_used_at: None,
     };
     let mut writes = WriteSet::new();
     writes.put(Space::Users, keys::user(&id), &user).unwrap();

@@ -161,6 +161,7 @@ async fn child_task(wallets: WalletHandle, m: UserId, run: u32, t: usize, deadli
             new.idempotency = Some(Idempotency {
                 key: format!("key-{order_id}"),
                 fingerprint: format!("body-{order_id}"),
+                fields: Vec::new(),
             });
             let first = tokio::spawn({
                 let (wallets, new) = (wallets.clone(), new.clone());
@@ -852,6 +853,7 @@ async fn idempotent_replay_is_not_acknowledged_before_the_original_is_durable() 
         new.idempotency = Some(Idempotency {
             key: key.clone(),
             fingerprint: "same body".into(),
+            fields: Vec::new(),
         });
         let first = tokio::spawn({
             let (wallets, new) = (wallets.clone(), new.clone());

@@ -284,6 +284,7 @@ async fn hook_user(store: &Store, url: &str) -> UserId {
         updated_at: now,
         settlement_account: None,
         settlement_reserve: Money::ZERO,
+        last_used_at: None,
     };
     let mut writes = WriteSet::new();
     writes.put(Space::Users, keys::user(&id), &user).unwrap();

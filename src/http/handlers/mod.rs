@@ -2,6 +2,7 @@
 //! convert → call the core → render.
 
 mod admin;
+mod audit_log;
 mod balance;
 mod ledger;
 mod payments;
@@ -38,6 +39,13 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Who acts, for the audit log (SPEC §16): the caller and the id of the
+    /// request being answered, handed down to the actors explicitly.
+    pub fn audit(&self) -> domain::AuditContext {
+        let request_id = super::request_id::RequestId::current().map(|r| r.as_str().to_owned());
+        domain::AuditContext::by(self.caller.id(), request_id)
+    }
+
     /// The `{id}` segment parsed as `T`; unparsable ids are `not_found`.
     pub fn path_id<T: std::str::FromStr>(&self) -> Result<T, Rejection> {
         self.id
@@ -71,8 +79,31 @@ impl Ctx<'_> {
         Ok(Some(actors::Idempotency {
             key: format!("{scope}:{key}"),
             fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            fields: field_digests(&body.value()),
         }))
     }
+}
+
+/// A short digest (8 bytes of SHA-256, hex) of each top-level field of a
+/// body, by name (names cut at 64 characters), at most
+/// `storage::FIELD_DIGESTS_MAX` of them, sorted by name: kept with the
+/// Idempotency-Key so that a conflict names the fields that differ.
+fn field_digests(body: &serde_json::Value) -> Vec<(String, String)> {
+    let serde_json::Value::Object(map) = body else {
+        return Vec::new();
+    };
+    let mut fields: Vec<(String, String)> = map
+        .iter()
+        .map(|(name, value)| {
+            let bytes = serde_json::to_vec(&canonical(value)).unwrap_or_default();
+            let digest = Sha256::digest(&bytes);
+            let hex = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            (name.chars().take(64).collect::<String>(), hex)
+        })
+        .collect();
+    fields.sort_unstable();
+    fields.truncate(storage::FIELD_DIGESTS_MAX);
+    fields
 }
 
 /// `value` with every object's keys in sorted order.
@@ -118,6 +149,7 @@ pub async fn dispatch(route: Route, ctx: &Ctx<'_>) -> Result<Response<Body>, Rej
         Route::LedgerAccounts => ledger::accounts(ctx),
         Route::LedgerTransfers => ledger::transfers(ctx),
         Route::WebhookEvents => webhooks::list(ctx),
+        Route::AuditLog => audit_log::list(ctx),
         Route::WebhookRedeliver => webhooks::redeliver(ctx).await,
         Route::WebhookReplay => webhooks::replay(ctx).await,
         Route::AdminBackup => admin::backup(ctx).await,

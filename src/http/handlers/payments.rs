@@ -96,7 +96,12 @@ pub async fn set_status(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let settled = ctx
         .app
         .wallets
-        .settle_payin(payment.merchant_id, id, to, Some(reason))
+        .set_payin_status(
+            payment.merchant_id,
+            id,
+            to,
+            ctx.audit().with_reason(Some(reason)),
+        )
         .await?;
     let refunds = super::refunds::of_payment(ctx, &settled)?;
     Ok(error::ok(

@@ -151,14 +151,15 @@ pub async fn set_status(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let payout = visible(ctx, &id)?;
     let wallets = &ctx.app.wallets;
     let merchant = payout.merchant_id;
+    let audit = ctx.audit().with_reason(Some(reason.clone()));
     let settled = match to {
-        PayoutStatus::Cancelled => wallets.cancel_payout(merchant, id, Some(reason)).await?,
-        PayoutStatus::Reversed => wallets.reverse_payout(merchant, id, Some(reason)).await?,
-        _ => {
+        PayoutStatus::Cancelled => {
             wallets
-                .settle_payout(merchant, id, to, Some(reason))
+                .cancel_payout_audited(merchant, id, Some(reason), Some(audit))
                 .await?
         }
+        PayoutStatus::Reversed => wallets.reverse_payout_audited(merchant, id, audit).await?,
+        _ => wallets.set_payout_status(merchant, id, to, audit).await?,
     };
     Ok(error::ok(StatusCode::OK, &views::payout(&settled)))
 }

@@ -59,12 +59,20 @@ pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         settlement_account: super::settlements::profile_fields(ctx, &body)?,
         ..UserPatch::default()
     };
-    let user = ctx.app.directory.update(ctx.caller.id(), patch).await?;
+    let user = ctx
+        .app
+        .directory
+        .update_as(ctx.caller.id(), patch, ctx.audit())
+        .await?;
     Ok(error::ok(StatusCode::OK, &profile_view(ctx, &user)))
 }
 
 pub async fn regenerate_key(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
-    let (user, key) = ctx.app.directory.regenerate_key(ctx.caller.id()).await?;
+    let (user, key) = ctx
+        .app
+        .directory
+        .regenerate_key_as(ctx.caller.id(), ctx.audit())
+        .await?;
     Ok(key_response(StatusCode::OK, &user, &key))
 }
 
@@ -73,7 +81,7 @@ pub async fn rotate_secret(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let user = ctx
         .app
         .directory
-        .rotate_webhook_secret(ctx.caller.id())
+        .rotate_webhook_secret_as(ctx.caller.id(), ctx.audit())
         .await?;
     Ok(error::ok(StatusCode::OK, &profile_view(ctx, &user)))
 }

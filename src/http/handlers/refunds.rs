@@ -89,7 +89,12 @@ pub async fn set_status(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let settled = ctx
         .app
         .wallets
-        .settle_refund(refund.merchant_id, id, to, Some(reason))
+        .set_refund_status(
+            refund.merchant_id,
+            id,
+            to,
+            ctx.audit().with_reason(Some(reason)),
+        )
         .await?;
     Ok(error::ok(StatusCode::OK, &views::refund(&settled)))
 }

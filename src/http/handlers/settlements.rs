@@ -147,7 +147,12 @@ pub async fn set_status(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let settled = ctx
         .app
         .wallets
-        .settle_settlement(settlement.merchant_id, id, to, Some(reason))
+        .set_settlement_status(
+            settlement.merchant_id,
+            id,
+            to,
+            ctx.audit().with_reason(Some(reason)),
+        )
         .await?;
     Ok(error::ok(StatusCode::OK, &view(&settled)))
 }

@@ -81,7 +81,7 @@ pub async fn create(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         payin_fee_bps: settings.payin_fee_bps,
         payout_fee: settings.payout_fee,
     };
-    let (user, key) = ctx.app.directory.create(new).await?;
+    let (user, key) = ctx.app.directory.create_as(new, ctx.audit()).await?;
     Ok(key_response(StatusCode::CREATED, &user, &key))
 }
 
@@ -153,8 +153,11 @@ pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         ctx.caller.require(&[Role::Admin])?;
         patch.role = Some(Role::parse(&role)?);
     }
+    // An optional reason for the audit log (e.g. why a user is suspended).
+    let reason = body.string("reason", 500)?;
     let reactivated = patch.status == Some(UserStatus::Active);
-    let updated = ctx.app.directory.update(user.id, patch).await?;
+    let audit = ctx.audit().with_reason(reason);
+    let updated = ctx.app.directory.update_as(user.id, patch, audit).await?;
     if reactivated {
         ctx.app.limiter.forgive(updated.id.as_bytes());
     }
@@ -163,7 +166,11 @@ pub async fn patch(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
 
 pub async fn regenerate_key(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let user = target(ctx)?;
-    let (user, key) = ctx.app.directory.regenerate_key(user.id).await?;
+    let (user, key) = ctx
+        .app
+        .directory
+        .regenerate_key_as(user.id, ctx.audit())
+        .await?;
     Ok(key_response(StatusCode::OK, &user, &key))
 }
 

@@ -194,11 +194,47 @@ pub async fn redeliver(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     if viewer.is_some_and(|v| event.delivery(&v).is_none()) {
         return Err(Rejection::NotFound);
     }
-    let event = ctx.app.webhooks.redeliver(id, viewer, None).await?;
+    // A replay of one event (SPEC §16 "replay requested"): requeued in one
+    // write with its audit entry, answered once that write is durable.
+    let mut changes = domain::audit_log::Changes::default();
+    changes.field("event_id", json!(null), json!(id));
+    changes.field("events", json!(null), json!(1));
+    let mut request = replay_request(ctx, vec![id], viewer, None, changes);
+    request.require_any = true;
+    let done = ctx.app.webhooks.replay(request).await?;
+    done.ticket.durable().await.map_err(db)?;
+    let event = done.events.into_iter().next().ok_or(Rejection::NotFound)?;
     Ok(error::ok(
         StatusCode::ACCEPTED,
         &view(&event, viewer.as_ref()),
     ))
+}
+
+/// A replay of `events` by the caller, with its `webhooks.replayed` audit
+/// entry (target: the caller; listed for the caller and its ancestors).
+fn replay_request(
+    ctx: &Ctx<'_>,
+    events: Vec<EventId>,
+    viewer: Option<UserId>,
+    only: Option<DeliveryStatus>,
+    changes: domain::audit_log::Changes,
+) -> actors::webhook::ReplayRequest {
+    let caller = ctx.caller.id();
+    let audit = ctx.audit().entry(
+        domain::AuditAction::WebhooksReplayed,
+        caller.to_string(),
+        changes,
+    );
+    let mut scope = vec![caller];
+    scope.extend(ctx.app.directory.ancestors_of(&caller));
+    actors::webhook::ReplayRequest {
+        events,
+        recipient: viewer,
+        only,
+        audit,
+        scope,
+        require_any: false,
+    }
 }
 
 pub async fn replay(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
@@ -221,22 +257,23 @@ pub async fn replay(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
         to: timestamp("to")?,
     };
     let (events, page) = scan(ctx, viewer, &filter, None, REPLAY_MAX)?;
-    let mut replayed = 0usize;
-    for event in &events {
-        match ctx
-            .app
-            .webhooks
-            .redeliver(event.id, viewer, filter.status)
-            .await
-        {
-            Ok(_) => replayed += 1,
-            // Requeued meanwhile (a concurrent replay or redelivery): no
-            // delivery is in that status any more. Not a reason to fail
-            // the whole replay half-way.
-            Err(Rejection::NotFound) => {}
-            Err(rejection) => return Err(rejection),
-        }
+    // The audit entry (SPEC §16) names the filter the replay used; it is
+    // in the same write as the requeued deliveries, and the answer waits
+    // for that write to be durable.
+    let mut changes = domain::audit_log::Changes::default();
+    let status = filter.status.map(DeliveryStatus::as_str);
+    changes.field("status", json!(status), json!("pending"));
+    changes.field("events", json!(null), json!(events.len()));
+    if let Some(event) = &filter.event {
+        changes.field("event", json!(null), json!(event));
     }
+    changes.field("from", json!(null), json!(filter.from));
+    changes.field("to", json!(null), json!(filter.to));
+    let ids = events.iter().map(|e| e.id).collect();
+    let request = replay_request(ctx, ids, viewer, filter.status, changes);
+    let done = ctx.app.webhooks.replay(request).await?;
+    done.ticket.durable().await.map_err(db)?;
+    let replayed = done.replayed;
     let data = json!({
         "replayed": replayed,
         "truncated": page.next.is_some(),
