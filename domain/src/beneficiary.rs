@@ -31,6 +31,18 @@ pub fn ifsc_ok(ifsc: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
+/// An account number as API callers see it: every character but the last
+/// 4 masked with `X` (payouts' beneficiaries and settlement accounts alike).
+pub fn mask_account(account: &str) -> String {
+    let chars: Vec<char> = account.chars().collect();
+    let keep = chars.len().saturating_sub(4);
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if i < keep { 'X' } else { *c })
+        .collect()
+}
+
 /// 9 to 18 ASCII digits.
 pub fn account_number_ok(account: &str) -> bool {
     (9..=18).contains(&account.len()) && account.bytes().all(|c| c.is_ascii_digit())

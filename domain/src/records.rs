@@ -183,13 +183,7 @@ pub struct Beneficiary {
 impl Beneficiary {
     /// The account number as shown to API callers: all but the last 4 masked.
     pub fn masked_account(&self) -> String {
-        let chars: Vec<char> = self.account_number.chars().collect();
-        let keep = chars.len().saturating_sub(4);
-        chars
-            .iter()
-            .enumerate()
-            .map(|(i, c)| if i < keep { 'X' } else { *c })
-            .collect()
+        crate::beneficiary::mask_account(&self.account_number)
     }
 }
 

@@ -40,11 +40,11 @@ impl SettlementAccount {
         {
             bad.push("settlement_account.name");
         }
-        let digits = self.account_number.len();
-        if !(9..=18).contains(&digits) || !self.account_number.bytes().all(|b| b.is_ascii_digit()) {
+        // The same rules as a payout's beneficiary.
+        if !crate::beneficiary::account_number_ok(&self.account_number) {
             bad.push("settlement_account.account_number");
         }
-        if !ifsc_ok(&self.ifsc) {
+        if !crate::beneficiary::ifsc_ok(&self.ifsc) {
             bad.push("settlement_account.ifsc");
         }
         if bad.is_empty() {
@@ -56,13 +56,7 @@ impl SettlementAccount {
 
     /// The account number as shown to API callers: all but the last 4 masked.
     pub fn masked_account(&self) -> String {
-        let chars: Vec<char> = self.account_number.chars().collect();
-        let keep = chars.len().saturating_sub(4);
-        chars
-            .iter()
-            .enumerate()
-            .map(|(i, c)| if i < keep { 'X' } else { *c })
-            .collect()
+        crate::beneficiary::mask_account(&self.account_number)
     }
 
     /// The account as callers see it (masked number).
@@ -71,17 +65,6 @@ impl SettlementAccount {
             "name": self.name, "account_number": self.masked_account(), "ifsc": self.ifsc,
         })
     }
-}
-
-/// `^[A-Z]{4}0[A-Z0-9]{6}$`, without a regex engine.
-fn ifsc_ok(ifsc: &str) -> bool {
-    let b = ifsc.as_bytes();
-    b.len() == 11
-        && b[..4].iter().all(u8::is_ascii_uppercase)
-        && b[4] == b'0'
-        && b[5..]
-            .iter()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
