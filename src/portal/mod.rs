@@ -479,8 +479,8 @@ fn set_cookie(response: &mut Response<Body>, value: &str) {
     }
 }
 
-/// A POST must come from a page of this origin: when the browser names
-/// the origin (`Origin`, or `Sec-Fetch-Site`) it must be ours.
+/// A POST must come from a page of this origin: when the browser says
+/// where it comes from (`Sec-Fetch-Site`, or an `Origin`) it must be here.
 fn same_origin(headers: &HeaderMap) -> bool {
     let header = |name| {
         headers
@@ -492,7 +492,9 @@ fn same_origin(headers: &HeaderMap) -> bool {
             return false;
         }
     }
-    match (header("origin"), header("host")) {
+    // With `Referrer-Policy: no-referrer` a browser sends `Origin: null`
+    // on its own forms: that names no origin (`Sec-Fetch-Site` above does).
+    match (header("origin").filter(|o| *o != "null"), header("host")) {
         (None, _) => true,
         (Some(origin), Some(host)) => {
             let origin = origin
