@@ -403,6 +403,72 @@ async fn portal_pages_count_against_the_users_rate_limit() {
     assert!(page.header("retry-after").is_some());
 }
 
+#[tokio::test]
+async fn profile_form_and_the_ledger_csv_go_through_the_api() {
+    let server = Server::start(&["--webhook-allow-private"]);
+    let (_, merchant) = server
+        .create_user(&server.admin_key, "merchant", json!({}))
+        .await;
+    let cookie = sign_in(&server, &merchant).await;
+    let page = get(&server, "/profile", &cookie).await;
+    let token = csrf_of(&page.text);
+    let form =
+        format!("csrf={token}&name=Chai+%26+Co&webhook_url=http%3A%2F%2F127.0.0.1%3A9%2Fhook");
+    let r = post_form(&server, "/profile", &cookie, &form).await;
+    assert_eq!(
+        (r.status.as_u16(), r.header("location")),
+        (303, Some("/profile")),
+        "{}",
+        r.text
+    );
+    let api = server.get("/api/v1/profile", &merchant).await;
+    assert_eq!(api.data()["name"], "Chai & Co");
+    assert_eq!(api.data()["webhook_url"], "http://127.0.0.1:9/hook");
+    let page = get(&server, "/profile", &cookie).await;
+    assert!(page.text.contains("Chai &amp; Co"), "escaped");
+    // The API's own validation, as a page: a webhook URL that is not one.
+    let r = post_form(
+        &server,
+        "/profile",
+        &cookie,
+        &format!("csrf={token}&webhook_url=nope"),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("invalid_request"));
+    // The ledger's CSV download is the API's CSV.
+    let r = server
+        .post(
+            "/api/v1/payments",
+            &merchant,
+            payin_body("ORDER-CSV", json!(100)),
+        )
+        .await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    server
+        .wait_for(
+            &format!("/api/v1/payments/{id}"),
+            &merchant,
+            Duration::from_secs(10),
+            |r| r.data()["status"] == "completed",
+        )
+        .await;
+    let page = get(&server, "/ledger", &cookie).await;
+    assert!(page.text.contains("href=\"/ledger.csv?\""), "{}", page.text);
+    let csv = get(&server, "/ledger.csv", &cookie).await;
+    let api = server
+        .get("/api/v1/reports/ledger?format=csv", &merchant)
+        .await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), api.header("content-type"));
+    assert_eq!(csv.text, api.text);
+    assert!(csv.text.contains("payin_credit"), "{}", csv.text);
+    assert!(csv
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment"));
+}
+
 /// The browser tests: a real headless Chromium driven over WebDriver.
 mod browser {
     use super::*;
