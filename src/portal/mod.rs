@@ -57,7 +57,7 @@ impl Portal {
 }
 
 /// The pages, with the API route each one reads.
-const LIST_PAGES: [(&str, Route); 7] = [
+const LIST_PAGES: [(&str, Route); 8] = [
     ("/payments", Route::PaymentsList),
     ("/payouts", Route::PayoutsList),
     ("/refunds", Route::RefundsList),
@@ -65,6 +65,7 @@ const LIST_PAGES: [(&str, Route); 7] = [
     ("/statements", Route::StatementsList),
     ("/ledger", Route::ReportLedger),
     ("/users", Route::UsersList),
+    ("/webhooks", Route::WebhookEvents),
 ];
 
 /// Whether the portal serves `path` (every other path is the API's or unknown).
@@ -82,6 +83,15 @@ pub fn owns(path: &str) -> bool {
             | "/assets/copy.js"
     ) || LIST_PAGES.iter().any(|(p, _)| *p == path)
         || user_action(path).is_some()
+        || redeliver_id(path).is_some()
+}
+
+/// `/webhooks/{id}/redeliver`: the event id.
+fn redeliver_id(path: &str) -> Option<&str> {
+    let id = path
+        .strip_prefix("/webhooks/")?
+        .strip_suffix("/redeliver")?;
+    (!id.is_empty() && id.len() <= 64 && !id.contains('/')).then_some(id)
 }
 
 /// `/users/{id}/status` or `/users/{id}/api-key`: the id and the action.
@@ -317,6 +327,16 @@ async fn post(
                 Err(f) => Err(f),
             }
         }
+        _ if redeliver_id(path).is_some() => call(
+            app,
+            &s.caller,
+            Route::WebhookRedeliver,
+            redeliver_id(path),
+            None,
+            Some(json!({})),
+        )
+        .await
+        .map(|_| ()),
         _ => match user_action(path) {
             Some((id, "status")) => {
                 let status = form.get("status").unwrap_or_default();
@@ -362,6 +382,8 @@ async fn post(
 fn back_to(path: &str) -> &'static str {
     if path == "/profile" {
         "/profile"
+    } else if path.starts_with("/webhooks/") {
+        "/webhooks"
     } else {
         "/users"
     }

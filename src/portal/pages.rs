@@ -22,6 +22,9 @@ fn nav(role: Role) -> Vec<(&'static str, &'static str)> {
         ("/statements", "Statements"),
         ("/ledger", "Ledger"),
     ];
+    if role != Role::Manager {
+        items.push(("/webhooks", "Webhooks"));
+    }
     if role != Role::ApiUser {
         items.push(("/users", "Users"));
     }
@@ -310,6 +313,18 @@ fn columns(route: Route) -> (&'static str, &'static [(&'static str, &'static str
                 ("Created", "created_at", false),
             ],
         ),
+        Route::WebhookEvents => (
+            "Webhook deliveries",
+            &[
+                ("Id", "id", false),
+                ("Event", "event", false),
+                ("Status", "status", false),
+                ("Attempts", "attempts", true),
+                ("Last HTTP status", "last_status_code", true),
+                ("Next attempt", "next_attempt_at", false),
+                ("Created", "created_at", false),
+            ],
+        ),
         _ => (
             "Users",
             &[
@@ -407,6 +422,7 @@ pub fn list(s: &Signed, v: &ListView<'_>) -> Markup {
     });
     let first_href = format!("{}?{}", v.path, encode_query(&paged));
     let users = v.route == Route::UsersList;
+    let webhooks = v.route == Route::WebhookEvents;
     layout(
         title,
         Some(s),
@@ -432,7 +448,7 @@ pub fn list(s: &Signed, v: &ListView<'_>) -> Markup {
                     table {
                         thead { tr {
                             @for (label, _, _) in cols { th { (label) } }
-                            @if users { th { "Actions" } }
+                            @if users || webhooks { th { "Actions" } }
                         } }
                         tbody {
                             @for item in items {
@@ -446,6 +462,7 @@ pub fn list(s: &Signed, v: &ListView<'_>) -> Markup {
                                         }
                                     }
                                     @if users { td { (user_actions(s, item)) } }
+                                    @if webhooks { td { (redeliver(s, item)) } }
                                 }
                             }
                         }
@@ -478,6 +495,16 @@ fn user_actions(s: &Signed, item: &Value) -> Markup {
         form.inline method="post" action=(format!("/users/{id}/api-key")) {
             (csrf(s))
             button.secondary type="submit" { "New key" }
+        }
+    }
+}
+
+fn redeliver(s: &Signed, item: &Value) -> Markup {
+    let id = item["id"].as_str().unwrap_or_default();
+    html! {
+        form.inline method="post" action=(format!("/webhooks/{id}/redeliver")) {
+            (csrf(s))
+            button.secondary type="submit" { "Redeliver" }
         }
     }
 }

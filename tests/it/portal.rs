@@ -467,6 +467,30 @@ async fn profile_form_and_the_ledger_csv_go_through_the_api() {
         .header("content-disposition")
         .unwrap()
         .starts_with("attachment"));
+    // Webhook deliveries (to the unreachable URL set above) and redelivery.
+    let page = get(&server, "/webhooks", &cookie).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("payment.completed"), "{}", page.text);
+    let events = server.get("/api/v1/webhooks/events", &merchant).await;
+    let event = events.data()[0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/webhooks/{event}/redeliver");
+    assert!(page.text.contains(&path));
+    assert_eq!(post_form(&server, &path, &cookie, "").await.status, 403);
+    let r = post_form(&server, &path, &cookie, &format!("csrf={token}")).await;
+    assert_eq!(
+        (r.status.as_u16(), r.header("location")),
+        (303, Some("/webhooks")),
+        "{}",
+        r.text
+    );
+    let r = post_form(
+        &server,
+        "/webhooks/evt_nope/redeliver",
+        &cookie,
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(r.status, 404, "the API's answer");
 }
 
 /// The browser tests: a real headless Chromium driven over WebDriver.
