@@ -493,6 +493,78 @@ async fn profile_form_and_the_ledger_csv_go_through_the_api() {
     assert_eq!(r.status, 404, "the API's answer");
 }
 
+#[tokio::test]
+async fn admins_and_managers_choose_a_merchant_within_their_scope() {
+    let server = Server::start(&[]);
+    let admin = server.admin_key.clone();
+    let (manager_id, manager) = server.create_user(&admin, "manager", json!({})).await;
+    let (mine, mine_key) = server
+        .create_user(
+            &admin,
+            "merchant",
+            json!({"name": "Mine", "parent_id": manager_id}),
+        )
+        .await;
+    let (other, _) = server
+        .create_user(&admin, "merchant", json!({"name": "Other"}))
+        .await;
+    let r = server
+        .post(
+            "/api/v1/payments",
+            &mine_key,
+            payin_body("ORDER-M", json!(250)),
+        )
+        .await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    server
+        .wait_for(
+            &format!("/api/v1/payments/{id}"),
+            &mine_key,
+            Duration::from_secs(10),
+            |r| r.data()["status"] == "completed",
+        )
+        .await;
+    let m = sign_in(&server, &manager).await;
+    let page = get(&server, "/balance", &m).await;
+    assert!(
+        page.text.contains(&format!("value=\"{mine}\"")),
+        "its merchant offered"
+    );
+    assert!(
+        !page.text.contains(&other),
+        "another team's merchant not offered"
+    );
+    let page = get(&server, &format!("/balance?merchant_id={mine}"), &m).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text.contains("<div class=\"value\">250</div>"),
+        "{}",
+        page.text
+    );
+    // Outside the scope: the API's not_found, for the balance and a list.
+    for path in [
+        format!("/balance?merchant_id={other}"),
+        format!("/payments?merchant_id={other}"),
+    ] {
+        let page = get(&server, &path, &m).await;
+        let api = server.get(&format!("/api/v1{path}"), &manager).await;
+        assert_eq!(
+            (page.status, api.code()),
+            (api.status, "not_found"),
+            "{path}"
+        );
+        assert!(page.text.contains("not_found"));
+    }
+    // The admin sees both, and the manager's ledger waits for a choice.
+    let a = sign_in(&server, &admin).await;
+    let page = get(&server, "/balance", &a).await;
+    assert!(page.text.contains(&mine) && page.text.contains(&other));
+    let page = get(&server, "/ledger", &m).await;
+    assert!(page.text.contains("Choose a merchant."));
+    let page = get(&server, &format!("/ledger?merchant_id={mine}"), &m).await;
+    assert!(page.text.contains("payin_credit"), "{}", page.text);
+}
+
 /// The browser tests: a real headless Chromium driven over WebDriver.
 mod browser {
     use super::*;
