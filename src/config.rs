@@ -71,6 +71,18 @@ pub struct Config {
     #[arg(long, env = "TIJORI_MISUSE_WINDOW_SECS", default_value_t = 600)]
     pub misuse_window_secs: u64,
 
+    /// Idle time after which a portal session ends (SPEC §18: 12 h).
+    #[arg(
+        long,
+        env = "TIJORI_PORTAL_SESSION_IDLE_SECS",
+        default_value_t = 43_200
+    )]
+    pub portal_session_idle_secs: u64,
+
+    /// Most portal sessions held at once (the least recently used is ended first).
+    #[arg(long, env = "TIJORI_PORTAL_SESSIONS_MAX", default_value_t = 10_000)]
+    pub portal_sessions_max: usize,
+
     /// Allow webhook URLs on loopback and private networks.
     #[arg(long, env = "TIJORI_WEBHOOK_ALLOW_PRIVATE")]
     pub webhook_allow_private: bool,

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod portal;
 
 use anyhow::Context;
 use config::Config;
@@ -78,6 +79,7 @@ pub async fn run(
             config.misuse_rejections,
             Duration::from_secs(config.misuse_window_secs),
         ),
+        portal: portal::Portal::new(&config),
         config,
         statements: core.statement_verifier(),
         ready: AtomicBool::new(true),

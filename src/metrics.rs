@@ -131,7 +131,8 @@ fn success_status(route: Route) -> &'static str {
 /// rule, about 310 series: every route with its method and success status;
 /// `/api/v1` routes also with `API_ERROR_STATUSES`, and those that write
 /// also with `WRITE_ERROR_STATUSES`; `/readyz` with 503; unknown paths
-/// (`unmatched`) for GET and POST with 404. Rarer answers (405, 413, HEAD
+/// (`unmatched`) for GET and POST with 404; the portal (`/portal`, one
+/// label for all its pages) with GET 200 and POST 303. Rarer answers (405, 413, HEAD
 /// requests) appear on first use. The latency histogram is not
 /// pre-registered: a quantile needs observations anyway.
 pub fn preregistered_http_series() -> Vec<(&'static str, &'static str, &'static str)> {
@@ -153,6 +154,9 @@ pub fn preregistered_http_series() -> Vec<(&'static str, &'static str, &'static 
     }
     out.push(("unmatched", "GET", "404"));
     out.push(("unmatched", "POST", "404"));
+    // The web portal: every page under one label (SPEC §18).
+    out.push((crate::portal::METRIC_LABEL, "GET", "200"));
+    out.push((crate::portal::METRIC_LABEL, "POST", "303"));
     out
 }
 

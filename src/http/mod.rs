@@ -54,6 +54,8 @@ pub struct App {
     pub statements: Arc<actors::statements::Verifier>,
     /// False once shutdown has begun (`/readyz` answers 503).
     pub ready: AtomicBool,
+    /// The web portal's sessions (SPEC §18).
+    pub portal: crate::portal::Portal,
 }
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting and
@@ -118,7 +120,11 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let label = router::route(&method, &path).map_or("unmatched", |m| m.route.template());
+    let label = if crate::portal::owns(&path) {
+        crate::portal::METRIC_LABEL
+    } else {
+        router::route(&method, &path).map_or("unmatched", |m| m.route.template())
+    };
     let in_flight = metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT);
     in_flight.increment(1.0);
     let request_id = RequestId::from_headers(req.headers());
@@ -152,6 +158,9 @@ async fn respond(
 ) -> Response<Body> {
     let path = path.to_owned();
     let is_api = path.starts_with("/api/");
+    if crate::portal::owns(&path) {
+        return crate::portal::handle(app, req, peer).await;
+    }
     if !is_api {
         return match router::route(req.method(), &path) {
             Ok(m) => handlers::outside(app, m.route).await,
@@ -243,7 +252,7 @@ async fn api(
     handlers::dispatch(matched.route, &ctx).await
 }
 
-async fn read_body(
+pub(crate) async fn read_body(
     app: &App,
     headers: &hyper::HeaderMap,
     mut body: Incoming,
@@ -313,7 +322,7 @@ fn metric_method(method: &hyper::Method) -> &'static str {
     }
 }
 
-fn peer_key(peer: &SocketAddr) -> ratelimit::BucketKey {
+pub(crate) fn peer_key(peer: &SocketAddr) -> ratelimit::BucketKey {
     let mut key = [0xffu8; 16];
     match peer.ip() {
         std::net::IpAddr::V4(ip) => key[12..].copy_from_slice(&ip.octets()),
@@ -340,7 +349,7 @@ fn rate_headers(response: &mut Response<Body>, verdict: &Verdict) {
 /// The request that crossed the threshold is answered once the suspension
 /// is durable; its key's later requests are refused by the limiter's flag
 /// meanwhile.
-async fn suspend_for_misuse(app: &App, caller: &auth::Caller) {
+pub(crate) async fn suspend_for_misuse(app: &App, caller: &auth::Caller) {
     let id = caller.id();
     tracing::warn!(user = %id, "rate-limit misuse threshold reached; suspending the key's user");
     let patch = actors::UserPatch {

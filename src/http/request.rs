@@ -268,6 +268,24 @@ impl Query {
         Ok(())
     }
 
+    /// The query without its empty parameters (an HTML form sends every
+    /// field, filled in or not; the portal's pages pass the rest on).
+    pub fn without_empty(self) -> Query {
+        Query(self.0.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+    }
+
+    /// Its parameters, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The query with `name` set to `value` (replacing any earlier value).
+    pub fn with(mut self, name: &str, value: &str) -> Query {
+        self.0.retain(|(k, _)| k != name);
+        self.0.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

@@ -648,7 +648,8 @@ async fn not_found_and_method_not_allowed() {
             .await;
         assert_error(&r, 404, "not_found");
     }
-    for path in ["/", "/nope", "/healthz/extra"] {
+    // (`/` is the portal's sign-in page since SPEC §18: tests/it/portal.rs.)
+    for path in ["/nope", "/healthz/extra"] {
         let r = server.request(Method::GET, path, None, None).await;
         assert_error(&r, 404, "not_found");
     }

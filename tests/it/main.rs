@@ -26,6 +26,7 @@ mod money_v2_crash;
 mod openapi_routes;
 mod ops;
 mod payouts_lifecycle;
+mod portal;
 mod prometheus_dashboards;
 mod refunds;
 mod settlements;
