@@ -57,7 +57,7 @@ impl Portal {
 }
 
 /// The pages, with the API route each one reads.
-const LIST_PAGES: [(&str, Route); 8] = [
+const LIST_PAGES: [(&str, Route); 9] = [
     ("/payments", Route::PaymentsList),
     ("/payouts", Route::PayoutsList),
     ("/refunds", Route::RefundsList),
@@ -66,6 +66,7 @@ const LIST_PAGES: [(&str, Route); 8] = [
     ("/ledger", Route::ReportLedger),
     ("/users", Route::UsersList),
     ("/webhooks", Route::WebhookEvents),
+    ("/audit-log", Route::AuditLog),
 ];
 
 /// Whether the portal serves `path` (every other path is the API's or unknown).
@@ -76,7 +77,11 @@ pub fn owns(path: &str) -> bool {
             | "/signout"
             | "/balance"
             | "/ledger.csv"
+            | "/settlements.csv"
+            | "/statement.csv"
             | "/profile"
+            | "/profile/webhook-secret"
+            | "/profile/settlement-account"
             | "/reference"
             | "/reference/regenerate"
             | "/assets/portal.css"
@@ -207,18 +212,28 @@ async fn get(
     let result = match path {
         "/" => return see_other("/balance"),
         "/balance" => balance_page(app, &s, query).await,
-        "/profile" => call(app, &s.caller, Route::ProfileGet, None, None, None)
-            .await
-            .map(|v| pages::profile(&s, &v["data"])),
+        "/profile" => {
+            let profile = call(app, &s.caller, Route::ProfileGet, None, None, None).await;
+            let flash = app
+                .portal
+                .sessions
+                .take_flash(&s.cookie)
+                .filter(|f| f.secret);
+            profile.map(|v| pages::profile(&s, &v["data"], flash.as_ref()))
+        }
         "/reference" => {
             let flash = app
                 .portal
                 .sessions
                 .take_flash(&s.cookie)
-                .filter(|f| f.user.is_none());
+                .filter(|f| f.user.is_none() && !f.secret);
             Ok(pages::reference(&s, flash.as_ref()))
         }
-        "/ledger.csv" => return ledger_csv(app, &s, query).await,
+        "/ledger.csv" => return csv_download(app, &s, query, Route::ReportLedger).await,
+        "/settlements.csv" => {
+            return csv_download(app, &s, query, Route::SettlementsList).await;
+        }
+        "/statement.csv" => return statement_csv(app, &s, query).await,
         _ => match LIST_PAGES.iter().find(|(p, _)| *p == path) {
             Some((_, route)) => list_page(app, &s, path, *route, query).await,
             None => Err(Rejection::MethodNotAllowed.into()),
@@ -274,6 +289,45 @@ async fn post(
                 None,
                 None,
                 Some(Value::Object(body)),
+            )
+            .await
+            .map(|_| ())
+        }
+        "/profile/webhook-secret" => {
+            match call(
+                app,
+                &s.caller,
+                Route::ProfileWebhookSecret,
+                None,
+                None,
+                Some(json!({})),
+            )
+            .await
+            {
+                Ok(v) => {
+                    let secret = v["data"]["webhook_secret"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    sessions.set_secret_flash(&s.cookie, secret);
+                    return see_other("/profile");
+                }
+                Err(f) => Err(f),
+            }
+        }
+        "/profile/settlement-account" => {
+            let account = json!({
+                "name": form.get("account_name"),
+                "account_number": form.get("account_number"),
+                "ifsc": form.get("ifsc"),
+            });
+            call(
+                app,
+                &s.caller,
+                Route::ProfilePatch,
+                None,
+                None,
+                Some(json!({ "settlement_account": account })),
             )
             .await
             .map(|_| ())
@@ -380,7 +434,7 @@ async fn post(
 
 /// Where a successful form sends the browser.
 fn back_to(path: &str) -> &'static str {
-    if path == "/profile" {
+    if path.starts_with("/profile") {
         "/profile"
     } else if path.starts_with("/webhooks/") {
         "/webhooks"
@@ -701,17 +755,64 @@ async fn list_page(
     ))
 }
 
-/// `GET /ledger.csv`: the API's `GET /reports/ledger?format=csv`, as a download.
-async fn ledger_csv(app: &App, s: &Signed, raw: Option<&str>) -> Response<Body> {
+/// `GET /statement.csv?date=D[&merchant_id=M]`: the API's
+/// `GET /statements/D?format=csv`, as a download.
+async fn statement_csv(app: &App, s: &Signed, raw: Option<&str>) -> Response<Body> {
+    let query = match page_query(raw) {
+        Ok(q) => q,
+        Err(f) => return failure_page(Some(s), &f),
+    };
+    let Some(date) = query.get("date").map(str::to_owned) else {
+        return failure_page(
+            Some(s),
+            &Rejection::MissingFields(vec!["date".into()]).into(),
+        );
+    };
+    // Only what the API's statement route takes: the merchant and the format.
+    let mut api = match Query::parse(None) {
+        Ok(q) => q.with("format", "csv"),
+        Err(f) => return failure_page(Some(s), &f.into()),
+    };
+    if let Some(m) = query.get("merchant_id") {
+        api = api.with("merchant_id", m);
+    }
+    match call_raw(
+        app,
+        &s.caller,
+        Route::StatementGet,
+        Some(&date),
+        Some(api),
+        None,
+    )
+    .await
+    {
+        Ok(mut response) => {
+            response.headers_mut().insert(
+                hyper::header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"statement.csv\""),
+            );
+            response
+        }
+        Err(f) => failure_page(Some(s), &f),
+    }
+}
+
+/// `GET /ledger.csv` and `GET /settlements.csv`: the API's own CSV of the
+/// route (`format=csv`, the whole selected range), as a download.
+async fn csv_download(app: &App, s: &Signed, raw: Option<&str>, route: Route) -> Response<Body> {
     let query = match page_query(raw) {
         Ok(q) => q.with("format", "csv"),
         Err(f) => return failure_page(Some(s), &f),
     };
-    match call_raw(app, &s.caller, Route::ReportLedger, None, Some(query), None).await {
+    let disposition = match route {
+        Route::SettlementsList => "attachment; filename=\"settlements.csv\"",
+        _ => "attachment; filename=\"ledger.csv\"",
+    };
+    match call_raw(app, &s.caller, route, None, Some(query), None).await {
         Ok(mut response) => {
             response.headers_mut().insert(
                 hyper::header::CONTENT_DISPOSITION,
-                HeaderValue::from_static("attachment; filename=\"ledger.csv\""),
+                HeaderValue::from_static(disposition),
             );
             response
         }

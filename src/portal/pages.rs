@@ -27,6 +27,7 @@ fn nav(role: Role) -> Vec<(&'static str, &'static str)> {
     }
     if role != Role::ApiUser {
         items.push(("/users", "Users"));
+        items.push(("/audit-log", "Audit log"));
     }
     items.push(("/profile", "Profile"));
     items.push(("/reference", "API reference"));
@@ -189,7 +190,25 @@ pub fn balance(
     )
 }
 
-pub fn profile(s: &Signed, data: &Value) -> Markup {
+/// A secret as shown in a page: its prefix and last 4 characters only.
+fn masked(secret: &str) -> String {
+    let prefix = secret.split_once('_').map_or("", |(p, _)| p);
+    let tail: String = secret
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if prefix.is_empty() {
+        format!("…{tail}")
+    } else {
+        format!("{prefix}_…{tail}")
+    }
+}
+
+pub fn profile(s: &Signed, data: &Value, new_secret: Option<&Flash>) -> Markup {
     let rows = [
         ("User id", "id"),
         ("Name", "name"),
@@ -224,6 +243,38 @@ pub fn profile(s: &Signed, data: &Value) -> Markup {
                 label { "Name" input type="text" name="name" maxlength="200" value=(data["name"].as_str().unwrap_or_default()); }
                 label { "Webhook URL (empty to remove)" input type="url" name="webhook_url" maxlength="2048" value=(webhook) placeholder="https://example.com/hooks/tijori"; }
                 p { button type="submit" { "Save" } }
+            }
+            @if matches!(s.caller.role(), Role::Merchant | Role::ApiUser) {
+                h2 { "Webhook signing secret" }
+                @if let Some(flash) = new_secret {
+                    div.card.notice id="new-key" {
+                        p { "Your new webhook signing secret. The previous one keeps signing during the rotation's grace period." }
+                        p { strong { "It is shown only this once:" } " copy it now." }
+                        code.key id="new-key-value" { (flash.key) }
+                        button type="button" data-copy="new-key-value" hidden { "Copy" }
+                    }
+                }
+                form.card method="post" action="/profile/webhook-secret" {
+                    (csrf(s))
+                    p { "Current: " code { (masked(data["webhook_secret"].as_str().unwrap_or_default())) } }
+                    p { button type="submit" { "Rotate the secret" } }
+                }
+            }
+            @if s.caller.role() == Role::Merchant {
+                h2 { "Settlement account" }
+                form.card method="post" action="/profile/settlement-account" {
+                    (csrf(s))
+                    @let account = &data["settlement_account"];
+                    p { "Current: "
+                        @if account.is_object() {
+                            (text(&account["name"])) ", " code { (text(&account["account_number"])) } ", " (text(&account["ifsc"]))
+                        } @else { "none" }
+                    }
+                    label { "Account holder" input type="text" name="account_name" maxlength="200" required; }
+                    label { "Account number (9–18 digits)" input type="text" name="account_number" inputmode="numeric" pattern="[0-9]{9,18}" required; }
+                    label { "IFSC" input type="text" name="ifsc" pattern="[A-Z]{4}0[A-Z0-9]{6}" required; }
+                    p { button type="submit" { "Save the account" } }
+                }
             }
         },
     )
@@ -325,6 +376,18 @@ fn columns(route: Route) -> (&'static str, &'static [(&'static str, &'static str
                 ("Created", "created_at", false),
             ],
         ),
+        Route::AuditLog => (
+            "Audit log",
+            &[
+                ("Id", "id", false),
+                ("Action", "action", false),
+                ("Actor", "actor_id", false),
+                ("Target", "target_id", false),
+                ("Reason", "reason", false),
+                ("Request", "request_id", false),
+                ("Created", "created_at", false),
+            ],
+        ),
         _ => (
             "Users",
             &[
@@ -423,6 +486,7 @@ pub fn list(s: &Signed, v: &ListView<'_>) -> Markup {
     let first_href = format!("{}?{}", v.path, encode_query(&paged));
     let users = v.route == Route::UsersList;
     let webhooks = v.route == Route::WebhookEvents;
+    let statements = v.route == Route::StatementsList;
     layout(
         title,
         Some(s),
@@ -439,6 +503,9 @@ pub fn list(s: &Signed, v: &ListView<'_>) -> Markup {
             @if v.route == Route::ReportLedger && !v.needs_merchant {
                 p { a href=(format!("/ledger.csv?{}", encode_query(&paged))) download { "Download CSV" } }
             }
+            @if v.route == Route::SettlementsList {
+                p { a href=(format!("/settlements.csv?{}", encode_query(&paged))) download { "Download CSV" } }
+            }
             @if v.needs_merchant {
                 p.muted { "Choose a merchant." }
             } @else if items.is_empty() {
@@ -449,6 +516,7 @@ pub fn list(s: &Signed, v: &ListView<'_>) -> Markup {
                         thead { tr {
                             @for (label, _, _) in cols { th { (label) } }
                             @if users || webhooks { th { "Actions" } }
+                            @if statements { th { "CSV" } }
                         } }
                         tbody {
                             @for item in items {
@@ -463,6 +531,12 @@ pub fn list(s: &Signed, v: &ListView<'_>) -> Markup {
                                     }
                                     @if users { td { (user_actions(s, item)) } }
                                     @if webhooks { td { (redeliver(s, item)) } }
+                                    @if statements {
+                                        td { a href=(format!("/statement.csv?{}", encode_query(&[
+                                            ("date".to_owned(), text(&item["date"])),
+                                            ("merchant_id".to_owned(), text(&item["merchant_id"])),
+                                        ]))) download { "CSV" } }
+                                    }
                                 }
                             }
                         }

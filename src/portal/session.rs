@@ -41,6 +41,8 @@ pub struct Flash {
     /// Whose key: the user's own (`None`) or a sub-user's.
     pub user: Option<(String, String)>,
     pub key: String,
+    /// A webhook signing secret (after a rotation), not an API key.
+    pub secret: bool,
     made: Instant,
 }
 
@@ -165,6 +167,19 @@ impl Sessions {
             s.flash = Some(Flash {
                 user,
                 key,
+                secret: false,
+                made: Instant::now(),
+            });
+        }
+    }
+
+    /// Keeps a new webhook signing secret for the next profile page.
+    pub fn set_secret_flash(&self, id: &str, secret: String) {
+        if let Some(s) = self.lock().get_mut(&table_key(id)) {
+            s.flash = Some(Flash {
+                user: None,
+                key: secret,
+                secret: true,
                 made: Instant::now(),
             });
         }

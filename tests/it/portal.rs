@@ -367,6 +367,7 @@ async fn an_api_user_gets_the_apis_answer_and_no_page_holds_a_key() {
             "/users",
             "/profile",
             "/reference",
+            "/audit-log",
             "/payments?status=completed&limit=5",
         ] {
             let r = get(&server, path, &cookie).await;
@@ -467,6 +468,30 @@ async fn profile_form_and_the_ledger_csv_go_through_the_api() {
         .header("content-disposition")
         .unwrap()
         .starts_with("attachment"));
+    // The settlements CSV is the API's too.
+    let page = get(&server, "/settlements", &cookie).await;
+    assert!(
+        page.text.contains("href=\"/settlements.csv?\""),
+        "{}",
+        page.text
+    );
+    let csv = get(&server, "/settlements.csv", &cookie).await;
+    let api = server
+        .get("/api/v1/settlements?format=csv", &merchant)
+        .await;
+    assert_eq!(
+        (csv.status.as_u16(), csv.text.as_str()),
+        (200, api.text.as_str())
+    );
+    assert!(
+        csv.text.starts_with("id,merchant_id,amount"),
+        "{}",
+        csv.text
+    );
+    assert_eq!(
+        csv.header("content-disposition"),
+        Some("attachment; filename=\"settlements.csv\"")
+    );
     // Webhook deliveries (to the unreachable URL set above) and redelivery.
     let page = get(&server, "/webhooks", &cookie).await;
     assert_eq!(page.status, 200);
@@ -908,4 +933,134 @@ mod browser {
         wait_path(c, "/").await;
         screenshots(c, "signin").await;
     }
+}
+
+#[tokio::test]
+async fn the_audit_log_page_is_the_apis_audit_log() {
+    let server = Server::start(&[]);
+    let admin = server.admin_key.clone();
+    let (m_id, merchant) = server.create_user(&admin, "merchant", json!({})).await;
+    let (_, api_user) = server.create_user(&merchant, "api_user", json!({})).await;
+    // A change by the admin, with its reason, lands in the log.
+    let r = server
+        .patch(
+            &format!("/api/v1/users/{m_id}"),
+            &admin,
+            json!({ "name": "Renamed Stores", "reason": "brand change" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let api = server
+        .get(&format!("/api/v1/audit-log?target_id={m_id}"), &admin)
+        .await;
+    assert_eq!(api.status, 200, "{}", api.text);
+    let entries = api.data().as_array().unwrap().clone();
+    assert!(!entries.is_empty());
+    let cookie = sign_in(&server, &admin).await;
+    let page = get(&server, &format!("/audit-log?target_id={m_id}"), &cookie).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_page_headers(&page);
+    for e in &entries {
+        assert!(page.text.contains(e["id"].as_str().unwrap()), "{e}");
+        assert!(page.text.contains(e["action"].as_str().unwrap()), "{e}");
+    }
+    assert!(page.text.contains("brand change"));
+    assert!(page.text.contains("href=\"/audit-log\""));
+    // The merchant sees its subtree; the api_user gets the API's 403.
+    let cookie = sign_in(&server, &merchant).await;
+    assert_eq!(get(&server, "/audit-log", &cookie).await.status, 200);
+    let cookie = sign_in(&server, &api_user).await;
+    let page = get(&server, "/audit-log", &cookie).await;
+    assert_eq!(page.status, 403);
+    assert!(page.text.contains("insufficient_permissions"));
+    assert!(!page.text.contains("href=\"/audit-log\""));
+}
+
+#[tokio::test]
+async fn the_profile_rotates_the_webhook_secret_and_sets_the_settlement_account() {
+    let server = Server::start(&[]);
+    let admin = server.admin_key.clone();
+    let (_, merchant) = server.create_user(&admin, "merchant", json!({})).await;
+    let before = server.get("/api/v1/profile", &merchant).await;
+    let old_secret = before.data()["webhook_secret"].as_str().unwrap().to_owned();
+    let cookie = sign_in(&server, &merchant).await;
+    let page = get(&server, "/profile", &cookie).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(!page.text.contains(&old_secret), "the secret is masked");
+    assert!(page.text.contains(&old_secret[old_secret.len() - 4..]));
+
+    // Rotate: the new secret is the API's, shown on the next page only.
+    let csrf = csrf_of(&page.text);
+    let r = post_form(
+        &server,
+        "/profile/webhook-secret",
+        &cookie,
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let after = server.get("/api/v1/profile", &merchant).await;
+    let new_secret = after.data()["webhook_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, old_secret);
+    let shown = get(&server, "/profile", &cookie).await;
+    assert!(shown.text.contains(&new_secret), "shown once");
+    let again = get(&server, "/profile", &cookie).await;
+    assert!(!again.text.contains(&new_secret), "and only once");
+
+    // The settlement account: a bad IFSC is the API's invalid_request and
+    // changes nothing; a good one is stored, shown masked.
+    let csrf = csrf_of(&again.text);
+    let bad = format!("csrf={csrf}&account_name=Chai+Point&account_number=123456789012&ifsc=bad");
+    let r = post_form(&server, "/profile/settlement-account", &cookie, &bad).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("invalid_request"));
+    let profile = server.get("/api/v1/profile", &merchant).await;
+    assert_eq!(profile.data()["settlement_account"], json!(null));
+    let good =
+        format!("csrf={csrf}&account_name=Chai+Point&account_number=123456789012&ifsc=HDFC0001234");
+    let r = post_form(&server, "/profile/settlement-account", &cookie, &good).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let profile = server.get("/api/v1/profile", &merchant).await;
+    assert_eq!(
+        profile.data()["settlement_account"],
+        json!({ "name": "Chai Point", "account_number": "XXXXXXXX9012", "ifsc": "HDFC0001234" })
+    );
+    let page = get(&server, "/profile", &cookie).await;
+    assert!(page.text.contains("XXXXXXXX9012") && !page.text.contains("123456789012"));
+
+    // Without its CSRF token, a rotation changes nothing.
+    let r = post_form(&server, "/profile/webhook-secret", &cookie, "").await;
+    assert_eq!(r.status, 403);
+    let still = server.get("/api/v1/profile", &merchant).await;
+    assert_eq!(still.data()["webhook_secret"], json!(new_secret));
+}
+
+#[tokio::test]
+async fn a_statement_csv_is_the_apis_answer() {
+    let server = Server::start(&[]);
+    let (_, merchant) = server
+        .create_user(&server.admin_key, "merchant", json!({}))
+        .await;
+    let cookie = sign_in(&server, &merchant).await;
+    // No UTC day has closed for a merchant made just now: the API's 404.
+    let api = server
+        .get("/api/v1/statements/2026-01-01?format=csv", &merchant)
+        .await;
+    let page = get(&server, "/statement.csv?date=2026-01-01", &cookie).await;
+    assert_eq!(page.status, api.status, "{}", page.text);
+    assert!(page.text.contains(api.code()), "{}", page.text);
+    // Another merchant's statements: the API's refusal, not this one's.
+    let (other, _) = server
+        .create_user(&server.admin_key, "merchant", json!({}))
+        .await;
+    let page = get(
+        &server,
+        &format!("/statement.csv?date=2026-01-01&merchant_id={other}"),
+        &cookie,
+    )
+    .await;
+    assert_eq!(page.status, 403, "{}", page.text);
+    let page = get(&server, "/statement.csv", &cookie).await;
+    assert_eq!(page.status, 400);
+    assert!(page.text.contains("missing_fields"));
 }
