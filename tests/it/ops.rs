@@ -254,7 +254,7 @@ struct Op {
 /// time, until `stop` or `max` operations; every answer must be 201.
 async fn drive(server: Arc<Server>, key: String, tag: usize, stop: Arc<AtomicBool>) -> Vec<Op> {
     let mut ops = Vec::new();
-    for i in 0..400u64 {
+    for i in 0..5_000u64 {
         if stop.load(Ordering::Acquire) {
             break;
         }
