@@ -135,4 +135,28 @@ mod tests {
             assert_eq!(PayoutStatus::parse(s.as_str()), Some(s));
         }
     }
+
+    #[test]
+    fn settle_is_the_rails_verdict_only() {
+        let now = Timestamp::from_unix_ms(1_000);
+        for to in [
+            PayoutStatus::Pending,
+            PayoutStatus::Queued,
+            PayoutStatus::Cancelled,
+            PayoutStatus::Reversed,
+        ] {
+            let mut p = payout(PayoutStatus::Pending);
+            assert!(
+                matches!(
+                    p.settle(to, None, now),
+                    Err(crate::Rejection::InvalidStatusTransition { .. })
+                ),
+                "pending → {to:?} through settle"
+            );
+            assert_eq!(p.status, PayoutStatus::Pending);
+        }
+        let mut p = payout(PayoutStatus::Pending);
+        assert!(p.settle(PayoutStatus::Processed, None, now).is_ok());
+        assert!(p.settle(PayoutStatus::Rejected, None, now).is_err());
+    }
 }

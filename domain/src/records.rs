@@ -132,6 +132,26 @@ pub struct Payment {
     pub status_reason: Option<String>,
 }
 
+/// The guard of every record with one terminal transition (pay-ins,
+/// payouts, refunds, settlements): only a `pending` record moves, and only
+/// to one of the `terminal` statuses its `settle` takes; anything else is
+/// `invalid_status_transition`, naming both statuses.
+pub(crate) fn leave_pending<S: Copy + PartialEq>(
+    from: S,
+    to: S,
+    pending: S,
+    terminal: &[S],
+    name: fn(S) -> &'static str,
+) -> Result<(), Rejection> {
+    if from != pending || !terminal.contains(&to) {
+        return Err(Rejection::InvalidStatusTransition {
+            from: name(from),
+            to: name(to).to_owned(),
+        });
+    }
+    Ok(())
+}
+
 impl Payment {
     /// The one terminal transition. `to` must be `Completed` or `Failed`.
     pub fn settle(
@@ -140,12 +160,13 @@ impl Payment {
         reason: Option<String>,
         now: Timestamp,
     ) -> Result<(), Rejection> {
-        if self.status != PaymentStatus::Pending || to == PaymentStatus::Pending {
-            return Err(Rejection::InvalidStatusTransition {
-                from: self.status.as_str(),
-                to: to.as_str().to_owned(),
-            });
-        }
+        leave_pending(
+            self.status,
+            to,
+            PaymentStatus::Pending,
+            &[PaymentStatus::Completed, PaymentStatus::Failed],
+            PaymentStatus::as_str,
+        )?;
         self.status = to;
         self.updated_at = now;
         self.status_reason.clone_from(&reason);
@@ -223,12 +244,15 @@ impl Payout {
         reason: Option<String>,
         now: Timestamp,
     ) -> Result<(), Rejection> {
-        if self.status != PayoutStatus::Pending || to == PayoutStatus::Pending {
-            return Err(Rejection::InvalidStatusTransition {
-                from: self.status.as_str(),
-                to: to.as_str().to_owned(),
-            });
-        }
+        // Cancel, reverse and the queue have transitions of their own
+        // (`payout_lifecycle.rs`): `settle` is the rail's verdict only.
+        leave_pending(
+            self.status,
+            to,
+            PayoutStatus::Pending,
+            &[PayoutStatus::Processed, PayoutStatus::Rejected],
+            PayoutStatus::as_str,
+        )?;
         self.status = to;
         self.updated_at = now;
         self.reason = reason;

@@ -71,12 +71,13 @@ impl Refund {
         reason: Option<String>,
         now: Timestamp,
     ) -> Result<(), Rejection> {
-        if self.status != RefundStatus::Pending || to == RefundStatus::Pending {
-            return Err(Rejection::InvalidStatusTransition {
-                from: self.status.as_str(),
-                to: to.as_str().to_owned(),
-            });
-        }
+        crate::records::leave_pending(
+            self.status,
+            to,
+            RefundStatus::Pending,
+            &[RefundStatus::Processed, RefundStatus::Failed],
+            RefundStatus::as_str,
+        )?;
         self.status = to;
         self.updated_at = now;
         self.status_reason.clone_from(&reason);

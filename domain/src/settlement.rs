@@ -137,12 +137,13 @@ impl Settlement {
         manual: Option<String>,
         now: Timestamp,
     ) -> Result<(), Rejection> {
-        if self.status != SettlementStatus::Pending || to == SettlementStatus::Pending {
-            return Err(Rejection::InvalidStatusTransition {
-                from: self.status.as_str(),
-                to: to.as_str().to_owned(),
-            });
-        }
+        crate::records::leave_pending(
+            self.status,
+            to,
+            SettlementStatus::Pending,
+            &[SettlementStatus::Processed, SettlementStatus::Failed],
+            SettlementStatus::as_str,
+        )?;
         self.status = to;
         self.updated_at = now;
         match to {

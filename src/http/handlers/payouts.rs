@@ -169,7 +169,9 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response<Body>, Rejection> {
     let status = match ctx.query.get("status") {
         None => None,
         Some(s) => Some(PayoutStatus::parse(s).ok_or_else(|| {
-            Rejection::InvalidRequest("status must be pending, processed or rejected".into())
+            Rejection::InvalidRequest(
+                "status must be queued, pending, processed, rejected, cancelled or reversed".into(),
+            )
         })?),
     };
     let before = cursor::<PayoutId>(&ctx.query, |id| *id.as_bytes())?;
