@@ -532,8 +532,20 @@ function plot(box, c) {
     const t = el("text", {x: m.l - 5, y: yy + 4, "text-anchor": "end", fill: "#444"}, svg);
     t.textContent = yfmt(v);
   }
+  // A log axis: ticks at 1, 2, 5 × 10^n when the labels have room (about
+  // 55 px between 1 and 2), else at powers of ten only, so that a range of
+  // less than two decades (webhook delays of 2-60 ms) still reads.
   const xt = c.x.ticks || (c.x.log
-    ? (() => { const a = []; for (let d = Math.ceil(x0); d <= Math.floor(x1); d++) a.push([Math.pow(10, d)]); return a; })()
+    ? (() => {
+      const a = [], steps = Math.log10(2) * pw / ((x1 - x0) || 1) >= 55 ? [1, 2, 5] : [1];
+      for (let d = Math.floor(x0); d <= Math.ceil(x1); d++) {
+        for (const k of steps) {
+          const v = k * Math.pow(10, d);
+          if (Math.log10(v) >= x0 - 1e-9 && Math.log10(v) <= x1 + 1e-9) a.push([v]);
+        }
+      }
+      return a;
+    })()
     : ticks(c.x.min, c.x.max, Math.max(2, Math.floor(pw / 70))).map((v) => [v]));
   for (const [v, label] of xt) {
     const xx = X(v);
