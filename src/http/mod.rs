@@ -1,7 +1,10 @@
 //! The HTTP front end on raw hyper 1.x: an accept loop with a connection
 //! cap, HTTP/1.1 keep-alive with a header read timeout (so slow clients
 //! cannot hold connections), bodies capped at 64 KiB, and graceful shutdown.
-//! Each request: route → authenticate → rate limit → read body → handler.
+//! Each request under `/api/`: authenticate → rate limit → route → read
+//! body → handler; under `/api/v1` a request without a valid key is 401
+//! whatever its path and method (SPEC §17). Other paths (the probes, the
+//! portal with its own sessions) take no API key.
 
 pub mod auth;
 pub mod error;
