@@ -12,8 +12,8 @@ use crate::WalletHandle;
 use dashmap::DashMap;
 use domain::audit_log::{self, Changes};
 use domain::{
-    AuditAction, AuditContext, AuditEntry, EventId, EventType, Money, OutboxEvent, Rejection, Role,
-    Secret, Timestamp, User, UserId, UserStatus,
+    AuditAction, AuditContext, AuditEntry, EventId, EventPayload, EventType, Money, OutboxEvent,
+    Rejection, Role, Secret, Timestamp, User, UserId, UserStatus,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
@@ -437,13 +437,24 @@ impl DirState {
         chain
     }
 
-    fn event(&self, event: EventType, user: &User, now: Timestamp) -> Option<OutboxEvent> {
+    /// An event about `user` to its parent; `extra` fields join the payload.
+    fn event(
+        &self,
+        event: EventType,
+        user: &User,
+        extra: serde_json::Value,
+        now: Timestamp,
+    ) -> Option<OutboxEvent> {
         let parent = user.parent_id?;
         let id = EventId::new();
-        let payload = json!({
+        let mut payload = json!({
             "id": id, "event": event.as_str(), "user_id": user.id, "role": user.role,
             "status": user.status, "name": user.name, "timestamp": now,
         });
+        if let (Some(p), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        let payload = EventPayload::of(&payload);
         Some(OutboxEvent::new(id, event, &[parent], payload, now))
     }
 
@@ -468,7 +479,7 @@ impl DirState {
         }
         let mut recipients = vec![user.id];
         recipients.extend(user.parent_id);
-        OutboxEvent::new(id, event, &recipients, payload, now)
+        OutboxEvent::new(id, event, &recipients, EventPayload::of(&payload), now)
     }
 
     /// The audit scope of a user: itself and its ancestors.
@@ -599,7 +610,7 @@ impl DirState {
             settlement_reserve: Money::ZERO,
             last_used_at: None,
         };
-        let event = self.event(EventType::UserCreated, &user, now);
+        let event = self.event(EventType::UserCreated, &user, json!({}), now);
         let entry = audit.entry(
             AuditAction::UserCreated,
             user.id.to_string(),
@@ -676,11 +687,8 @@ impl DirState {
             };
             match action {
                 AuditAction::UserSuspended => {
-                    if let Some(mut event) = self.event(EventType::UserSuspended, &user, now) {
-                        if let Some(p) = event.payload.as_object_mut() {
-                            p.insert("reason".into(), json!(kind));
-                            p.insert("actor_id".into(), json!(audit.actor_id));
-                        }
+                    let extra = json!({ "reason": kind, "actor_id": audit.actor_id });
+                    if let Some(event) = self.event(EventType::UserSuspended, &user, extra, now) {
                         events.push(event);
                     }
                 }

@@ -24,8 +24,8 @@ pub use ids::{AuditId, EventId, PaymentId, PayoutId, RefundId, SettlementId, Tra
 pub use ledger::{Account, AccountKind, Posted, Transfer, TransferKind, Wallet};
 pub use money::{Currency, Money};
 pub use records::{
-    Beneficiary, Delivery, DeliveryStatus, EventType, OutboxEvent, Payment, PaymentStatus, Payout,
-    PayoutMode, PayoutStatus, User, UserStatus,
+    Beneficiary, Delivery, DeliveryStatus, EventPayload, EventType, OutboxEvent, Payment,
+    PaymentStatus, Payout, PayoutMode, PayoutStatus, User, UserStatus,
 };
 pub use refund::{Refund, RefundStatus};
 pub use rejection::Rejection;

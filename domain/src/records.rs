@@ -6,7 +6,8 @@ use crate::{
     Currency, EventId, Money, PaymentId, PayoutId, Rejection, Role, Secret, Timestamp, UserId,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -178,13 +179,36 @@ impl Payment {
     }
 
     /// The webhook payload of SPEC §7 for this payment's current status.
-    pub fn event_payload(&self, id: EventId, event: EventType, now: Timestamp) -> Value {
-        json!({
-            "id": id, "event": event.as_str(), "transaction_id": self.id,
-            "order_id": self.order_id, "amount": self.amount, "currency": self.currency,
-            "status": self.status.as_str(), "payer": self.payer,
-            "fee": self.fee, "net_amount": self.net_amount,
-            "failure_reason": self.failure_reason, "timestamp": now,
+    pub fn event_payload(&self, id: EventId, event: EventType, now: Timestamp) -> EventPayload {
+        /// The payload's fields in the order they are sent.
+        #[derive(Serialize)]
+        struct View<'a> {
+            id: EventId,
+            event: &'static str,
+            transaction_id: PaymentId,
+            order_id: &'a str,
+            amount: Money,
+            currency: Currency,
+            status: &'static str,
+            payer: &'a str,
+            fee: Money,
+            net_amount: Money,
+            failure_reason: Option<&'a str>,
+            timestamp: Timestamp,
+        }
+        EventPayload::of(&View {
+            id,
+            event: event.as_str(),
+            transaction_id: self.id,
+            order_id: &self.order_id,
+            amount: self.amount,
+            currency: self.currency,
+            status: self.status.as_str(),
+            payer: &self.payer,
+            fee: self.fee,
+            net_amount: self.net_amount,
+            failure_reason: self.failure_reason.as_deref(),
+            timestamp: now,
         })
     }
 }
@@ -262,13 +286,36 @@ impl Payout {
         Ok(())
     }
 
-    pub fn event_payload(&self, id: EventId, event: EventType, now: Timestamp) -> Value {
-        json!({
-            "id": id, "event": event.as_str(), "payout_id": self.id,
-            "reference_id": self.reference_id, "amount": self.amount, "fee": self.fee,
-            "currency": self.currency, "status": self.status.as_str(),
-            "beneficiary_name": self.beneficiary.name, "reason": self.reason,
-            "utr": self.utr, "timestamp": now,
+    pub fn event_payload(&self, id: EventId, event: EventType, now: Timestamp) -> EventPayload {
+        /// The payload's fields in the order they are sent.
+        #[derive(Serialize)]
+        struct View<'a> {
+            id: EventId,
+            event: &'static str,
+            payout_id: PayoutId,
+            reference_id: Option<&'a str>,
+            amount: Money,
+            fee: Money,
+            currency: Currency,
+            status: &'static str,
+            beneficiary_name: &'a str,
+            reason: Option<&'a str>,
+            utr: Option<&'a str>,
+            timestamp: Timestamp,
+        }
+        EventPayload::of(&View {
+            id,
+            event: event.as_str(),
+            payout_id: self.id,
+            reference_id: self.reference_id.as_deref(),
+            amount: self.amount,
+            fee: self.fee,
+            currency: self.currency,
+            status: self.status.as_str(),
+            beneficiary_name: &self.beneficiary.name,
+            reason: self.reason.as_deref(),
+            utr: self.utr.as_deref(),
+            timestamp: now,
         })
     }
 }
@@ -439,14 +486,45 @@ impl Delivery {
     }
 }
 
+/// An event's payload: one JSON object, serialised once when the event is
+/// made. Stored and sent as these bytes (the signature covers them), and
+/// shared by every copy of the event, so a clone costs a reference count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventPayload(Arc<str>);
+
+impl EventPayload {
+    /// The JSON text of `value` (an object: a payload's fields).
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> EventPayload {
+        // Our payloads are structs and maps with string keys, which
+        // serde_json cannot fail to write; `{}` is never reached.
+        let text = serde_json::to_string(value).unwrap_or_else(|_| String::from("{}"));
+        EventPayload(text.into())
+    }
+
+    /// A payload read back from the store, where `of` wrote it.
+    pub fn from_stored(text: String) -> EventPayload {
+        EventPayload(text.into())
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The payload as a JSON value, for views that embed it.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
 /// A webhook event, written to the outbox in the same batch as the change
 /// that caused it, with one delivery per recipient.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxEvent {
     pub id: EventId,
     pub event: EventType,
     pub deliveries: Vec<Delivery>,
-    pub payload: Value,
+    pub payload: EventPayload,
     pub created_at: Timestamp,
 }
 
@@ -456,7 +534,7 @@ impl OutboxEvent {
         id: EventId,
         event: EventType,
         recipients: &[UserId],
-        payload: Value,
+        payload: EventPayload,
         now: Timestamp,
     ) -> OutboxEvent {
         let mut deliveries: Vec<Delivery> = Vec::with_capacity(recipients.len());
@@ -568,17 +646,44 @@ mod tests {
         let mut p = payment();
         p.settle(PaymentStatus::Completed, None, Timestamp::from_unix_ms(2))
             .unwrap();
-        let v = p.event_payload(
-            EventId::new(),
-            EventType::PaymentCompleted,
-            Timestamp::from_unix_ms(2),
-        );
+        let v = p
+            .event_payload(
+                EventId::new(),
+                EventType::PaymentCompleted,
+                Timestamp::from_unix_ms(2),
+            )
+            .to_value();
         assert_eq!(v["event"], "payment.completed");
         assert_eq!(v["amount"].to_string(), "5000");
         assert_eq!(v["currency"], "INR");
         assert_eq!(v["status"], "completed");
         assert_eq!(v["payer"], "Jane Smith");
         assert_eq!(v["timestamp"], "1970-01-01T00:00:00.002Z");
+    }
+
+    /// The payload is written in one pass from the record; its text (what
+    /// receivers verify signatures over) is the field order SPEC §7 lists.
+    #[test]
+    fn payloads_are_written_whole_in_the_documented_order() {
+        let mut p = payment();
+        p.settle(PaymentStatus::Failed, None, Timestamp::from_unix_ms(2))
+            .unwrap();
+        let id = EventId::new();
+        let at = Timestamp::from_unix_ms(3);
+        let text = p.event_payload(id, EventType::PaymentFailed, at);
+        let expected = serde_json::json!({
+            "id": id, "event": "payment.failed", "transaction_id": p.id,
+            "order_id": p.order_id, "amount": p.amount, "currency": p.currency,
+            "status": "failed", "payer": p.payer, "fee": p.fee,
+            "net_amount": p.net_amount, "failure_reason": p.failure_reason,
+            "timestamp": at,
+        });
+        assert_eq!(text.as_str(), serde_json::to_string(&expected).unwrap());
+        assert!(p.failure_reason.is_some());
+        // A clone shares the text; reading it back gives the same value.
+        let copy = text.clone();
+        assert!(std::ptr::eq(copy.as_str(), text.as_str()));
+        assert_eq!(copy.to_value(), expected);
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! hold goes back to `available`). The rules on amounts live here, so the
 //! wallet actor that serialises a merchant's refunds only applies them.
 
-use crate::records::{EventType, Payment, PaymentStatus};
+use crate::records::{EventPayload, EventType, Payment, PaymentStatus};
 use crate::{Currency, EventId, Money, PaymentId, RefundId, Rejection, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The smallest partial refund: 1.00. A refund of the whole remaining
 /// amount may be smaller.
@@ -89,14 +89,14 @@ impl Refund {
     }
 
     /// The webhook payload of `refund.processed` / `refund.failed`.
-    pub fn event_payload(&self, id: EventId, event: EventType, now: Timestamp) -> Value {
-        json!({
+    pub fn event_payload(&self, id: EventId, event: EventType, now: Timestamp) -> EventPayload {
+        EventPayload::of(&json!({
             "id": id, "event": event.as_str(), "refund_id": self.id,
             "payment_id": self.payment_id, "amount": self.amount,
             "currency": self.currency, "status": self.status.as_str(),
             "reason": self.reason, "failure_reason": self.failure_reason,
             "timestamp": now,
-        })
+        }))
     }
 }
 
@@ -244,11 +244,13 @@ mod tests {
     #[test]
     fn payload_names_the_refund_and_its_payment() {
         let r = refund();
-        let v = r.event_payload(
-            EventId::new(),
-            EventType::RefundProcessed,
-            Timestamp::from_unix_ms(2),
-        );
+        let v = r
+            .event_payload(
+                EventId::new(),
+                EventType::RefundProcessed,
+                Timestamp::from_unix_ms(2),
+            )
+            .to_value();
         assert_eq!(v["event"], "refund.processed");
         assert_eq!(v["refund_id"], r.id.to_string());
         assert_eq!(v["payment_id"], r.payment_id.to_string());

@@ -5,7 +5,9 @@
 //! then either leaves the wallet (`settlement_settle`, `processed`, with a
 //! UTR) or comes back (`settlement_release`, `failed`).
 
-use crate::{Currency, EventId, EventType, Money, Rejection, SettlementId, Timestamp, UserId};
+use crate::{
+    Currency, EventId, EventPayload, EventType, Money, Rejection, SettlementId, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -162,15 +164,15 @@ impl Settlement {
     }
 
     /// The webhook payload of `settlement.processed` / `settlement.failed`.
-    pub fn event_payload(&self, id: EventId, event: EventType, now: Timestamp) -> Value {
-        json!({
+    pub fn event_payload(&self, id: EventId, event: EventType, now: Timestamp) -> EventPayload {
+        EventPayload::of(&json!({
             "id": id, "event": event.as_str(), "settlement_id": self.id,
             "merchant_id": self.merchant_id, "amount": self.amount, "currency": self.currency,
             "status": self.status.as_str(), "utr": self.utr,
             "failure_reason": self.failure_reason, "reason": self.reason,
             "account_number": self.settlement_account.masked_account(),
             "timestamp": now,
-        })
+        }))
     }
 }
 

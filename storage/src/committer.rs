@@ -384,7 +384,7 @@ impl Worker {
                     "injected fault: the disk is full",
                 )));
             }
-            let mut batch = self.db.batch();
+            let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), round.len());
             for request in round {
                 let record = journal::encode(&request.writes)?;
                 batch.insert(&self.journal, journal::key(request.seq), record);
@@ -480,12 +480,21 @@ impl Indexer {
     }
 
     fn apply(&self, rounds: &mut [Round], last_seq: u64) -> Result<(), StorageError> {
-        let mut batch = self.db.batch();
+        // Sized up front: one allocation, not a doubling series of ever
+        // larger ones (each fresh to the allocator, so page faults).
+        let items = 1 + rounds
+            .iter()
+            .flatten()
+            .map(|request| request.writes.len() + 1)
+            .sum::<usize>();
+        let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), items);
         let journal = &self.spaces[Space::Journal as usize];
         let mut due = DueChanges::default();
         for request in rounds.iter_mut().flatten() {
             due.add(apply_ops(&mut batch, &self.spaces, &mut request.writes));
-            batch.remove(journal, journal::key(request.seq));
+            // A journal key is written once and removed once: a weak
+            // tombstone lets a flush drop the pair instead of writing both.
+            batch.remove_weak(journal, journal::key(request.seq));
         }
         batch.insert(
             &self.spaces[Space::Meta as usize],

@@ -276,7 +276,7 @@ fn recover(db: &Database, spaces: &[Keyspace]) -> Result<u64, StorageError> {
         }
         let mut writes = journal::decode(&value)?;
         committer::apply_ops(&mut batch, spaces, &mut writes);
-        batch.remove(journal, key);
+        batch.remove_weak(journal, key);
         last = seq;
         pending += 1;
         replayed += 1;

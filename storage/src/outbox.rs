@@ -90,7 +90,7 @@ pub fn enqueue(writes: &mut WriteSet, event: &OutboxEvent) -> Result<(), Storage
         id: event.id,
         event: event.event,
         recipients: event.deliveries.iter().map(|d| d.recipient).collect(),
-        payload: serde_json::to_string(&event.payload)?,
+        payload: event.payload.as_str().to_owned(),
         created_at: event.created_at,
     };
     writes.put_raw(
@@ -172,7 +172,7 @@ impl Store {
             id: stored.id,
             event: stored.event,
             deliveries,
-            payload: serde_json::from_str(&stored.payload)?,
+            payload: domain::EventPayload::from_stored(stored.payload),
             created_at: stored.created_at,
         }))
     }

@@ -887,7 +887,7 @@ impl WalletState {
         settled: Settled,
         next: Wallet,
         record: T,
-        payload: impl FnOnce(&T, EventId, EventType, Timestamp) -> serde_json::Value,
+        payload: impl FnOnce(&T, EventId, EventType, Timestamp) -> domain::EventPayload,
     ) -> Result<Prepared<T>, Rejection> {
         let Settled {
             mut writes,

@@ -687,7 +687,7 @@ impl DispatcherState {
             batch.save(event, &[item.recipient]);
             return Ok(());
         };
-        let body = Bytes::from(serde_json::to_vec(&event.payload)?);
+        let body = Bytes::copy_from_slice(event.payload.as_str().as_bytes());
         let t = now.unix_ms().div_euclid(1_000);
         let mut secrets = vec![user.webhook_secret.expose()];
         if let (Some(previous), Some(rotated)) = (

@@ -173,7 +173,7 @@ mod tests {
                 next_attempt_at: at.map(Timestamp::from_unix_ms),
                 ..Delivery::pending(recipient, Timestamp::from_unix_ms(0))
             }],
-            payload: serde_json::json!({}),
+            payload: domain::EventPayload::of(&serde_json::json!({})),
             created_at: Timestamp::from_unix_ms(1),
         }
     }

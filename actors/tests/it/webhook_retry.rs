@@ -236,7 +236,13 @@ impl Fixture {
         let id = EventId::new();
         let at = Timestamp::from_unix_ms(self.origin_ms + due_offset);
         let payload = json!({ "id": id, "event": "payment.completed", "timestamp": at });
-        let event = OutboxEvent::new(id, EventType::PaymentCompleted, recipients, payload, at);
+        let event = OutboxEvent::new(
+            id,
+            EventType::PaymentCompleted,
+            recipients,
+            domain::EventPayload::of(&payload),
+            at,
+        );
         let mut writes = WriteSet::new();
         storage::outbox::enqueue(&mut writes, &event).unwrap();
         let store = self.store.clone();

@@ -60,7 +60,7 @@ fn view(event: &OutboxEvent, viewer: Option<&UserId>) -> Value {
     let mut v = json!({
         "id": event.id, "event": event.event.as_str(), "status": status.as_str(), "attempts": attempts,
         "next_attempt_at": next, "last_status_code": code, "last_error": last_error,
-        "payload": event.payload, "created_at": event.created_at,
+        "payload": event.payload.to_value(), "created_at": event.created_at,
     });
     if viewer.is_none() {
         v["deliveries"] = Value::Array(deliveries);
