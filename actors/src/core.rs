@@ -59,10 +59,10 @@ impl Core {
                 config: hooks.clone(),
                 clock: Clock::Wall,
                 stats: Arc::new(WebhookStats::default()),
+                fresh: wallets_registry.fresh.clone(),
             },
         )
         .await?;
-        let _ = wallets_registry.dispatcher.set(webhooks.actor());
         let auditor = Auditor::new(store.clone(), directory.clone());
         let audit = auditor.status();
         let audit_enabled = config.ledger_audit_interval_ms > 0;

@@ -34,8 +34,8 @@ pub(crate) struct Registry {
     pub(crate) directory: OnceLock<crate::Directory>,
     /// The sandbox rail, once started: wallets tell it what falls due.
     pub(crate) connector: OnceLock<ActorRef<crate::connector::ConnectorMsg>>,
-    /// The webhook dispatcher, once started: wallets hand it their events.
-    pub(crate) dispatcher: OnceLock<ActorRef<crate::webhook::dispatcher::DispatcherMsg>>,
+    /// Where wallets leave the events they queue for the webhook dispatcher.
+    pub(crate) fresh: Arc<crate::webhook::FreshEvents>,
     store: Store,
     config: Arc<CoreConfig>,
 }
@@ -47,7 +47,7 @@ impl Registry {
             supervisor: OnceLock::new(),
             directory: OnceLock::new(),
             connector: OnceLock::new(),
-            dispatcher: OnceLock::new(),
+            fresh: Arc::default(),
             store,
             config,
         }
@@ -164,7 +164,7 @@ impl SupervisorState {
             supervisor: me.clone(),
             directory: self.registry.directory.get().cloned(),
             connector: self.registry.connector.get().cloned(),
-            dispatcher: self.registry.dispatcher.get().cloned(),
+            fresh: self.registry.fresh.clone(),
         };
         let (actor, _join) = Actor::spawn_linked(None, WalletActor, args, me.get_cell())
             .await

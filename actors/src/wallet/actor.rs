@@ -14,7 +14,7 @@ use super::inflight::InFlight;
 use super::messages::{NewPayin, NewPayout, Outcome, Reply, WalletMsg};
 use crate::connector::ConnectorMsg;
 use crate::registry::SupervisorMsg;
-use crate::webhook::dispatcher::DispatcherMsg;
+use crate::webhook::FreshEvents;
 use crate::CoreConfig;
 use domain::audit_log;
 use domain::money::AmountLimits;
@@ -51,9 +51,8 @@ pub(crate) struct WalletArgs {
     /// The rail that settles pending rows; `None` only before it started
     /// (it reads the Pending space when it starts).
     pub connector: Option<ActorRef<ConnectorMsg>>,
-    /// The webhook dispatcher; `None` only before it started (it then
-    /// reads events from storage).
-    pub dispatcher: Option<ActorRef<DispatcherMsg>>,
+    /// Where the webhook dispatcher finds the events this wallet queues.
+    pub fresh: Arc<FreshEvents>,
 }
 
 /// The fee schedule and limits of the merchant, from its user record.
@@ -75,7 +74,7 @@ pub(crate) struct WalletState {
     inflight: InFlight,
     directory: Option<crate::Directory>,
     connector: Option<ActorRef<ConnectorMsg>>,
-    dispatcher: Option<ActorRef<DispatcherMsg>>,
+    fresh: Arc<FreshEvents>,
     /// Records this incarnation created that are still pending, so that
     /// settling them reads no storage (older ones are read from it).
     pending: PendingRecords,
@@ -168,7 +167,7 @@ impl Actor for WalletActor {
             inflight: InFlight::default(),
             directory: args.directory,
             connector: args.connector,
-            dispatcher: args.dispatcher,
+            fresh: args.fresh,
             pending: PendingRecords::default(),
             last_write_seq: 0,
             settlements: settlements::SettlementBook::default(),
@@ -438,8 +437,8 @@ impl WalletState {
                 if let (Some(connector), Some(item)) = (&self.connector, claims.due) {
                     let _ = connector.cast(ConnectorMsg::Due(item));
                 }
-                if let (Some(dispatcher), Some(event)) = (&self.dispatcher, claims.event) {
-                    let _ = dispatcher.cast(DispatcherMsg::Fresh(Box::new(event)));
+                if let Some(event) = claims.event {
+                    self.fresh.put(event);
                 }
                 self.adopt_lifecycle(seq, claims.lifecycle);
                 Reply {

@@ -475,8 +475,8 @@ impl WalletState {
                     if let (Some(connector), Some(item)) = (&self.connector, claims.due) {
                         let _ = connector.cast(ConnectorMsg::Due(item));
                     }
-                    if let (Some(dispatcher), Some(event)) = (&self.dispatcher, claims.event) {
-                        let _ = dispatcher.cast(DispatcherMsg::Fresh(Box::new(event)));
+                    if let Some(event) = claims.event {
+                        self.fresh.put(event);
                     }
                     self.adopt_lifecycle(seq, claims.lifecycle);
                 }

@@ -11,6 +11,7 @@
 //! does not wait for its fsync (a crash in between means one more
 //! delivery, which at-least-once allows).
 
+use super::fresh::FreshEvents;
 use super::policy::RetryPolicy;
 use super::signing;
 use super::transport::{Attempt, Outcome, Transport};
@@ -122,10 +123,6 @@ pub enum DispatcherMsg {
     Poll,
     #[doc(hidden)]
     Done(Box<Finished>),
-    /// An event a wallet just queued for commit. Nothing is sent before its
-    /// due rows are visible (so durable); this only spares reading the
-    /// event back from storage when they are.
-    Fresh(Box<OutboxEvent>),
     Redeliver {
         event: EventId,
         recipient: Option<UserId>,
@@ -210,6 +207,8 @@ pub struct DispatcherArgs {
     pub config: WebhookConfig,
     pub clock: Clock,
     pub stats: Arc<WebhookStats>,
+    /// Events wallets queued, held until their first attempt (`fresh.rs`).
+    pub fresh: Arc<FreshEvents>,
 }
 
 pub struct DispatcherState {
@@ -220,11 +219,6 @@ pub struct DispatcherState {
     /// Events with attempts in flight, as this dispatcher last wrote them,
     /// with how many attempts: recording an outcome reads no storage.
     attempting: HashMap<EventId, (usize, OutboxEvent)>,
-    /// Events wallets handed over as they queued them, not yet attempted
-    /// (at most `FRESH_MAX`, oldest dropped first: those are read back
-    /// from storage instead).
-    fresh: HashMap<EventId, OutboxEvent>,
-    fresh_order: VecDeque<EventId>,
     per_host: HashMap<String, usize>,
     /// This dispatcher's writes the store has not applied yet.
     unapplied: Unapplied,
@@ -242,8 +236,6 @@ pub struct DispatcherState {
 
 /// Most due deliveries held in memory waiting for a worker.
 const QUEUED_MAX: usize = 20_000;
-/// Most handed-over events held in memory before their first attempt.
-const FRESH_MAX: usize = 20_000;
 /// Most due rows read per pass.
 const READ_MAX: usize = 2_048;
 
@@ -316,11 +308,6 @@ impl WebhookHandle {
         &self.stats
     }
 
-    /// The dispatcher actor, for wallets to hand it the events they write.
-    pub(crate) fn actor(&self) -> ActorRef<DispatcherMsg> {
-        self.actor.clone()
-    }
-
     /// Stops the dispatcher and its workers; deliveries in flight are
     /// attempted again after a restart (their due rows are still there).
     pub async fn stop(&self) {
@@ -376,8 +363,6 @@ impl<T: Transport> Actor for Dispatcher<T> {
             idle,
             in_flight: HashSet::new(),
             attempting: HashMap::new(),
-            fresh: HashMap::new(),
-            fresh_order: VecDeque::new(),
             per_host: HashMap::new(),
             unapplied: Unapplied::default(),
             timer: None,
@@ -425,11 +410,6 @@ impl<T: Transport> Actor for Dispatcher<T> {
         // delivery cost more than the delivery itself.
         let read = !matches!(msg, DispatcherMsg::Done(_));
         match msg {
-            DispatcherMsg::Fresh(event) => {
-                // Nothing new can be due yet: no dispatch pass.
-                state.keep_fresh(*event);
-                return Ok(());
-            }
             DispatcherMsg::Poll => state.sample_queue(),
             DispatcherMsg::Done(finished) => {
                 if let Err(e) = state.finish(*finished).await {
@@ -514,13 +494,13 @@ impl DispatcherState {
     /// The event as last written: by this dispatcher if it has attempts
     /// in flight or writes not yet applied, else as stored.
     fn load(&self, id: &EventId) -> Result<Option<OutboxEvent>, StorageError> {
-        let known = self
-            .attempting
-            .get(id)
-            .map(|(_, event)| event)
-            .or_else(|| self.fresh.get(id))
-            .or_else(|| self.unapplied.event(id));
-        match known {
+        if let Some((_, event)) = self.attempting.get(id) {
+            return Ok(Some(event.clone()));
+        }
+        if let Some(event) = self.args.fresh.get(id) {
+            return Ok(Some(event));
+        }
+        match self.unapplied.event(id) {
             Some(event) => Ok(Some(event.clone())),
             None => self.args.store.event(id),
         }
@@ -727,7 +707,7 @@ impl DispatcherState {
             return Ok(());
         }
         self.in_flight.insert(item.id);
-        self.fresh.remove(&event.id);
+        self.args.fresh.remove(&event.id);
         self.attempting.entry(event.id).or_insert((0, event)).0 += 1;
         *self.per_host.entry(endpoint).or_insert(0) += 1;
         self.args
@@ -839,27 +819,7 @@ impl DispatcherState {
         if let Some((_, cached)) = self.attempting.get_mut(&event.id) {
             cached.clone_from(event);
         }
-        if let Some(cached) = self.fresh.get_mut(&event.id) {
-            cached.clone_from(event);
-        }
-    }
-
-    /// Holds an event a wallet handed over until its first attempt.
-    fn keep_fresh(&mut self, event: OutboxEvent) {
-        while self.fresh.len() >= FRESH_MAX {
-            let Some(oldest) = self.fresh_order.pop_front() else {
-                break;
-            };
-            self.fresh.remove(&oldest);
-        }
-        // Ids of events attempted meanwhile linger in the order queue;
-        // compact it when it has grown well past the map.
-        if self.fresh_order.len() > 2 * FRESH_MAX {
-            let fresh = &self.fresh;
-            self.fresh_order.retain(|id| fresh.contains_key(id));
-        }
-        self.fresh_order.push_back(event.id);
-        self.fresh.insert(event.id, event);
+        self.args.fresh.update(event);
     }
 
     async fn redeliver(

@@ -2,6 +2,7 @@
 //! policy, signatures, the SSRF guard and the HTTP transport.
 
 pub mod dispatcher;
+pub mod fresh;
 pub mod policy;
 pub mod signing;
 pub mod special_ranges;
@@ -12,5 +13,6 @@ mod unapplied;
 pub use dispatcher::{
     Clock, DispatcherArgs, ReplayRequest, Replayed, WebhookConfig, WebhookHandle, WebhookStats,
 };
+pub use fresh::FreshEvents;
 pub use policy::RetryPolicy;
 pub use transport::{Attempt, HttpTransport, Outcome, Transport};

@@ -336,6 +336,7 @@ async fn fixture(config: WebhookConfig, urls: &[&str]) -> (Fixture, Vec<UserId>)
         config,
         clock,
         stats: stats.clone(),
+        fresh: Default::default(),
     };
     let hooks = {
         let transport = transport.clone();
