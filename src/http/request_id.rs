@@ -19,9 +19,12 @@ tokio::task_local! {
     static CURRENT: RequestId;
 }
 
-/// A request's id; always a valid header value.
+/// A request's id, held as the header value it is sent as: a caller's id
+/// shares the request's buffer, and every copy (task-local, response
+/// header, error body) is a reference count, not a new string. Only ASCII
+/// letters, digits, `.`, `_` and `-` ever get in.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestId(String);
+pub struct RequestId(HeaderValue);
 
 impl RequestId {
     /// The caller's `X-Request-Id` if exactly one is given and it is
@@ -29,25 +32,29 @@ impl RequestId {
     pub fn from_headers(headers: &HeaderMap) -> RequestId {
         let mut given = headers.get_all(HEADER).iter();
         match (given.next(), given.next()) {
-            (Some(value), None) => value
-                .to_str()
-                .ok()
-                .filter(|v| acceptable(v))
-                .map_or_else(RequestId::fresh, |v| RequestId(v.to_owned())),
+            (Some(value), None) if acceptable(value.as_bytes()) => RequestId(value.clone()),
             _ => RequestId::fresh(),
         }
     }
 
     pub fn fresh() -> RequestId {
-        RequestId(format!("req_{}", uuid::Uuid::now_v7().simple()))
+        const PREFIX: &[u8; 4] = b"req_";
+        let mut text = [0u8; PREFIX.len() + uuid::fmt::Simple::LENGTH];
+        text[..PREFIX.len()].copy_from_slice(PREFIX);
+        uuid::Uuid::now_v7()
+            .simple()
+            .encode_lower(&mut text[PREFIX.len()..]);
+        // Lowercase hex after a fixed prefix: always a valid value.
+        RequestId(HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("req_")))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Every id is checked ASCII (`acceptable`, or made by `fresh`).
+        self.0.to_str().unwrap_or_default()
     }
 
     pub fn header_value(&self) -> Option<HeaderValue> {
-        HeaderValue::from_str(&self.0).ok()
+        Some(self.0.clone())
     }
 
     /// Runs `f` with this id as the current request's.
@@ -61,10 +68,10 @@ impl RequestId {
     }
 }
 
-fn acceptable(id: &str) -> bool {
+fn acceptable(id: &[u8]) -> bool {
     (1..=CALLER_ID_MAX).contains(&id.len())
         && id
-            .bytes()
+            .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
