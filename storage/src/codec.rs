@@ -6,6 +6,7 @@
 //! than JSON, and independent of the REST wire shapes (which the HTTP layer
 //! writes explicitly).
 
+use crate::reads::{IdempotencyRecord, Replayable, StoredResponse, FIELD_DIGESTS_MAX};
 use crate::StorageError;
 use domain::{
     Beneficiary, Currency, Delivery, DeliveryStatus, EventId, EventType, Money, Payment, PaymentId,
@@ -95,17 +96,21 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self) -> Result<String, StorageError> {
+        String::from_utf8(self.bytes()?)
+            .map_err(|_| StorageError::Codec("string is not UTF-8".into()))
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>, StorageError> {
         let len = usize::try_from(u32::from_le_bytes(self.take()?))
-            .map_err(|_| StorageError::Codec("string length".into()))?;
+            .map_err(|_| StorageError::Codec("length".into()))?;
         let end = self
             .at
             .checked_add(len)
             .filter(|end| *end <= self.bytes.len())
             .ok_or_else(|| StorageError::Codec("record cut short".into()))?;
-        let text = std::str::from_utf8(&self.bytes[self.at..end])
-            .map_err(|_| StorageError::Codec("string is not UTF-8".into()))?;
+        let bytes = self.bytes[self.at..end].to_vec();
         self.at = end;
-        Ok(text.to_owned())
+        Ok(bytes)
     }
 
     fn present(&mut self) -> Result<bool, StorageError> {
@@ -230,10 +235,18 @@ const PAYOUT_MODES: [PayoutMode; 4] = [
 ];
 
 fn put_string(out: &mut Vec<u8>, s: &str) {
-    // References are ids (a few dozen bytes); u32 covers any string.
-    let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+    put_bytes(out, s.as_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    // References are ids (a few dozen bytes); u32 covers any value here.
+    let len = len_u32(b.len());
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&s.as_bytes()[..len as usize]);
+    out.extend_from_slice(&b[..len as usize]);
+}
+
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 impl Codec for Wallet {
@@ -528,6 +541,88 @@ impl Codec for StoredEvent {
     }
 }
 
+impl Codec for IdempotencyRecord {
+    const VERSION: u8 = 1;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_string(out, &self.fingerprint);
+        put_time(out, self.created_at);
+        put_bytes(out, &self.response.0);
+        out.extend_from_slice(&len_u32(self.fields.len()).to_le_bytes());
+        for (name, digest) in &self.fields {
+            put_string(out, name);
+            put_string(out, digest);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<IdempotencyRecord, StorageError> {
+        let fingerprint = r.string()?;
+        let created_at = r.time()?;
+        let response = StoredResponse(r.bytes()?);
+        let count = r.u32()?;
+        let mut fields = Vec::with_capacity((count as usize).min(FIELD_DIGESTS_MAX));
+        for _ in 0..count {
+            fields.push((r.string()?, r.string()?));
+        }
+        Ok(IdempotencyRecord {
+            fingerprint,
+            response,
+            created_at,
+            fields,
+        })
+    }
+}
+
+/// The kind tags of replayable records, ahead of their binary form.
+const REPLAY_PAYMENT: u8 = 1;
+const REPLAY_PAYOUT: u8 = 2;
+const REPLAY_REFUND: u8 = 3;
+
+fn to_response<T: Codec>(kind: u8, record: &T) -> StoredResponse {
+    let mut out = Vec::with_capacity(200);
+    out.push(kind);
+    out.push(T::VERSION);
+    record.encode(&mut out);
+    StoredResponse(out)
+}
+
+fn from_response<T: Codec>(kind: u8, response: &StoredResponse) -> Result<T, StorageError> {
+    match response.0.split_first() {
+        Some((tag, rest)) if *tag == kind => from_bytes(rest),
+        Some((tag, _)) => Err(StorageError::Codec(format!(
+            "an idempotent replay of kind {tag} read as kind {kind}"
+        ))),
+        None => Err(StorageError::Codec("an empty idempotent response".into())),
+    }
+}
+
+impl Replayable for Payment {
+    fn to_response(&self) -> StoredResponse {
+        to_response(REPLAY_PAYMENT, self)
+    }
+    fn from_response(response: &StoredResponse) -> Result<Payment, StorageError> {
+        from_response(REPLAY_PAYMENT, response)
+    }
+}
+
+impl Replayable for Payout {
+    fn to_response(&self) -> StoredResponse {
+        to_response(REPLAY_PAYOUT, self)
+    }
+    fn from_response(response: &StoredResponse) -> Result<Payout, StorageError> {
+        from_response(REPLAY_PAYOUT, response)
+    }
+}
+
+impl Replayable for Refund {
+    fn to_response(&self) -> StoredResponse {
+        to_response(REPLAY_REFUND, self)
+    }
+    fn from_response(response: &StoredResponse) -> Result<Refund, StorageError> {
+        from_response(REPLAY_REFUND, response)
+    }
+}
+
 impl Codec for Delivery {
     const VERSION: u8 = 1;
 
@@ -678,6 +773,67 @@ mod tests {
         assert_eq!(unknown_mode[mode_at], 3, "the mode tag sits where expected");
         unknown_mode[mode_at] = 9;
         assert!(from_bytes::<Payout>(&unknown_mode).is_err());
+    }
+
+    #[test]
+    fn idempotency_records_round_trip_and_replay_only_their_kind() {
+        let now = Timestamp::from_unix_ms(1_764_000_000_123);
+        let payment = Payment {
+            id: PaymentId::new(),
+            order_id: "ORDER-1001".into(),
+            merchant_id: UserId::new(),
+            created_by: UserId::new(),
+            amount: Money::from_paise(500_000),
+            fee: Money::from_paise(10_000),
+            net_amount: Money::from_paise(490_000),
+            currency: Currency::Inr,
+            status: PaymentStatus::Pending,
+            payer: "Jane Smith".into(),
+            payer_email: None,
+            payer_phone: None,
+            payer_vpa: None,
+            description: None,
+            metadata: None,
+            failure_reason: None,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+            refunded_amount: Money::ZERO,
+            status_reason: None,
+        };
+        let fields: Vec<(String, String)> = ["amount", "order_id", "payer"]
+            .iter()
+            .map(|name| (name.to_string(), "0123456789abcdef".to_string()))
+            .collect();
+        let record = IdempotencyRecord::new("ab".repeat(32), &payment, now, fields.clone());
+        let bytes = to_bytes(&record);
+        let back = from_bytes::<IdempotencyRecord>(&bytes).unwrap();
+        assert_eq!(back, record);
+        assert_eq!(back.response::<Payment>().unwrap(), payment);
+        assert!(back.response::<Payout>().is_err());
+        assert!(back.response::<Refund>().is_err());
+        assert!(
+            IdempotencyRecord::new("x".into(), &payment, now, Vec::new())
+                .response::<Payment>()
+                .is_ok()
+        );
+        assert!(StoredResponse::default().0.is_empty());
+        assert!(Payment::from_response(&StoredResponse::default()).is_err());
+        for cut in 0..bytes.len() {
+            assert!(from_bytes::<IdempotencyRecord>(&bytes[..cut]).is_err());
+        }
+        // Against the JSON form it replaced (the record as a JSON value).
+        let json = serde_json::to_vec(&serde_json::json!({
+            "fingerprint": record.fingerprint, "response": payment,
+            "created_at": now, "fields": fields,
+        }))
+        .unwrap();
+        assert!(
+            bytes.len() * 2 < json.len(),
+            "{} bytes against {} as JSON",
+            bytes.len(),
+            json.len()
+        );
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub use error::StorageError;
 pub use keys::UniqueKind;
 pub use outbox::{DueCursor, DueDelivery, DueId};
 pub use query::{Listing, Scope, Window};
-pub use reads::{IdempotencyRecord, Page, PendingId, PendingItem, PendingKind, FIELD_DIGESTS_MAX};
+pub use reads::{
+    IdempotencyRecord, Page, PendingId, PendingItem, PendingKind, Replayable, StoredResponse,
+    FIELD_DIGESTS_MAX,
+};
 pub use writeset::{Listed, WriteSet};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
@@ -211,7 +214,8 @@ struct Inner {
 /// 3: pay-ins, payouts and webhook events in the binary codec (2 had
 /// them as JSON), each delivery a record of its own.
 /// 5: the audit log's space (SPEC §16) and four security event types.
-pub const FORMAT_VERSION: u32 = 5;
+/// 6: idempotency records in the binary codec.
+pub const FORMAT_VERSION: u32 = 6;
 const FORMAT_FILE: &str = "TIJORI_FORMAT";
 /// fjall's lower bound for its journals' total size.
 const FJALL_JOURNAL_MAX_BYTES: u64 = 64 * 1_024 * 1_024;

@@ -216,11 +216,12 @@ impl WriteSet {
         key: &str,
         record: &IdempotencyRecord,
     ) -> Result<(), StorageError> {
-        self.put(
+        self.put_raw(
             Space::Idempotency,
             keys::idempotency(merchant, created_by, key),
-            record,
-        )
+            codec::to_bytes(record),
+        );
+        Ok(())
     }
 
     /// A record the rail settled leaves its due queue.

@@ -26,11 +26,11 @@ use domain::{
 };
 use payout_lifecycle::{Lifecycle, PayoutQueue};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use storage::{IdempotencyRecord, Listed, PendingItem, StorageError, Store, UniqueKind, WriteSet};
+use storage::{
+    IdempotencyRecord, Listed, PendingItem, Replayable, StorageError, Store, UniqueKind, WriteSet,
+};
 
 // Refunds: an `impl WalletState` of their own, in a child module so that
 // they share this module's private types.
@@ -343,7 +343,7 @@ impl WalletState {
 
     /// Looks up an Idempotency-Key: a replay of the first response, a
     /// conflict, or nothing (also when the record has expired).
-    fn check_idempotency<T: DeserializeOwned>(
+    fn check_idempotency<T: Replayable>(
         &self,
         created_by: &UserId,
         idem: Option<&super::messages::Idempotency>,
@@ -373,7 +373,7 @@ impl WalletState {
             let fields = record.differing_fields(&idem.fields);
             return Err(Rejection::IdempotencyConflict { fields });
         }
-        let first = T::deserialize(&record.response).map_err(|e| db(e.into()))?;
+        let first = record.response::<T>().map_err(db)?;
         Ok(Prior::Replay(first))
     }
 
@@ -470,7 +470,7 @@ impl WalletState {
 
     /// Stores the first response under its Idempotency-Key, and returns
     /// the claim that keeps it answerable until storage shows it.
-    fn put_idempotency<T: Serialize>(
+    fn put_idempotency<T: Replayable>(
         writes: &mut WriteSet,
         merchant: &UserId,
         created_by: &UserId,
@@ -481,13 +481,7 @@ impl WalletState {
         let Some(idem) = idem else {
             return Ok(None);
         };
-        let response = serde_json::to_value(record).map_err(|e| db(e.into()))?;
-        let row = IdempotencyRecord {
-            fingerprint: idem.fingerprint,
-            response,
-            created_at: now,
-            fields: idem.fields,
-        };
+        let row = IdempotencyRecord::new(idem.fingerprint, record, now, idem.fields);
         writes
             .idempotency_saved(merchant, created_by, &idem.key, &row)
             .map_err(db)?;

@@ -180,7 +180,7 @@ mod tests {
         let record = |fingerprint: &str| IdempotencyRecord {
             fingerprint: fingerprint.into(),
             fields: Vec::new(),
-            response: serde_json::Value::Null,
+            response: Default::default(),
             created_at: domain::Timestamp::from_unix_ms(0),
         };
         inflight.put_idempotency(3, by, "k".into(), record("first"));
