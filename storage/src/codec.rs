@@ -596,32 +596,20 @@ fn from_response<T: Codec>(kind: u8, response: &StoredResponse) -> Result<T, Sto
     }
 }
 
-impl Replayable for Payment {
-    fn to_response(&self) -> StoredResponse {
-        to_response(REPLAY_PAYMENT, self)
-    }
-    fn from_response(response: &StoredResponse) -> Result<Payment, StorageError> {
-        from_response(REPLAY_PAYMENT, response)
-    }
+macro_rules! replayable {
+    ($($record:ty => $kind:expr),* $(,)?) => {$(
+        impl Replayable for $record {
+            fn to_response(&self) -> StoredResponse {
+                to_response($kind, self)
+            }
+            fn from_response(response: &StoredResponse) -> Result<$record, StorageError> {
+                from_response($kind, response)
+            }
+        }
+    )*};
 }
 
-impl Replayable for Payout {
-    fn to_response(&self) -> StoredResponse {
-        to_response(REPLAY_PAYOUT, self)
-    }
-    fn from_response(response: &StoredResponse) -> Result<Payout, StorageError> {
-        from_response(REPLAY_PAYOUT, response)
-    }
-}
-
-impl Replayable for Refund {
-    fn to_response(&self) -> StoredResponse {
-        to_response(REPLAY_REFUND, self)
-    }
-    fn from_response(response: &StoredResponse) -> Result<Refund, StorageError> {
-        from_response(REPLAY_REFUND, response)
-    }
-}
+replayable!(Payment => REPLAY_PAYMENT, Payout => REPLAY_PAYOUT, Refund => REPLAY_REFUND);
 
 impl Codec for Delivery {
     const VERSION: u8 = 1;
@@ -707,10 +695,9 @@ mod tests {
         assert!(from_bytes::<Wallet>(&longer).is_err());
     }
 
-    #[test]
-    fn payments_and_payouts_round_trip_and_refuse_damage() {
-        let now = Timestamp::from_unix_ms(1_764_000_000_123);
-        let payment = Payment {
+    /// A pay-in with every optional field set.
+    fn payment(now: Timestamp) -> Payment {
+        Payment {
             id: PaymentId::new(),
             order_id: "order-₹-1".into(),
             merchant_id: UserId::new(),
@@ -732,7 +719,13 @@ mod tests {
             completed_at: Some(now),
             refunded_amount: Money::from_paise(2_500),
             status_reason: Some("manual".into()),
-        };
+        }
+    }
+
+    #[test]
+    fn payments_and_payouts_round_trip_and_refuse_damage() {
+        let now = Timestamp::from_unix_ms(1_764_000_000_123);
+        let payment = payment(now);
         let payout = Payout {
             id: PayoutId::new(),
             reference_id: Some("ref-9".into()),
@@ -778,28 +771,17 @@ mod tests {
     #[test]
     fn idempotency_records_round_trip_and_replay_only_their_kind() {
         let now = Timestamp::from_unix_ms(1_764_000_000_123);
+        // A plain pay-in, as the quick start makes one.
         let payment = Payment {
-            id: PaymentId::new(),
-            order_id: "ORDER-1001".into(),
-            merchant_id: UserId::new(),
-            created_by: UserId::new(),
-            amount: Money::from_paise(500_000),
-            fee: Money::from_paise(10_000),
-            net_amount: Money::from_paise(490_000),
-            currency: Currency::Inr,
             status: PaymentStatus::Pending,
-            payer: "Jane Smith".into(),
             payer_email: None,
-            payer_phone: None,
             payer_vpa: None,
-            description: None,
             metadata: None,
             failure_reason: None,
-            created_at: now,
-            updated_at: now,
             completed_at: None,
             refunded_amount: Money::ZERO,
             status_reason: None,
+            ..payment(now)
         };
         let fields: Vec<(String, String)> = ["amount", "order_id", "payer"]
             .iter()
