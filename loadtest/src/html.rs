@@ -127,12 +127,14 @@ pub fn chart_data(summary: &Summary, observed: Option<&Observed>) -> Value {
 }
 
 fn tile(out: &mut String, class: &str, label: &str, value: &str, sub: &str) {
+    // Error codes are long snake_case words: a narrow tile may break them
+    // after an underscore, not in the middle of a word.
     let _ = write!(
         out,
         r#"<div class="tile {class}"><div class="label">{}</div><div class="value">{}</div><div class="sub">{}</div></div>"#,
         esc(label),
         esc(value),
-        esc(sub)
+        esc(sub).replace('_', "_<wbr>")
     );
 }
 
@@ -381,7 +383,7 @@ code{font-size:12px}
 .tile{background:#fff;border:1px solid #dde1e6;border-left:5px solid #8a94a3;border-radius:6px;padding:10px 12px;min-width:0}
 .tile .label{font-size:12px;color:#5a6472;text-transform:uppercase;letter-spacing:.03em}
 .tile .value{font-size:26px;font-weight:650;margin:2px 0;white-space:nowrap}
-.tile .sub{font-size:12px;color:#5a6472;overflow-wrap:anywhere}
+.tile .sub{font-size:12px;color:#5a6472;overflow-wrap:break-word}
 .tile.good{border-left-color:#2e9e44}.tile.good .value{color:#1e7a31}
 .tile.bad{border-left-color:#d62728}.tile.bad .value{color:#b71c1c}
 .tile.warn{border-left-color:#e69500}
@@ -718,6 +720,20 @@ mod tests {
         assert_eq!(bins[bin_of(10.0).unwrap_or(0)].2, 2); // 10 and 11
         assert_eq!(bins[bin_of(1_000.0).unwrap_or(0)].2, 2);
         assert!(log_bins(&histogram(MAX_US, 3), 10).is_empty());
+    }
+
+    #[test]
+    fn tiles_escape_text_and_break_codes_only_after_underscores() {
+        let mut out = String::new();
+        tile(
+            &mut out,
+            "bad",
+            "errors",
+            "3",
+            "<b> invalid_status_transition 3",
+        );
+        assert!(out.contains("&lt;b&gt; invalid_<wbr>status_<wbr>transition 3"));
+        assert!(!out.contains("<b>"));
     }
 
     #[test]
