@@ -1,10 +1,11 @@
 //! The binary codec of the records written on every money movement: the
 //! wallet (on every command), its transfers (on every settlement), pay-ins
-//! and payouts. A value is a version byte, then fixed-width little-endian
-//! fields; strings carry a u32 length, optional fields a presence byte, and
-//! a pay-in's free-form `metadata` is its JSON text. Smaller and cheaper
-//! than JSON, and independent of the REST wire shapes (which the HTTP layer
-//! writes explicitly).
+//! and payouts, idempotency records. A value is a version byte, then
+//! fixed-width little-endian fields (a wallet's amounts and counters are
+//! LEB128 varints); strings carry a u32 length, optional fields a presence
+//! byte, and a pay-in's free-form `metadata` is its JSON text. Smaller and
+//! cheaper than JSON, and independent of the REST wire shapes (which the
+//! HTTP layer writes explicitly).
 
 use crate::reads::{IdempotencyRecord, Replayable, StoredResponse, FIELD_DIGESTS_MAX};
 use crate::StorageError;
@@ -69,6 +70,26 @@ impl<'a> Reader<'a> {
 
     fn u64(&mut self) -> Result<u64, StorageError> {
         self.take().map(u64::from_le_bytes)
+    }
+
+    fn varint(&mut self) -> Result<u64, StorageError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                break;
+            }
+            value |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(StorageError::Codec("a varint over 64 bits".into()))
+    }
+
+    fn varint_money(&mut self) -> Result<Money, StorageError> {
+        self.varint().map(Money::from_paise)
     }
 
     fn u32(&mut self) -> Result<u32, StorageError> {
@@ -152,6 +173,18 @@ fn put_u64(out: &mut Vec<u8>, v: u64) {
 
 fn put_money(out: &mut Vec<u8>, m: Money) {
     put_u64(out, m.paise());
+}
+
+/// LEB128: seven bits a byte, low bits first. A wallet's amounts and the
+/// zero balances of the accounts it does not use take one to five bytes
+/// each, not eight; a wallet is written on every command, twice over (the
+/// journal, then its row).
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v & 0x7f) as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 fn put_time(out: &mut Vec<u8>, t: Timestamp) {
@@ -250,16 +283,17 @@ fn len_u32(len: usize) -> u32 {
 }
 
 impl Codec for Wallet {
-    const VERSION: u8 = 1;
+    /// 2: amounts and counters as varints (1: eight bytes each).
+    const VERSION: u8 = 2;
 
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.merchant_id.as_bytes());
         put_currency(out, self.currency);
-        put_money(out, self.available);
-        put_money(out, self.held);
+        put_varint(out, self.available.paise());
+        put_varint(out, self.held.paise());
         for posted in &self.posted {
-            put_money(out, posted.debits);
-            put_money(out, posted.credits);
+            put_varint(out, posted.debits.paise());
+            put_varint(out, posted.credits.paise());
         }
         for m in [
             self.pending_payins,
@@ -267,22 +301,22 @@ impl Codec for Wallet {
             self.total_payouts,
             self.total_fees,
         ] {
-            put_money(out, m);
+            put_varint(out, m.paise());
         }
-        put_u64(out, self.last_seq);
-        put_u64(out, self.last_posting);
+        put_varint(out, self.last_seq);
+        put_varint(out, self.last_posting);
         put_time(out, self.updated_at);
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Wallet, StorageError> {
         let merchant_id = r.user()?;
         let currency = r.currency()?;
-        let available = r.money()?;
-        let held = r.money()?;
+        let available = r.varint_money()?;
+        let held = r.varint_money()?;
         let mut posted = [Posted::default(); 7];
         for p in &mut posted {
-            p.debits = r.money()?;
-            p.credits = r.money()?;
+            p.debits = r.varint_money()?;
+            p.credits = r.varint_money()?;
         }
         Ok(Wallet {
             merchant_id,
@@ -290,12 +324,12 @@ impl Codec for Wallet {
             available,
             held,
             posted,
-            pending_payins: r.money()?,
-            total_payins: r.money()?,
-            total_payouts: r.money()?,
-            total_fees: r.money()?,
-            last_seq: r.u64()?,
-            last_posting: r.u64()?,
+            pending_payins: r.varint_money()?,
+            total_payins: r.varint_money()?,
+            total_payouts: r.varint_money()?,
+            total_fees: r.varint_money()?,
+            last_seq: r.varint()?,
+            last_posting: r.varint()?,
             updated_at: r.time()?,
         })
     }
@@ -654,6 +688,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn varints_round_trip_every_width_and_refuse_overlong_ones() {
+        let mut values = vec![0u64, 1, 127, 128, 16_383, 16_384, u64::MAX - 1, u64::MAX];
+        values.extend((0..64).map(|bit| 1u64 << bit));
+        values.extend((1..64).map(|bit| (1u64 << bit) - 1));
+        for v in values {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(
+                out.len(),
+                (64 - v.leading_zeros() as usize).div_ceil(7).max(1)
+            );
+            let mut r = Reader { bytes: &out, at: 0 };
+            assert_eq!(r.varint().unwrap(), v);
+            assert_eq!(r.at, out.len());
+            for cut in 0..out.len() {
+                let mut r = Reader {
+                    bytes: &out[..cut],
+                    at: 0,
+                };
+                assert!(r.varint().is_err(), "{v} cut at {cut}");
+            }
+        }
+        // 2^64 and an eleventh byte are refused, not wrapped.
+        let too_big = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert!(Reader {
+            bytes: &too_big,
+            at: 0
+        }
+        .varint()
+        .is_err());
+        let eleven = [0x80; 11];
+        assert!(Reader {
+            bytes: &eleven,
+            at: 0
+        }
+        .varint()
+        .is_err());
+    }
+
+    #[test]
     fn wallets_and_transfers_round_trip_and_refuse_damage() {
         let now = Timestamp::from_unix_ms(1_764_000_000_123);
         let mut wallet = Wallet::new(UserId::new(), Currency::Inr, now);
@@ -677,6 +751,8 @@ mod tests {
         wallet.total_fees = Money::from_paise(200);
         let bytes = to_bytes(&wallet);
         assert_eq!(from_bytes::<Wallet>(&bytes).unwrap(), wallet);
+        // Version 1 took 202 bytes whatever the amounts.
+        assert!(bytes.len() <= 60, "{} bytes", bytes.len());
         for t in [credit, fee] {
             let bytes = to_bytes(&t);
             assert_eq!(from_bytes::<Transfer>(&bytes).unwrap(), t);
@@ -688,7 +764,7 @@ mod tests {
             assert!(from_bytes::<Wallet>(&bytes[..cut]).is_err());
         }
         let mut newer = bytes.clone();
-        newer[0] = 2;
+        newer[0] = 3;
         assert!(from_bytes::<Wallet>(&newer).is_err());
         let mut longer = bytes;
         longer.push(0);

@@ -215,7 +215,8 @@ struct Inner {
 /// them as JSON), each delivery a record of its own.
 /// 5: the audit log's space (SPEC §16) and four security event types.
 /// 6: idempotency records in the binary codec.
-pub const FORMAT_VERSION: u32 = 6;
+/// 7: a wallet's amounts and counters as varints.
+pub const FORMAT_VERSION: u32 = 7;
 const FORMAT_FILE: &str = "TIJORI_FORMAT";
 /// fjall's lower bound for its journals' total size.
 const FJALL_JOURNAL_MAX_BYTES: u64 = 64 * 1_024 * 1_024;
