@@ -282,28 +282,12 @@ async fn post(
                 body.insert("name".into(), json!(name));
             }
             body.insert("webhook_url".into(), json!(form.get("webhook_url")));
-            call(
-                app,
-                &s.caller,
-                Route::ProfilePatch,
-                None,
-                None,
-                Some(Value::Object(body)),
-            )
-            .await
-            .map(|_| ())
+            send(app, &s.caller, Route::ProfilePatch, Value::Object(body))
+                .await
+                .map(|_| ())
         }
         "/profile/webhook-secret" => {
-            match call(
-                app,
-                &s.caller,
-                Route::ProfileWebhookSecret,
-                None,
-                None,
-                Some(json!({})),
-            )
-            .await
-            {
+            match send(app, &s.caller, Route::ProfileWebhookSecret, json!({})).await {
                 Ok(v) => {
                     let secret = v["data"]["webhook_secret"]
                         .as_str()
@@ -321,28 +305,17 @@ async fn post(
                 "account_number": form.get("account_number"),
                 "ifsc": form.get("ifsc"),
             });
-            call(
+            send(
                 app,
                 &s.caller,
                 Route::ProfilePatch,
-                None,
-                None,
-                Some(json!({ "settlement_account": account })),
+                json!({ "settlement_account": account }),
             )
             .await
             .map(|_| ())
         }
         "/reference/regenerate" => {
-            match call(
-                app,
-                &s.caller,
-                Route::ProfileApiKey,
-                None,
-                None,
-                Some(json!({})),
-            )
-            .await
-            {
+            match send(app, &s.caller, Route::ProfileApiKey, json!({})).await {
                 Ok(v) => {
                     let key = v["data"]["api_key"].as_str().unwrap_or_default().to_owned();
                     // This session goes on with the new key; every other
@@ -364,16 +337,7 @@ async fn post(
                     body.insert(field.into(), json!(v));
                 }
             }
-            match call(
-                app,
-                &s.caller,
-                Route::UsersCreate,
-                None,
-                None,
-                Some(Value::Object(body)),
-            )
-            .await
-            {
+            match send(app, &s.caller, Route::UsersCreate, Value::Object(body)).await {
                 Ok(v) => {
                     flash_user_key(sessions, &s, &v);
                     return see_other("/users");
@@ -381,41 +345,30 @@ async fn post(
                 Err(f) => Err(f),
             }
         }
-        _ if redeliver_id(path).is_some() => call(
+        _ if redeliver_id(path).is_some() => send_to(
             app,
             &s.caller,
             Route::WebhookRedeliver,
             redeliver_id(path),
-            None,
-            Some(json!({})),
+            json!({}),
         )
         .await
         .map(|_| ()),
         _ => match user_action(path) {
             Some((id, "status")) => {
                 let status = form.get("status").unwrap_or_default();
-                call(
+                send_to(
                     app,
                     &s.caller,
                     Route::UserPatch,
                     Some(id),
-                    None,
-                    Some(json!({ "status": status })),
+                    json!({ "status": status }),
                 )
                 .await
                 .map(|_| ())
             }
             Some((id, _)) => {
-                match call(
-                    app,
-                    &s.caller,
-                    Route::UserApiKey,
-                    Some(id),
-                    None,
-                    Some(json!({})),
-                )
-                .await
-                {
+                match send_to(app, &s.caller, Route::UserApiKey, Some(id), json!({})).await {
                     Ok(v) => {
                         flash_user_key(sessions, &s, &v);
                         return see_other("/users");
@@ -614,6 +567,22 @@ async fn read_form(
 
 /// Calls the API's own handler for `route` as `caller` and answers its
 /// JSON envelope, or its refusal.
+/// A form's action: the API route with no query, answered as `call` does.
+async fn send(app: &App, caller: &Caller, route: Route, body: Value) -> Result<Value, Failure> {
+    call(app, caller, route, None, None, Some(body)).await
+}
+
+/// As `send`, on the record a path names.
+async fn send_to(
+    app: &App,
+    caller: &Caller,
+    route: Route,
+    id: Option<&str>,
+    body: Value,
+) -> Result<Value, Failure> {
+    call(app, caller, route, id, None, Some(body)).await
+}
+
 pub(crate) async fn call(
     app: &App,
     caller: &Caller,

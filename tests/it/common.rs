@@ -337,6 +337,24 @@ impl Server {
         }
     }
 
+    /// Creates a pay-in (which must answer 201) and waits up to 10 s for
+    /// the rail to complete it; returns its id.
+    pub async fn completed_payin(&self, key: &str, order_id: &str, amount: Value) -> String {
+        let r = self
+            .post("/api/v1/payments", key, payin_body(order_id, amount))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = r.data()["id"].as_str().unwrap().to_owned();
+        self.wait_for(
+            &format!("/api/v1/payments/{id}"),
+            key,
+            Duration::from_secs(10),
+            |r| r.data()["status"] == "completed",
+        )
+        .await;
+        id
+    }
+
     /// Sends SIGTERM and waits for a clean exit; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

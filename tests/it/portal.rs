@@ -15,7 +15,7 @@
 //! (CI), where they fail. With `TIJORI_PORTAL_SCREENSHOTS=<dir>` the
 //! browser test also saves the main pages at desktop and phone widths.
 
-use crate::common::{payin_body, Resp, Server};
+use crate::common::{Resp, Server};
 use hyper::Method;
 use serde_json::json;
 use std::time::Duration;
@@ -438,21 +438,8 @@ async fn profile_form_and_the_ledger_csv_go_through_the_api() {
     assert_eq!(r.status, 400);
     assert!(r.text.contains("invalid_request"));
     // The ledger's CSV download is the API's CSV.
-    let r = server
-        .post(
-            "/api/v1/payments",
-            &merchant,
-            payin_body("ORDER-CSV", json!(100)),
-        )
-        .await;
-    let id = r.data()["id"].as_str().unwrap().to_owned();
     server
-        .wait_for(
-            &format!("/api/v1/payments/{id}"),
-            &merchant,
-            Duration::from_secs(10),
-            |r| r.data()["status"] == "completed",
-        )
+        .completed_payin(&merchant, "ORDER-CSV", json!(100))
         .await;
     let page = get(&server, "/ledger", &cookie).await;
     assert!(page.text.contains("href=\"/ledger.csv?\""), "{}", page.text);
@@ -533,21 +520,8 @@ async fn admins_and_managers_choose_a_merchant_within_their_scope() {
     let (other, _) = server
         .create_user(&admin, "merchant", json!({"name": "Other"}))
         .await;
-    let r = server
-        .post(
-            "/api/v1/payments",
-            &mine_key,
-            payin_body("ORDER-M", json!(250)),
-        )
-        .await;
-    let id = r.data()["id"].as_str().unwrap().to_owned();
     server
-        .wait_for(
-            &format!("/api/v1/payments/{id}"),
-            &mine_key,
-            Duration::from_secs(10),
-            |r| r.data()["status"] == "completed",
-        )
+        .completed_payin(&mine_key, "ORDER-M", json!(250))
         .await;
     let m = sign_in(&server, &manager).await;
     let page = get(&server, "/balance", &m).await;
@@ -681,12 +655,7 @@ mod browser {
             .send_keys(key)
             .await
             .unwrap();
-        c.find(Locator::Css("form[action='/signin'] button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(c, "form[action='/signin'] button").await;
         wait_path(c, "/balance").await;
     }
 
@@ -704,6 +673,26 @@ mod browser {
 
     async fn text_of(c: &Client, css: &str) -> String {
         c.find(Locator::Css(css))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn click(c: &Client, css: &str) {
+        c.find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// The new key a page shows once, waiting for it to appear.
+    async fn shown_key(c: &Client) -> String {
+        c.wait()
+            .for_element(Locator::Id("new-key-value"))
             .await
             .unwrap()
             .text()
@@ -752,22 +741,8 @@ mod browser {
         // Sign in; the balance page; a pay-in settles and the page shows it.
         sign_in_as(c, &base, &merchant).await;
         assert_eq!(text_of(c, "#balance-available .value").await, "0");
-        let r = server
-            .post(
-                "/api/v1/payments",
-                &merchant,
-                payin_body("ORDER-1", json!(5000)),
-            )
-            .await;
-        assert_eq!(r.status, 201);
-        let id = r.data()["id"].as_str().unwrap().to_owned();
         server
-            .wait_for(
-                &format!("/api/v1/payments/{id}"),
-                &merchant,
-                Duration::from_secs(10),
-                |r| r.data()["status"] == "completed",
-            )
+            .completed_payin(&merchant, "ORDER-1", json!(5000))
             .await;
         c.refresh().await.unwrap();
         assert_eq!(text_of(c, "#balance-available .value").await, "5000");
@@ -798,12 +773,7 @@ mod browser {
 
         // Create an api_user: its key once, with a working copy button.
         c.goto(&format!("{base}/users")).await.unwrap();
-        c.find(Locator::Css("details summary"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(c, "details summary").await;
         c.find(Locator::Css("form[action='/users'] input[name=name]"))
             .await
             .unwrap()
@@ -816,20 +786,8 @@ mod browser {
             .select_by_value("api_user")
             .await
             .unwrap();
-        c.find(Locator::Css("form[action='/users'] button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let new_key = c
-            .wait()
-            .for_element(Locator::Id("new-key-value"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        click(c, "form[action='/users'] button").await;
+        let new_key = shown_key(c).await;
         assert!(holds_a_key(&new_key), "{new_key}");
         assert_eq!(server.get("/api/v1/balance", &new_key).await.status, 200);
         let copy = c.find(Locator::Css("button[data-copy]")).await.unwrap();
@@ -864,20 +822,8 @@ mod browser {
             super::get(&server, "/balance", &elsewhere).await.status,
             200
         );
-        c.find(Locator::Css("form[action='/reference/regenerate'] button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let regenerated = c
-            .wait()
-            .for_element(Locator::Id("new-key-value"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        click(c, "form[action='/reference/regenerate'] button").await;
+        let regenerated = shown_key(c).await;
         assert!(holds_a_key(&regenerated) && regenerated != merchant);
         assert_eq!(server.get("/api/v1/balance", &merchant).await.status, 401);
         assert_eq!(
@@ -901,12 +847,7 @@ mod browser {
         );
 
         // Sign out; the api_user opens a merchant's page: the API's answer.
-        c.find(Locator::Css("form[action='/signout'] button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(c, "form[action='/signout'] button").await;
         wait_path(c, "/").await;
         assert!(
             c.get_named_cookie("tijori_session").await.is_err(),
@@ -924,12 +865,7 @@ mod browser {
         screenshots(c, "forbidden").await;
 
         // Back to the sign-in page for its picture.
-        c.find(Locator::Css("form[action='/signout'] button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(c, "form[action='/signout'] button").await;
         wait_path(c, "/").await;
         screenshots(c, "signin").await;
     }
